@@ -243,6 +243,9 @@ def detect_layout(kind: str, header: list[str] | tuple[str, ...], source: str) -
             f"{source}: en-tête du fichier SIRENE {other[0].kind} ({other[0].name}) "
             f"là où un fichier {kind} était attendu"
         )
+    duplicated = sorted({c for c in cols if cols.count(c) > 1})
+    if duplicated:
+        raise LayoutError(f"{source}: colonnes en double dans l'en-tête : {', '.join(duplicated)}")
     best = min(candidates, key=lambda layout: len(set(layout.columns) ^ set(cols)))
     missing = [c for c in best.columns if c not in cols]
     extra = [c for c in cols if c not in best.columns]

@@ -1,0 +1,48 @@
+# Task index: the README and CI call these targets and nothing else.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export DAGSTER_HOME := $(CURDIR)
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: demo test lint dev install refresh bench clean-data
+
+# uv itself comes from PyPI; everything else from uv.lock.
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --compile-bytecode
+	touch $@
+
+install: .venv/.installed
+
+## The main job: bundled synthetic SIRENE extract -> full refresh -> publication, then where it is.
+demo: install
+	$(UV) run observatoire demo
+
+## One month on real or other data: make refresh MOIS=2026-11
+refresh: install
+	$(UV) run observatoire refresh --mois $(MOIS)
+
+## The test suite (what CI runs).
+test: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run pytest -q
+
+lint: install
+	$(UV) run ruff check . && $(UV) run ruff format --check .
+
+## Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, schedule).
+dev: install
+	$(UV) run dagster dev -h 127.0.0.1 -p 3000
+
+## National-scale benchmark (not part of the tests): see benchmarks/README.md.
+bench: install
+	$(UV) run python benchmarks/run_benchmark.py
+
+clean-data:
+	rm -rf data/warehouse data/publication data/sources data/sirene data/.dagster

@@ -1,0 +1,46 @@
+"""The indicator catalogue: what each published table means, in French, for its readers.
+
+The catalogue is data (`catalogue.toml`) so that the team documenting indicators does not edit
+code; tests keep it and `sql/indicators/` in step.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+REQUIRED = ("titre", "definition", "unite", "unite_de_compte", "source", "methode", "colonnes")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    name: str
+    titre: str
+    definition: str
+    unite: str
+    unite_de_compte: str
+    source: str
+    methode: str
+    colonnes: tuple[str, ...]
+
+
+@cache
+def _raw() -> dict:
+    text = resources.files("observatoire").joinpath("catalogue.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def indicators() -> dict[str, Indicator]:
+    out = {}
+    for name, entry in _raw()["indicateurs"].items():
+        missing = [k for k in REQUIRED if not entry.get(k)]
+        if missing:
+            raise ValueError(f"catalogue.toml, indicateur {name} : champs manquants {missing}")
+        out[name] = Indicator(name=name, **{**entry, "colonnes": tuple(entry["colonnes"])})
+    return out
+
+
+def column_definitions() -> dict[str, str]:
+    return dict(_raw()["colonnes"])

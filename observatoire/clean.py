@@ -1,0 +1,426 @@
+"""Raw SIRENE text rows into typed, checked rows, with Polars; bad rows go to quarantine.
+
+The rules are pure functions over Polars frames so they can be tested row by row; `clean_month`
+streams a month of the raw layer through them in batches, so that national files are cleaned
+in bounded memory. A row is rejected for the first rule it breaks, with the column, the value
+and the reason (`motif`); nothing is dropped without a trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from observatoire.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
+
+MARKED_NOT_DIFFUSED = "[ND]"
+
+REJECT_SCHEMA = {
+    "mois": pl.String,
+    "fichier_source": pl.String,
+    "identifiant": pl.String,
+    "colonne": pl.String,
+    "valeur": pl.String,
+    "motif": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Nomenclatures:
+    """Reference code lists the rules check against, loaded once per run."""
+
+    communes: frozenset[str]
+    naf_rev2: frozenset[str]
+    naf_sections: dict[str, str]  # NAF division -> section
+    tranches: dict[str, tuple[int | None, int | None]]
+    categories_juridiques: frozenset[str]
+
+    @classmethod
+    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> Nomenclatures:
+        def col(sql: str) -> list:
+            return [r[0] for r in con.execute(sql).fetchall()]
+
+        return cls(
+            communes=frozenset(col("select code_commune from ref.communes")),
+            naf_rev2=frozenset(col("select code_sous_classe from ref.naf_rev2_sous_classes")),
+            naf_sections=dict(
+                con.execute(
+                    "select distinct code_division, code_section from ref.naf_rev2_sous_classes"
+                ).fetchall()
+            ),
+            tranches={
+                r[0]: (r[1], r[2])
+                for r in con.execute(
+                    "select code, effectif_min, effectif_max from ref.tranches_effectifs"
+                ).fetchall()
+            },
+            categories_juridiques=frozenset(
+                col("select code_n3 from ref.categories_juridiques_n3")
+            ),
+        )
+
+
+def _text(name: str) -> pl.Expr:
+    """Trimmed text, with empty strings and INSEE's non-diffusion marker as null."""
+    c = pl.col(name).str.strip_chars()
+    return pl.when((c == "") | (c == MARKED_NOT_DIFFUSED)).then(None).otherwise(c)
+
+
+def _date(name: str) -> pl.Expr:
+    return _text(name).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+
+
+def _date_rules(name: str, last_day: dt.date) -> list[tuple[str, pl.Expr, str]]:
+    raw = _text(name)
+    parsed = _date(name)
+    return [
+        (name, raw.is_not_null() & parsed.is_null(), "date invalide (AAAA-MM-JJ attendu)"),
+        (name, parsed > pl.lit(last_day), "date postérieure au mois du stock"),
+    ]
+
+
+def month_end(mois: str) -> dt.date:
+    """Last day of the stock's month: no date in the stock can be later."""
+    year, month = (int(x) for x in mois.split("-"))
+    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+class DuplicateTracker:
+    """Identifiers occurring more than once in a month's file, and those already met.
+
+    Only the (few) duplicated identifiers are remembered across batches: remembering every
+    SIRET of a national file would cost gigabytes.
+    """
+
+    def __init__(self, candidates: set[str]) -> None:
+        self.candidates = candidates
+        self.seen: set[str] = set()
+
+
+def _duplicates(df: pl.DataFrame, col: str, tracker: DuplicateTracker | None) -> pl.Series:
+    ids = df[col]
+    within = ids.is_duplicated() & ~ids.is_first_distinct()
+    if tracker is None:
+        return within.fill_null(False)
+    earlier = (
+        ids.is_in(list(tracker.seen)) if tracker.seen else pl.repeat(False, len(ids), eager=True)
+    )
+    flagged = (within | earlier) & ids.is_in(list(tracker.candidates))
+    tracker.seen.update(x for x in ids.filter(ids.is_in(list(tracker.candidates))).to_list())
+    return flagged.fill_null(False)
+
+
+def _first_failure(
+    df: pl.DataFrame, rules: list[tuple[str, pl.Expr, str]], id_col: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split rows into (kept, rejected); a rejected row names its first broken rule."""
+    reason_col = pl.lit(None, dtype=pl.String)
+    column_col = pl.lit(None, dtype=pl.String)
+    for column, failed, reason in reversed(rules):
+        reason_col = pl.when(failed.fill_null(False)).then(pl.lit(reason)).otherwise(reason_col)
+        column_col = pl.when(failed.fill_null(False)).then(pl.lit(column)).otherwise(column_col)
+    marked = df.with_columns(_motif=reason_col, _colonne=column_col)
+    rejected = marked.filter(pl.col("_motif").is_not_null())
+    kept = marked.filter(pl.col("_motif").is_null()).drop("_motif", "_colonne")
+    value = pl.lit(None, dtype=pl.String)
+    for column, _, _ in rules:
+        if column in df.columns:
+            value = pl.when(pl.col("_colonne") == column).then(pl.col(column)).otherwise(value)
+    rejects = rejected.select(
+        pl.col("mois"),
+        pl.col("fichier_source"),
+        pl.col(id_col).alias("identifiant"),
+        pl.col("_colonne").alias("colonne"),
+        value.cast(pl.String).alias("valeur"),
+        pl.col("_motif").alias("motif"),
+    )
+    return kept, rejects
+
+
+def clean_etablissements(
+    raw: pl.DataFrame,
+    mois: str,
+    nomenclatures: Nomenclatures,
+    duplicates: DuplicateTracker | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Type and check establishment rows; return (clean rows, rejected rows with motif).
+
+    A later copy of a SIRET is rejected and the first kept, so that each establishment counts
+    once; `duplicates` carries what earlier batches saw.
+    """
+    last_day = month_end(mois)
+    tranche_codes = list(nomenclatures.tranches)
+    df = raw.with_columns(
+        _siren=normalise_expr(_text("siren"), 9),
+        _nic=normalise_expr(_text("nic"), 5),
+        _siret=normalise_expr(_text("siret"), 14),
+        _commune=_text("codeCommuneEtablissement"),
+        _tranche=_text("trancheEffectifsEtablissement"),
+        _naf=_text("activitePrincipaleEtablissement"),
+        _nomenclature=_text("nomenclatureActivitePrincipaleEtablissement"),
+        _etat=_text("etatAdministratifEtablissement"),
+    )
+    df = df.with_columns(_doublon=_duplicates(df, "_siret", duplicates))
+    rules: list[tuple[str, pl.Expr, str]] = [
+        ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
+        ("siren", ~luhn_valid_expr(pl.col("_siren"), 9), "siren invalide (clé de Luhn)"),
+        ("siret", pl.col("_siret").is_null(), "siret absent ou mal formé (14 chiffres attendus)"),
+        (
+            "siret",
+            pl.col("_siret") != (pl.col("_siren") + pl.col("_nic").fill_null("")),
+            "siret différent de siren + nic",
+        ),
+        ("siret", ~siret_valid_expr(pl.col("_siret")), "siret invalide (clé de Luhn)"),
+        ("siret", pl.col("_doublon"), "siret en double dans le fichier"),
+        (
+            "codeCommuneEtablissement",
+            pl.col("_commune").is_not_null()
+            & ~pl.col("_commune").is_in(list(nomenclatures.communes)),
+            "commune inconnue du COG",
+        ),
+        (
+            "trancheEffectifsEtablissement",
+            pl.col("_tranche").is_not_null() & ~pl.col("_tranche").is_in(tranche_codes),
+            "tranche d'effectifs inconnue",
+        ),
+        (
+            "etatAdministratifEtablissement",
+            ~pl.col("_etat").is_in(["A", "F"]).fill_null(False),
+            "état administratif absent ou inconnu (A ou F attendu)",
+        ),
+        (
+            "activitePrincipaleEtablissement",
+            (pl.col("_nomenclature") == "NAFRev2")
+            & pl.col("_naf").is_not_null()
+            & ~pl.col("_naf").is_in(list(nomenclatures.naf_rev2)),
+            "code NAF rév. 2 inconnu",
+        ),
+        *_date_rules("dateCreationEtablissement", last_day),
+        *_date_rules("dateDebut", last_day),
+    ]
+    kept, rejects = _first_failure(df, rules, "siret")
+    bounds = pl.DataFrame(
+        {
+            "_tranche": list(nomenclatures.tranches),
+            "effectif_min": [b[0] for b in nomenclatures.tranches.values()],
+            "effectif_max": [b[1] for b in nomenclatures.tranches.values()],
+        },
+        schema={"_tranche": pl.String, "effectif_min": pl.Int32, "effectif_max": pl.Int32},
+    )
+    sections = pl.DataFrame(
+        {
+            "_division": list(nomenclatures.naf_sections),
+            "naf_section": list(nomenclatures.naf_sections.values()),
+        },
+        schema={"_division": pl.String, "naf_section": pl.String},
+    )
+    is_rev2 = pl.col("_nomenclature") == "NAFRev2"
+    clean = (
+        kept.with_columns(
+            _division=pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2)).otherwise(None)
+        )
+        .join(bounds, on="_tranche", how="left")
+        .join(sections, on="_division", how="left")
+        .select(
+            pl.col("mois"),
+            pl.col("_siret").alias("siret"),
+            pl.col("_siren").alias("siren"),
+            pl.col("_nic").alias("nic"),
+            _text("statutDiffusionEtablissement").alias("statut_diffusion"),
+            _date("dateCreationEtablissement").alias("date_creation"),
+            pl.col("_tranche").alias("tranche_effectifs"),
+            pl.col("effectif_min"),
+            pl.col("effectif_max"),
+            _text("anneeEffectifsEtablissement")
+            .cast(pl.Int32, strict=False)
+            .alias("annee_effectifs"),
+            (_text("etablissementSiege") == "true").alias("etablissement_siege"),
+            _text("numeroVoieEtablissement").alias("numero_voie"),
+            _text("indiceRepetitionEtablissement").alias("indice_repetition"),
+            _text("typeVoieEtablissement").alias("type_voie"),
+            _text("libelleVoieEtablissement").alias("libelle_voie"),
+            _text("codePostalEtablissement").alias("code_postal"),
+            _text("libelleCommuneEtablissement").alias("libelle_commune"),
+            pl.col("_commune").alias("code_commune"),
+            _text("codePaysEtrangerEtablissement").alias("code_pays_etranger"),
+            _text("coordonneeLambertAbscisseEtablissement")
+            .cast(pl.Float64, strict=False)
+            .alias("x_lambert93"),
+            _text("coordonneeLambertOrdonneeEtablissement")
+            .cast(pl.Float64, strict=False)
+            .alias("y_lambert93"),
+            _date("dateDebut").alias("date_debut"),
+            pl.col("_etat").alias("etat_administratif"),
+            _text("enseigne1Etablissement").alias("enseigne"),
+            _text("denominationUsuelleEtablissement").alias("denomination_usuelle"),
+            pl.col("_naf").alias("activite_principale"),
+            pl.col("_nomenclature").alias("nomenclature_activite"),
+            pl.col("_division").alias("naf_division"),
+            pl.col("naf_section"),
+            _text("caractereEmployeurEtablissement").alias("caractere_employeur"),
+            _text("activitePrincipaleNAF25Etablissement").alias("activite_principale_naf25"),
+            pl.col("fichier_source"),
+        )
+    )
+    return clean, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+def clean_unites_legales(
+    raw: pl.DataFrame,
+    mois: str,
+    nomenclatures: Nomenclatures,
+    duplicates: DuplicateTracker | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Type and check legal-unit rows; natural persons' names are not carried over at all."""
+    last_day = month_end(mois)
+    tranche_codes = list(nomenclatures.tranches)
+    df = raw.with_columns(
+        _siren=normalise_expr(_text("siren"), 9),
+        # INSEE's Parquet stores the category as a number: restore its 4 characters
+        _cj=_text("categorieJuridiqueUniteLegale").str.zfill(4),
+        _tranche=_text("trancheEffectifsUniteLegale"),
+        _etat=_text("etatAdministratifUniteLegale"),
+    )
+    df = df.with_columns(_doublon=_duplicates(df, "_siren", duplicates))
+    rules: list[tuple[str, pl.Expr, str]] = [
+        ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
+        ("siren", ~luhn_valid_expr(pl.col("_siren"), 9), "siren invalide (clé de Luhn)"),
+        ("siren", pl.col("_doublon"), "siren en double dans le fichier"),
+        (
+            "categorieJuridiqueUniteLegale",
+            ~pl.col("_cj").is_in(list(nomenclatures.categories_juridiques)).fill_null(False),
+            "catégorie juridique absente ou inconnue",
+        ),
+        (
+            "trancheEffectifsUniteLegale",
+            pl.col("_tranche").is_not_null() & ~pl.col("_tranche").is_in(tranche_codes),
+            "tranche d'effectifs inconnue",
+        ),
+        (
+            "etatAdministratifUniteLegale",
+            ~pl.col("_etat").is_in(["A", "C"]).fill_null(False),
+            "état administratif absent ou inconnu (A ou C attendu)",
+        ),
+        *_date_rules("dateCreationUniteLegale", last_day),
+        *_date_rules("dateDebut", last_day),
+    ]
+    kept, rejects = _first_failure(df, rules, "siren")
+    natural_person = pl.col("_cj") == "1000"
+    clean = kept.select(
+        pl.col("mois"),
+        pl.col("_siren").alias("siren"),
+        _text("statutDiffusionUniteLegale").alias("statut_diffusion"),
+        _date("dateCreationUniteLegale").alias("date_creation"),
+        pl.when(natural_person)
+        .then(None)
+        .otherwise(_text("denominationUniteLegale"))
+        .alias("denomination"),
+        pl.when(natural_person).then(None).otherwise(_text("sigleUniteLegale")).alias("sigle"),
+        _text("identifiantAssociationUniteLegale").alias("identifiant_association"),
+        pl.col("_cj").alias("categorie_juridique"),
+        _text("activitePrincipaleUniteLegale").alias("activite_principale"),
+        _text("nomenclatureActivitePrincipaleUniteLegale").alias("nomenclature_activite"),
+        pl.col("_etat").alias("etat_administratif"),
+        _text("economieSocialeSolidaireUniteLegale").alias("economie_sociale_solidaire"),
+        _text("societeMissionUniteLegale").alias("societe_mission"),
+        _text("caractereEmployeurUniteLegale").alias("caractere_employeur"),
+        pl.col("_tranche").alias("tranche_effectifs"),
+        _text("anneeEffectifsUniteLegale").cast(pl.Int32, strict=False).alias("annee_effectifs"),
+        _text("categorieEntreprise").alias("categorie_entreprise"),
+        normalise_expr(_text("nicSiegeUniteLegale"), 5).alias("nic_siege"),
+        _date("dateDebut").alias("date_debut"),
+        _text("activitePrincipaleNAF25UniteLegale").alias("activite_principale_naf25"),
+        pl.col("fichier_source"),
+    )
+    return clean, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+CLEANERS = {"etablissements": clean_etablissements, "unites_legales": clean_unites_legales}
+
+
+@dataclass
+class CleanResult:
+    kind: str
+    rows_in: int
+    rows_clean: int
+    rows_rejected: int
+    rejects_by_reason: dict[str, int]
+
+    @property
+    def reject_rate(self) -> float:
+        return self.rows_rejected / self.rows_in if self.rows_in else 0.0
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, mois: str, *, replace: bool
+) -> None:
+    """Append a batch; the first batch of a month first clears the month (idempotent re-run)."""
+    con.register("_batch", frame.to_arrow())
+    try:
+        if replace:
+            con.execute(f"create table if not exists {table} as select * from _batch limit 0")
+            con.execute(f"delete from {table} where mois = $mois", {"mois": mois})
+        con.execute(f"insert into {table} by name select * from _batch")
+    finally:
+        con.unregister("_batch")
+
+
+def clean_month(
+    con: duckdb.DuckDBPyConnection, kind: str, mois: str, *, batch_rows: int = 1_000_000
+) -> CleanResult:
+    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` table, in one transaction."""
+    from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
+
+    table = RAW_TABLES[kind]
+    nomenclatures = Nomenclatures.from_warehouse(con)
+    cleaner = CLEANERS[kind]
+    cols = ", ".join(f'"{c}"' for c in ("mois", *RAW_COLUMNS[kind], "fichier_source"))
+    reader_con = con.cursor()
+    reader = reader_con.execute(
+        f"select {cols} from raw.{table} where mois = $mois", {"mois": mois}
+    ).to_arrow_reader(batch_rows)
+    id_col = "siret" if kind == "etablissements" else "siren"
+    candidates = {
+        r[0]
+        for r in con.execute(
+            f"select trim({id_col}) from raw.{table} where mois = $mois "
+            f"group by all having count(*) > 1",
+            {"mois": mois},
+        ).fetchall()
+    }
+    tracker = DuplicateTracker(candidates)
+    rows_in = rows_clean = 0
+    reasons: dict[str, int] = {}
+    con.execute("begin transaction")
+    try:
+        first = True
+        for batch in reader:
+            df = pl.from_arrow(pa.Table.from_batches([batch]))
+            assert isinstance(df, pl.DataFrame)
+            clean_df, rejects_df = cleaner(df, mois, nomenclatures, tracker)
+            rows_in += df.height
+            rows_clean += clean_df.height
+            for reason, n in rejects_df.group_by("motif").len().iter_rows():
+                reasons[reason] = reasons.get(reason, 0) + n
+            _write(con, f"clean.{table}", clean_df, mois, replace=first)
+            _write(con, f"clean.{table}_rejets", rejects_df, mois, replace=first)
+            first = False
+        if first:  # no raw rows for the month: still leave empty, well-formed tables
+            empty = pl.DataFrame(
+                schema={c: pl.String for c in ("mois", *RAW_COLUMNS[kind], "fichier_source")}
+            )
+            clean_df, rejects_df = cleaner(empty, mois, nomenclatures)
+            _write(con, f"clean.{table}", clean_df, mois, replace=True)
+            _write(con, f"clean.{table}_rejets", rejects_df, mois, replace=True)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        reader_con.close()
+    return CleanResult(kind, rows_in, rows_clean, rows_in - rows_clean, reasons)

@@ -1,0 +1,223 @@
+"""`observatoire` command line: one sub-command per user task, each a few lines over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from observatoire import publish, refresh, warehouse
+from observatoire.settings import Settings
+
+# Month of the bundled synthetic SIRENE extract (the stock INSEE published on 1 November 2026).
+DEMO_MOIS = "2026-11"
+DEMO_UNITES_LEGALES = 60_000
+DEMO_SEED = 2026
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "territoire", None):
+        settings = settings.with_(territoire=args.territoire)
+    return settings
+
+
+def _format_headline(h: dict[str, object]) -> list[str]:
+    if not h:
+        return ["(aucun indicateur pour ce mois)"]
+    jobs = h.get("emplois_ess") or (0, 0, 0, 0)
+    bas, central, haut, inconnue = jobs  # type: ignore[misc]
+    part = h.get("part_ess_emplois_prives")
+    lines = [
+        f"Territoire : {h['territoire']} (niveau {h['niveau']})",
+        f"  établissements actifs (tous)        : {h['etablissements_actifs']}",
+        f"  établissements actifs de l'ESS      : {h['etablissements_actifs_ess']}",
+        f"  établissements employeurs de l'ESS  : {h['etablissements_employeurs_ess']}",
+        f"  emplois salariés ESS estimés        : {central:,.0f} (fourchette {bas:,.0f} – "
+        f"{haut:,.0f} ; tranche inconnue pour {float(inconnue or 0):.1%} des employeurs)",
+    ]
+    if part is not None:
+        lines.append(f"  part de l'ESS dans l'emploi privé   : {float(part):.1%}")  # type: ignore[arg-type]
+    return [line.replace(",", "\u202f") for line in lines]
+
+
+def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
+    for kind, ing in report.ingested.items():
+        print(f"{kind} : {ing.rows} lignes lues ({ing.layout}), {ing.malformed} lignes mal formées")
+    for kind, cl in report.cleaned.items():
+        print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        for line in _format_headline(refresh.headline(con, report.mois)):
+            print(line)
+    pub = report.publication
+    assert pub is not None
+    print()
+    print(f"Entrepôt DuckDB          : {settings.warehouse.resolve()}")
+    print(f"Publication ({report.mois})   : {pub.path.resolve()}")
+    stable = (settings.publication_dir / publish.CURRENT).absolute()
+    print(f"  (lien stable)          : {stable}")
+    print(f"  fichiers CSV           : {(pub.path / 'csv').resolve()}")
+    print("Quarantaine              : tables clean.sirene_*_rejets et raw.sirene_rejets_lecture")
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = refresh.refresh(settings, args.mois)
+    _print_report(settings, report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the bundled synthetic extract if needed, then run a full refresh on it."""
+    from observatoire import synthetic
+
+    settings = _settings(args)
+    target = settings.data_dir / "sirene" / DEMO_MOIS
+    manifest = target / "synthetic_manifest.json"
+    if not manifest.exists() or args.regenerer:
+        print(f"Génération des données SIRENE synthétiques de démonstration dans {target} …")
+        with warehouse.connect(":memory:") as con:
+            from observatoire import reference, territory
+
+            reference.load_reference(con, settings.reference_dir)
+            communes = territory.resolve(con, settings.territoire).communes
+        synthetic.generate_sirene(
+            target,
+            list(communes),
+            n_unites_legales=DEMO_UNITES_LEGALES,
+            mois=DEMO_MOIS,
+            seed=DEMO_SEED,
+        )
+    print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
+    report = refresh.refresh(settings, DEMO_MOIS)
+    _print_report(settings, report)
+    print(
+        "Données SIRENE de démonstration SYNTHÉTIQUES : "
+        "les chiffres ne décrivent pas le territoire réel."
+    )
+    return 0
+
+
+def cmd_generer(args: argparse.Namespace) -> int:
+    from observatoire import synthetic
+
+    settings = _settings(args)
+    with warehouse.connect(":memory:") as con:
+        from observatoire import reference, territory
+
+        reference.load_reference(con, settings.reference_dir)
+        communes = territory.resolve(con, settings.territoire).communes
+    out = synthetic.generate_sirene(
+        Path(args.sortie),
+        list(communes),
+        n_unites_legales=args.unites_legales,
+        mois=args.mois,
+        seed=args.graine,
+        fmt=args.format,
+        defects=not args.sans_defauts,
+    )
+    print(f"{out.n_unites_legales} unités légales -> {out.unites_legales}")
+    print(f"{out.n_etablissements} établissements -> {out.etablissements}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Copy the current publication's CSV files for partners (standard or French Excel)."""
+    settings = _settings(args)
+    live = publish.current(settings.publication_dir)
+    if live is None:
+        print("Aucune publication : lancez d'abord `observatoire refresh`.", file=sys.stderr)
+        return 1
+    out = Path(args.sortie)
+    out.mkdir(parents=True, exist_ok=True)
+    folder = "csv" if args.dialecte == "standard" else "csv_excel"
+    for src in sorted((live / folder).glob("*.csv")):
+        shutil.copyfile(src, out / src.name)
+    print(f"Export de {live.name} ({args.dialecte}) dans {out.resolve()}")
+    return 0
+
+
+def cmd_indicateurs(args: argparse.Namespace) -> int:
+    """Print an indicator of the current publication, optionally for one territory."""
+    settings = _settings(args)
+    live = publish.current(settings.publication_dir)
+    if live is None:
+        print("Aucune publication : lancez d'abord `observatoire refresh`.", file=sys.stderr)
+        return 1
+    path = live / "csv" / f"{args.indicateur}.csv"
+    if not path.exists():
+        print(f"Indicateur inconnu : {args.indicateur}", file=sys.stderr)
+        return 1
+    import polars as pl
+
+    frame = pl.read_csv(path, infer_schema=False)
+    if args.code:
+        frame = frame.filter(pl.col("code_territoire") == args.code)
+    if args.ensemble and "section_naf" in frame.columns:
+        frame = frame.filter(
+            (pl.col("section_naf") == "ensemble") & (pl.col("tranche_effectifs") == "ensemble")
+        )
+    if args.json:
+        print(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1))
+    else:
+        with pl.Config(tbl_rows=args.lignes, tbl_cols=-1, tbl_width_chars=200):
+            print(frame)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="observatoire", description="Observatoire de l'ESS")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="données de démonstration + rafraîchissement complet")
+    p.add_argument("--territoire")
+    p.add_argument("--regenerer", action="store_true", help="régénérer les données synthétiques")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("refresh", help="rafraîchir un mois de SIRENE et publier")
+    p.add_argument("--mois", required=True, help="mois du stock, AAAA-MM")
+    p.add_argument("--territoire")
+    p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("generer", help="générer un stock SIRENE synthétique")
+    p.add_argument("--mois", default=DEMO_MOIS)
+    p.add_argument("--territoire")
+    p.add_argument("--unites-legales", type=int, default=DEMO_UNITES_LEGALES)
+    p.add_argument("--graine", type=int, default=DEMO_SEED)
+    p.add_argument("--format", choices=["zip", "csv"], default="zip")
+    p.add_argument("--sans-defauts", action="store_true")
+    p.add_argument("--sortie", required=True)
+    p.set_defaults(func=cmd_generer)
+
+    p = sub.add_parser("export", help="exporter les CSV de la publication courante")
+    p.add_argument("--sortie", required=True)
+    p.add_argument("--dialecte", choices=["standard", "excel"], default="standard")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("indicateurs", help="afficher un indicateur publié")
+    p.add_argument("indicateur")
+    p.add_argument("--code", help="code du territoire")
+    p.add_argument(
+        "--ensemble", action="store_true", help="seulement les totaux (toutes sections et tranches)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--lignes", type=int, default=30)
+    p.set_defaults(func=cmd_indicateurs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

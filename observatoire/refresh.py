@@ -1,0 +1,165 @@
+"""One month's refresh as plain function calls: the steps Dagster's assets run one by one.
+
+Keeping the steps here (not in `pipelines/`) lets the CLI, the tests and the orchestrator run
+exactly the same code, and keeps the package free of any Dagster import.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from observatoire import clean, indicators, publish, reference, sirene, territory, warehouse
+from observatoire.download import fetch, validate_sirene_csv, validate_sirene_zip
+from observatoire.settings import Settings
+
+log = logging.getLogger("observatoire.refresh")
+
+KINDS = ("etablissements", "unites_legales")
+
+
+class RejectRateError(RuntimeError):
+    """Too many rows rejected: the file is probably not what we think it is."""
+
+
+@dataclass
+class RefreshReport:
+    mois: str
+    territoire: str
+    ingested: dict[str, sirene.IngestResult] = field(default_factory=dict)
+    cleaned: dict[str, clean.CleanResult] = field(default_factory=dict)
+    perimetre: int = 0
+    indicateurs: dict[str, int] = field(default_factory=dict)
+    publication: publish.Publication | None = None
+
+
+def load_reference_and_territory(
+    con: duckdb.DuckDBPyConnection, settings: Settings
+) -> territory.Territory:
+    reference.load_reference(con, settings.reference_dir)
+    selected = territory.resolve(con, settings.territoire)
+    territory.materialise(con, selected)
+    return selected
+
+
+def locate_source(settings: Settings, kind: str, mois: str) -> Path:
+    """Local path of the month's file, downloading it first when the setting is a URL.
+
+    A download is checked in full (zip CRC, header) before it replaces the previous file; a
+    local file is checked while it is read (header first, CRC at the end of the zip member).
+    """
+    source = settings.source(kind, mois)
+    validate: Callable[[Path], None] | None = None
+    if source.startswith(("http://", "https://")):
+        bare = source.rsplit("?", 1)[0].lower()
+        if bare.endswith(".zip"):
+            validate = validate_sirene_zip(kind)
+        elif bare.endswith(".csv"):
+            validate = validate_sirene_csv(kind)
+    return fetch(source, Path(settings.download_dir) / mois, validate=validate).path
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection, settings: Settings, kind: str, mois: str
+) -> sirene.IngestResult:
+    path = locate_source(settings, kind, mois)
+    communes_table = (
+        None if settings.territoire.strip().lower() == "france" else ("ref.territoire_communes")
+    )
+    return sirene.ingest(con, kind, path, mois, communes_table=communes_table)
+
+
+def clean_kind(
+    con: duckdb.DuckDBPyConnection, settings: Settings, kind: str, mois: str
+) -> clean.CleanResult:
+    result = clean.clean_month(con, kind, mois)
+    if result.reject_rate > settings.max_reject_rate:
+        raise RejectRateError(
+            f"{kind} {mois} : {result.rows_rejected} lignes rejetées sur {result.rows_in} "
+            f"({result.reject_rate:.1%}, seuil {settings.max_reject_rate:.1%}) ; motifs : "
+            f"{result.rejects_by_reason} — voir clean.sirene_{kind}_rejets"
+        )
+    return result
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def refresh(settings: Settings, mois: str, run_id: str | None = None) -> RefreshReport:
+    """Full refresh of one month, from the source files to a switched publication."""
+    report = RefreshReport(mois=mois, territoire=settings.territoire)
+    with warehouse.connect(
+        settings.warehouse,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+    ) as con:
+        selected = load_reference_and_territory(con, settings)
+        log.info("territoire %s : %d communes", selected.label, len(selected.communes))
+        for kind in KINDS:
+            report.ingested[kind] = ingest(con, settings, kind, mois)
+        for kind in KINDS:
+            report.cleaned[kind] = clean_kind(con, settings, kind, mois)
+        report.perimetre = indicators.compute_perimeter(con, mois)
+        report.indicateurs = indicators.compute_all(con, mois)
+        report.publication = publish.publish(
+            con,
+            settings.publication_dir,
+            mois,
+            run_id or new_run_id(),
+            metadata={"territoire": settings.territoire, "libelle_territoire": selected.label},
+        )
+    return report
+
+
+def headline(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, object]:
+    """Key figures for the territory as a whole (its widest level)."""
+    top = con.execute(
+        "select niveau, code_territoire, libelle_territoire from indicators.etablissements_actifs "
+        "where mois = $mois order by case niveau when 'selection' then 9 when 'region' then 8 "
+        "when 'departement' then 7 when 'epci' then 6 when 'ept' then 5 else 0 end desc, "
+        "code_territoire limit 1",
+        {"mois": mois},
+    ).fetchone()
+    if top is None:
+        return {}
+    niveau, code, libelle = top
+    key = {"mois": mois, "niveau": niveau, "code": code}
+
+    def one(sql: str) -> object:
+        row = con.execute(sql, key).fetchone()
+        return row[0] if row else None
+
+    where = "mois = $mois and niveau = $niveau and code_territoire = $code"
+    cube_total = "section_naf = 'ensemble' and tranche_effectifs = 'ensemble'"
+    return {
+        "territoire": libelle,
+        "niveau": niveau,
+        "etablissements_actifs": one(
+            f"select nb_etablissements from indicators.etablissements_actifs where {where} "
+            f"and perimetre = 'ensemble' and famille = 'ensemble' and {cube_total}"
+        ),
+        "etablissements_actifs_ess": one(
+            f"select nb_etablissements from indicators.etablissements_actifs where {where} "
+            f"and perimetre = 'ess' and famille = 'ensemble' and {cube_total}"
+        ),
+        "etablissements_employeurs_ess": one(
+            f"select nb_etablissements_employeurs from indicators.etablissements_employeurs "
+            f"where {where} and perimetre = 'ess' and famille = 'ensemble' and {cube_total}"
+        ),
+        "emplois_ess": con.execute(
+            f"select emplois_bas, emplois_central, emplois_haut, part_tranche_inconnue "
+            f"from indicators.emplois_salaries_estimes where {where} and perimetre = 'ess' "
+            f"and famille = 'ensemble' and {cube_total}",
+            key,
+        ).fetchone(),
+        "part_ess_emplois_prives": one(
+            f"select part_ess_emplois from indicators.part_ess_emploi_prive where {where} "
+            f"and {cube_total}"
+        ),
+    }

@@ -1,0 +1,69 @@
+"""Run-time settings, read from the environment when asked for, never at import.
+
+Every path defaults to a folder under `data/` of the current working directory, which is the
+repository root for the README's commands and for `dagster dev`; `.env.example` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    warehouse: Path = Path("data/warehouse/observatoire.duckdb")
+    reference_dir: Path = Path("data/reference")
+    download_dir: Path = Path("data/sources")
+    publication_dir: Path = Path("data/publication")
+    territoire: str = "ept:T12"
+    # `{mois}` is replaced by the partition month (YYYY-MM); a URL is downloaded first.
+    sirene_etablissements: str = "data/sirene/{mois}/StockEtablissement_utf8.zip"
+    sirene_unites_legales: str = "data/sirene/{mois}/StockUniteLegale_utf8.zip"
+    max_reject_rate: float = 0.02
+    duckdb_memory_limit: str = "3GB"
+    duckdb_threads: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(_env("OBSERVATOIRE_DATA_DIR", "data"))
+        return cls(
+            data_dir=data_dir,
+            warehouse=Path(
+                _env("OBSERVATOIRE_WAREHOUSE", str(data_dir / "warehouse" / "observatoire.duckdb"))
+            ),
+            reference_dir=Path(_env("OBSERVATOIRE_REFERENCE_DIR", str(data_dir / "reference"))),
+            download_dir=Path(_env("OBSERVATOIRE_DOWNLOAD_DIR", str(data_dir / "sources"))),
+            publication_dir=Path(
+                _env("OBSERVATOIRE_PUBLICATION_DIR", str(data_dir / "publication"))
+            ),
+            territoire=_env("OBSERVATOIRE_TERRITOIRE", "ept:T12"),
+            sirene_etablissements=_env(
+                "OBSERVATOIRE_SIRENE_ETABLISSEMENTS",
+                str(data_dir / "sirene" / "{mois}" / "StockEtablissement_utf8.zip"),
+            ),
+            sirene_unites_legales=_env(
+                "OBSERVATOIRE_SIRENE_UNITES_LEGALES",
+                str(data_dir / "sirene" / "{mois}" / "StockUniteLegale_utf8.zip"),
+            ),
+            max_reject_rate=float(_env("OBSERVATOIRE_TAUX_REJET_MAX", "0.02")),
+            duckdb_memory_limit=_env("OBSERVATOIRE_DUCKDB_MEMORY", "3GB"),
+            duckdb_threads=int(_env("OBSERVATOIRE_DUCKDB_THREADS", "2")),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def source(self, kind: str, mois: str) -> str:
+        template = (
+            self.sirene_etablissements if kind == "etablissements" else self.sirene_unites_legales
+        )
+        return template.replace("{mois}", mois)

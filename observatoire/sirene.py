@@ -1,0 +1,360 @@
+"""SIRENE stock files into the raw layer: CSV, zipped CSV (as INSEE ships it) or Parquet.
+
+Reading is the expensive part of a refresh (42 M establishment rows nationally, parsing-bound on
+two cores), so the files are read once, only the columns the observatory uses are kept, and
+establishments are filtered to the territory while reading. Plain CSV and Parquet are read by
+DuckDB itself; DuckDB cannot open a zip offline, so a zip is streamed through `zipfile` and
+pyarrow's CSV reader into DuckDB (the fastest offline route measured in shared/stack-notes.md).
+Malformed CSV lines are never dropped silently: they land in `raw.sirene_rejets_lecture` with
+file, line and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
+
+log = logging.getLogger("observatoire.sirene")
+
+# Columns kept in the raw layer (INSEE names, all text). Columns absent from an older layout are
+# filled with NULL.
+RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "etablissements": (
+        "siren",
+        "nic",
+        "siret",
+        "statutDiffusionEtablissement",
+        "dateCreationEtablissement",
+        "trancheEffectifsEtablissement",
+        "anneeEffectifsEtablissement",
+        "etablissementSiege",
+        "numeroVoieEtablissement",
+        "indiceRepetitionEtablissement",
+        "typeVoieEtablissement",
+        "libelleVoieEtablissement",
+        "codePostalEtablissement",
+        "libelleCommuneEtablissement",
+        "codeCommuneEtablissement",
+        "codePaysEtrangerEtablissement",
+        "coordonneeLambertAbscisseEtablissement",
+        "coordonneeLambertOrdonneeEtablissement",
+        "dateDebut",
+        "etatAdministratifEtablissement",
+        "enseigne1Etablissement",
+        "denominationUsuelleEtablissement",
+        "activitePrincipaleEtablissement",
+        "nomenclatureActivitePrincipaleEtablissement",
+        "caractereEmployeurEtablissement",
+        "activitePrincipaleNAF25Etablissement",
+    ),
+    "unites_legales": (
+        "siren",
+        "statutDiffusionUniteLegale",
+        "dateCreationUniteLegale",
+        "sigleUniteLegale",
+        "identifiantAssociationUniteLegale",
+        "trancheEffectifsUniteLegale",
+        "anneeEffectifsUniteLegale",
+        "categorieEntreprise",
+        "dateDebut",
+        "etatAdministratifUniteLegale",
+        "denominationUniteLegale",
+        "categorieJuridiqueUniteLegale",
+        "activitePrincipaleUniteLegale",
+        "nomenclatureActivitePrincipaleUniteLegale",
+        "nicSiegeUniteLegale",
+        "economieSocialeSolidaireUniteLegale",
+        "societeMissionUniteLegale",
+        "caractereEmployeurUniteLegale",
+        "activitePrincipaleNAF25UniteLegale",
+    ),
+}
+
+RAW_TABLES = {"etablissements": "sirene_etablissements", "unites_legales": "sirene_unites_legales"}
+
+
+class SireneFileError(ValueError):
+    """A SIRENE file cannot be read; the message names the file and what is wrong."""
+
+
+@dataclass
+class IngestResult:
+    kind: str
+    path: Path
+    layout: str
+    rows: int
+    malformed: int
+    notes: list[str] = field(default_factory=list)
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return "zip"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    raise SireneFileError(f"{path} : format non reconnu (attendu .csv, .zip ou .parquet)")
+
+
+def _zip_member(zf: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
+    members = [i for i in zf.infolist() if i.filename.lower().endswith(".csv")]
+    if len(members) != 1:
+        raise SireneFileError(
+            f"{path} : l'archive doit contenir exactement un fichier .csv "
+            f"(trouvé : {', '.join(i.filename for i in zf.infolist()) or 'aucun'})"
+        )
+    return members[0]
+
+
+def read_header(path: Path) -> list[str]:
+    """Header of a SIRENE file in any accepted format, for layout detection."""
+    fmt = file_format(path)
+    try:
+        if fmt == "parquet":
+            return list(pq.read_schema(path).names)
+        if fmt == "zip":
+            with zipfile.ZipFile(path) as zf:
+                member = _zip_member(zf, path)
+                with zf.open(member) as raw:
+                    first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
+        else:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                first = f.readline()
+    except zipfile.BadZipFile as exc:
+        raise SireneFileError(f"{path} : archive zip illisible ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise SireneFileError(
+            f"{path}, ligne 1 : en-tête non UTF-8 (octet {exc.start}) ; INSEE publie en UTF-8"
+        ) from exc
+    if not first.strip():
+        raise SireneFileError(f"{path} : fichier vide (pas de ligne d'en-tête)")
+    return next(csv.reader([first]))
+
+
+def detect(kind: str, path: Path) -> Layout:
+    try:
+        return detect_layout(kind, read_header(path), str(path))
+    except LayoutError as exc:
+        raise SireneFileError(str(exc)) from exc
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    table = f"raw.{RAW_TABLES[kind]}"
+    cols = ", ".join(f'"{c}" varchar' for c in RAW_COLUMNS[kind])
+    con.execute(
+        f"create table if not exists {table} (mois varchar, {cols}, fichier_source varchar)"
+    )
+    con.execute(
+        "create table if not exists raw.sirene_rejets_lecture (mois varchar, fichier varchar, "
+        "type_fichier varchar, ligne bigint, colonne varchar, motif varchar, contenu varchar)"
+    )
+    return table
+
+
+def _select_list(kind: str, layout: Layout, source: str = "") -> str:
+    """Project the kept columns; columns missing from an older layout become NULL."""
+    parts = []
+    for c in RAW_COLUMNS[kind]:
+        if c in layout.columns:
+            parts.append(f'cast({source}"{c}" as varchar) as "{c}"')
+        else:
+            parts.append(f'cast(null as varchar) as "{c}"')
+    return ", ".join(parts)
+
+
+def _territory_filter(kind: str, communes_table: str | None) -> str:
+    """Keep the territory's establishments, and those whose commune is unknown to the COG.
+
+    An establishment with an unknown commune code cannot be placed; keeping it lets the cleaning
+    step quarantine it with a reason instead of losing it silently.
+    """
+    if communes_table is None:
+        return "true"
+    if kind == "etablissements":
+        return (
+            f'"codeCommuneEtablissement" in (select code_commune from {communes_table}) '
+            f'or ("codeCommuneEtablissement" is not null '
+            f'and "codeCommuneEtablissement" not in (select code_commune from ref.communes))'
+        )
+    # legal units of the territory's establishments (their head office may be elsewhere)
+    return "siren in (select siren from _sirens_du_mois)"
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    path: Path,
+    mois: str,
+    *,
+    communes_table: str | None = "ref.territoire_communes",
+    block_size: int = 64 << 20,
+) -> IngestResult:
+    """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`, in one transaction."""
+    path = Path(path)
+    if not path.is_file():
+        raise SireneFileError(f"{path} : fichier introuvable")
+    layout = detect(kind, path)
+    if not layout.current:
+        log.warning("%s : disposition ancienne reconnue (%s)", path, layout.name)
+    table = _ensure_tables(con, kind)
+    fmt = file_format(path)
+    if kind == "unites_legales" and communes_table is not None:
+        con.execute(
+            "create or replace temp table _sirens_du_mois as "
+            "select distinct siren from raw.sirene_etablissements where mois = $mois",
+            {"mois": mois},
+        )
+    where = _territory_filter(kind, communes_table)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {table} where mois = $mois", {"mois": mois})
+        con.execute(
+            "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind",
+            {"mois": mois, "kind": kind},
+        )
+        if fmt == "csv":
+            malformed = _ingest_csv(con, kind, table, path, mois, layout, where)
+        elif fmt == "parquet":
+            malformed = 0
+            con.execute(
+                f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
+                f"from read_parquet($p) where {where}",
+                {"mois": mois, "src": path.name, "p": str(path)},
+            )
+        else:
+            malformed = _ingest_zip(con, kind, table, path, mois, layout, where, block_size)
+        rows = con.execute(
+            f"select count(*) from {table} where mois = $mois", {"mois": mois}
+        ).fetchone()[0]  # type: ignore[index]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return IngestResult(kind, path, layout.name, int(rows), malformed)
+
+
+def _ingest_csv(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    table: str,
+    path: Path,
+    mois: str,
+    layout: Layout,
+    where: str,
+) -> int:
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.columns) + "}"
+    # DuckDB appends to an existing rejects table: start each file from empty ones
+    con.execute("drop table if exists _rejets_csv")
+    con.execute("drop table if exists _rejets_scan")
+    try:
+        con.execute(
+            f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
+            f"from read_csv($p, header = true, delim = ',', quote = '\"', escape = '\"', "
+            f"columns = {columns}, store_rejects = true, rejects_table = '_rejets_csv', "
+            f"rejects_scan = '_rejets_scan', max_line_size = 1048576) where {where}",
+            {"mois": mois, "src": path.name, "p": str(path)},
+        )
+    except duckdb.Error as exc:
+        raise SireneFileError(f"{path} : lecture CSV impossible — {exc}") from exc
+    con.execute(
+        "insert into raw.sirene_rejets_lecture "
+        "select $mois, $src, $kind, line, column_name, "
+        "error_type || ': ' || coalesce(error_message, ''), csv_line from _rejets_csv",
+        {"mois": mois, "src": path.name, "kind": kind},
+    )
+    n = con.execute("select count(*) from _rejets_csv").fetchone()[0]  # type: ignore[index]
+    return int(n)
+
+
+def _ingest_zip(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    table: str,
+    path: Path,
+    mois: str,
+    layout: Layout,
+    where: str,
+    block_size: int,
+) -> int:
+    bad_rows: list[tuple[int, int, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad_rows.append((row.expected_columns, row.actual_columns, row.text))
+        return "skip"
+
+    keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = _zip_member(zf, path)
+            with zf.open(member) as raw:
+                reader = pacsv.open_csv(
+                    raw,
+                    read_options=pacsv.ReadOptions(block_size=block_size, encoding="utf8"),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=",", quote_char='"', invalid_row_handler=on_invalid
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        include_columns=keep,
+                        column_types={c: pa.string() for c in keep},
+                        strings_can_be_null=True,
+                        null_values=[""],
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+                select = _select_list(kind, layout, "b.")
+                for batch in reader:
+                    b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
+                    con.execute(
+                        f"insert into {table} select $mois, {select}, $src from b where {where}",
+                        {"mois": mois, "src": path.name},
+                    )
+    except zipfile.BadZipFile as exc:
+        raise SireneFileError(f"{path} : archive zip corrompue ({exc})") from exc
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise SireneFileError(f"{path} ({member.filename}) : lecture impossible — {exc}") from exc
+    if bad_rows:
+        lines = _locate_lines(path, {text for _, _, text in bad_rows})
+        for expected, actual, text in bad_rows:
+            con.execute(
+                "insert into raw.sirene_rejets_lecture values ($mois, $src, $kind, $ligne, null, "
+                "$motif, $contenu)",
+                {
+                    "mois": mois,
+                    "src": path.name,
+                    "kind": kind,
+                    "ligne": lines.get(text),
+                    "motif": f"nombre de colonnes : {actual} au lieu de {expected}",
+                    "contenu": text[:2000],
+                },
+            )
+    return len(bad_rows)
+
+
+def _locate_lines(path: Path, texts: set[str]) -> dict[str, int]:
+    """Physical line numbers of malformed rows; a second pass, run only when some exist."""
+    found: dict[str, int] = {}
+    with zipfile.ZipFile(path) as zf, zf.open(_zip_member(zf, path)) as raw:
+        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", newline=""), 1):
+            text = line.rstrip("\r\n")
+            if text in texts and text not in found:
+                found[text] = number
+                if len(found) == len(texts):
+                    break
+    return found
+
+
+def current_layout(kind: str) -> Layout:
+    return CURRENT[kind]

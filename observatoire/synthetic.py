@@ -1,0 +1,1979 @@
+"""Deterministic synthetic SIRENE stock files (StockUniteLegale and StockEtablissement).
+
+Everything written here is SYNTHETIC: no row describes a real legal unit or establishment. The
+generator exists because the real national stock is 8.6 GB of CSV that cannot be shipped with the
+project or used in tests, and because a pipeline can only be checked against data whose truth is
+known. The files have INSEE's exact layout (headers from `observatoire.layouts`, comma-separated
+UTF-8, one header line, fields quoted only when needed, `\\n` line ends, zipped as INSEE ships them)
+and realistic distributions (legal categories, ESS families, closures, employer bands, P units,
+La Poste's SIRET exception, a Zipf-like spread over communes), so that reading, cleaning and the
+indicators face the same shapes as with the real stock. Denominations say so in the data itself
+("ASSOCIATION SYNTHETIQUE 000123", "SCOP FICTIVE 000456", natural persons named "FICTIF-XXXXX").
+
+The same code produces a territory sample (tests, bundled demo data) and a national-scale stock
+(~28 M legal units, ~42 M establishments) for benchmarks: rows are generated chunk by chunk with
+vectorised numpy and pyarrow.compute, and compressed by background threads while the next chunk is
+generated. The output depends only on the arguments (seed, chunk size included): two runs give
+byte-identical files. `synthetic_manifest.json`, written beside the files, records the true counts
+and every injected defect so that tests can compare pipeline outputs with the truth.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import queue
+import re
+import threading
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+
+GENERATOR_VERSION = "1.0.0"
+
+# The one place where the package locates its bundled reference data.
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+
+ETABLISSEMENTS_CSV = "StockEtablissement_utf8.csv"
+UNITES_LEGALES_CSV = "StockUniteLegale_utf8.csv"
+MANIFEST_NAME = "synthetic_manifest.json"
+
+LA_POSTE_SIREN = "356000000"
+# Largest number of legal units per chunk: keeps every chunk's CSV text under pyarrow's 2 GB
+# string-array limit and the memory of a national run under 3 GB.
+MAX_CHUNK_ROWS = 2_000_000
+
+# ---------------------------------------------------------------------------------------------
+# Distributions. Weights are relative; every code is checked against the reference files.
+# ---------------------------------------------------------------------------------------------
+
+# Employer bands in INSEE order (tranches_effectifs.csv without NN).
+_BANDS = ("00", "01", "02", "03", "11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53")
+# Band weights by size class: 0 = small units (most employers), 1 = medium, 2 = large networks.
+_BAND_WEIGHTS = (
+    (10, 34, 22, 13, 10, 7, 2.3, 1.0, 0.3, 0.25, 0.1, 0.04, 0.02, 0.005, 0.002),
+    (6, 20, 18, 14, 14, 13, 6, 4, 1.5, 1.5, 0.8, 0.4, 0.2, 0.05, 0.02),
+    (3, 8, 10, 10, 14, 18, 12, 9, 4, 5, 3, 2, 1.3, 0.4, 0.3),
+)
+
+_PRENOMS_M = (
+    "JEAN", "PIERRE", "MICHEL", "ANDRE", "PHILIPPE", "NICOLAS", "THOMAS", "ALEXANDRE", "JULIEN",
+    "KARIM", "MOHAMED", "LUCAS", "HUGO", "DAVID", "ERIC", "LAURENT", "SEBASTIEN", "YANNICK",
+    "BAPTISTE", "MAXIME",
+)  # fmt: skip
+_PRENOMS_F = (
+    "MARIE", "NATHALIE", "ISABELLE", "SYLVIE", "CATHERINE", "SOPHIE", "JULIE", "CAMILLE", "LEA",
+    "MANON", "FATIMA", "AMINATA", "CHLOE", "EMMA", "SANDRINE", "VALERIE", "CELINE", "AURELIE",
+    "INES", "CLAIRE",
+)  # fmt: skip
+_TYPES_VOIE = (("RUE", 55), ("AV", 18), ("BD", 7), ("PL", 4), ("CHE", 8), ("ALL", 4), ("IMP", 2),
+               ("RTE", 2))  # fmt: skip
+_LIBELLES_VOIE = (
+    "DE LA REPUBLIQUE", "JEAN JAURES", "DU GENERAL DE GAULLE", "VICTOR HUGO", "PASTEUR",
+    "DE PARIS", "DE LA GARE", "DES ECOLES", "DU MOULIN", "DE L'EGLISE", "GAMBETTA", "JULES FERRY",
+    "DU MARECHAL LECLERC", "DES TILLEULS", "DES LILAS", "DE LA PAIX", "DU 8 MAI 1945",
+    "SALVADOR ALLENDE", "PAUL VAILLANT COUTURIER", "MAURICE THOREZ", "DE STALINGRAD",
+    "DE LA LIBERATION", "ARISTIDE BRIAND", "CARNOT", "DES ROSIERS", "DU CHATEAU",
+    "DE VERDUN", "ANATOLE FRANCE", "GABRIEL PERI", "DES PRES", "DE LA FONTAINE",
+    "LOUISE MICHEL", "DU PARC", "DE LA MAIRIE", "HENRI BARBUSSE", "EMILE ZOLA",
+)  # fmt: skip
+# A few complements need CSV quoting (comma), as some real ones do.
+_COMPLEMENTS = ("BATIMENT A", "BAT B, ESCALIER 2", "ZI FICTIVE DU PARC", "RESIDENCE FICTIVE",
+                "CENTRE COMMERCIAL FICTIF", "LOT 4")  # fmt: skip
+_RM_SUFFIXES = ("AA", "AB", "ZB", "ZZ")
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """How one group of legal categories behaves: activities, employment, establishments.
+
+    `naf` rows are (code, weight) or (code, weight, employer rate among active units), the latter
+    overriding `employer_rate` (associations employ far more often in social work than in leisure).
+    """
+
+    naf: tuple[tuple[Any, ...], ...]
+    employer_rate: float
+    size: int  # index into _BAND_WEIGHTS
+    extra_lambda: float  # mean of the Poisson part of the extra establishments
+    tail_p: float  # probability of a heavy-tailed network of extra establishments
+    tail_scale: float
+    secondary_closed: float  # share of closed secondary establishments in active units
+    creation_rate: float  # yearly decay of the creation-date distribution
+    closure_factor: float  # asymptotic share of closed units among old units
+    templates: tuple[str, ...] = ()  # denomination prefixes (empty: natural persons)
+    etab_naf: tuple[tuple[str, float], ...] | None = None  # other activities of establishments
+    rev1: tuple[str, ...] = ("74.1A",)  # NAF rév. 1 codes kept by units closed before 2008
+    natural_person: bool = False
+
+
+_NAF_PP = (
+    ("47.91B", 3), ("49.32Z", 3), ("53.20Z", 3), ("56.10C", 2), ("43.39Z", 2), ("43.21A", 2),
+    ("43.34Z", 2), ("43.99C", 2), ("62.01Z", 3), ("62.02A", 2), ("70.22Z", 6), ("74.90B", 5),
+    ("73.11Z", 1), ("74.10Z", 3), ("74.20Z", 1.5), ("85.59A", 2), ("85.59B", 3), ("85.51Z", 1.5),
+    ("86.21Z", 2), ("86.22C", 1), ("86.23Z", 0.7), ("86.90D", 2), ("86.90E", 2), ("86.90F", 1),
+    ("96.02A", 2), ("96.02B", 2), ("96.09Z", 3), ("93.13Z", 0.5), ("93.19Z", 1), ("47.11B", 0.5),
+    ("47.19B", 1), ("47.71Z", 1), ("47.81Z", 2), ("47.82Z", 1), ("47.89Z", 1), ("45.20A", 1),
+    ("46.90Z", 1), ("01.11Z", 1.5), ("01.21Z", 1), ("01.41Z", 0.6), ("01.50Z", 0.5),
+    ("68.20A", 3), ("68.20B", 2), ("68.31Z", 1.5), ("69.20Z", 0.5), ("69.10Z", 0.7),
+    ("71.11Z", 0.7), ("71.12B", 0.8), ("81.21Z", 1), ("81.30Z", 1), ("88.91A", 2), ("90.01Z", 2),
+    ("90.03A", 2), ("90.03B", 1), ("90.02Z", 1), ("56.10A", 1.5), ("10.71C", 0.5),
+    ("59.11B", 0.5), ("74.30Z", 0.5), ("82.99Z", 1), ("66.22Z", 0.7), ("77.39Z", 0.2),
+    ("95.29Z", 0.3), ("96.04Z", 0.5), ("97.00Z", 0.5), ("58.11Z", 0.1), ("32.12Z", 0.1),
+    ("78.10Z", 0.2), ("16.23Z", 0.1), ("80.10Z", 0.2), ("79.90Z", 0.2),
+)  # fmt: skip
+_NAF_SOCIETE = (
+    ("70.10Z", 3), ("64.20Z", 8), ("68.20B", 4), ("68.10Z", 2), ("41.20A", 3), ("43.21A", 2),
+    ("43.99C", 2), ("43.31Z", 1), ("45.11Z", 2), ("45.20A", 2), ("46.90Z", 3), ("46.19B", 2),
+    ("46.69B", 1), ("47.11B", 1), ("47.19B", 2), ("47.71Z", 2), ("47.91A", 2), ("47.91B", 1),
+    ("47.73Z", 0.5), ("49.41A", 2), ("49.32Z", 2), ("52.29A", 1), ("55.10Z", 1), ("56.10A", 4),
+    ("56.10C", 2), ("56.30Z", 1.5), ("62.01Z", 4), ("62.02A", 3), ("63.12Z", 0.5),
+    ("66.19B", 0.5), ("66.22Z", 1), ("69.20Z", 1), ("69.10Z", 1), ("70.22Z", 6), ("71.11Z", 1),
+    ("71.12B", 2), ("73.11Z", 1.5), ("74.90B", 1), ("77.11A", 0.5), ("77.39Z", 0.3),
+    ("78.20Z", 0.5), ("78.10Z", 0.3), ("81.21Z", 1), ("82.11Z", 0.3), ("82.99Z", 1),
+    ("85.59A", 1), ("86.21Z", 0.5), ("86.90D", 0.3), ("86.23Z", 0.5), ("93.13Z", 0.5),
+    ("96.02A", 1), ("96.04Z", 0.3), ("10.71C", 0.5), ("10.13B", 0.2), ("25.62B", 0.5),
+    ("28.99B", 0.2), ("33.12Z", 0.5), ("35.11Z", 0.5), ("38.11Z", 0.2), ("58.29C", 0.3),
+    ("59.11C", 0.2), ("60.20B", 0.1), ("61.90Z", 0.2), ("72.19Z", 0.3), ("64.19Z", 0.05),
+    ("65.12Z", 0.05),
+)  # fmt: skip
+_NAF_SCI = (("68.20B", 60), ("68.20A", 25), ("68.10Z", 8), ("68.32A", 2), ("41.10A", 3),
+            ("68.31Z", 2))  # fmt: skip
+_NAF_AGRICOLE = (
+    ("01.11Z", 25), ("01.21Z", 15), ("01.41Z", 12), ("01.50Z", 15), ("01.47Z", 5), ("01.13Z", 5),
+    ("01.24Z", 3), ("01.62Z", 2), ("02.10Z", 2), ("68.20B", 5), ("01.45Z", 3), ("01.46Z", 3),
+)  # fmt: skip
+_NAF_LIBERAL = (("86.21Z", 20), ("86.23Z", 15), ("69.10Z", 20), ("69.20Z", 15), ("71.11Z", 10),
+                ("75.00Z", 5), ("86.90D", 5), ("86.22C", 10))  # fmt: skip
+_NAF_AUTRE_PRIVE = (("68.20B", 30), ("81.10Z", 30), ("68.32A", 30), ("94.99Z", 10))
+# Associations: (code, weight, employer rate among active units). Weighted mean ~12.8 %.
+_NAF_ASSOCIATION = (
+    ("94.99Z", 58, 0.05), ("85.59A", 3, 0.30), ("85.59B", 4, 0.25), ("88.99B", 5, 0.30),
+    ("93.12Z", 8, 0.12), ("90.01Z", 4, 0.12), ("90.04Z", 1.5, 0.15), ("93.29Z", 2, 0.08),
+    ("88.10A", 1, 0.60), ("88.10C", 1, 0.60), ("87.30A", 0.6, 0.70), ("87.90B", 0.6, 0.70),
+    ("87.20B", 0.4, 0.70), ("86.90E", 0.5, 0.40), ("86.10Z", 0.1, 0.90), ("88.91A", 0.8, 0.50),
+    ("88.91B", 0.3, 0.50), ("91.02Z", 0.2, 0.20), ("91.03Z", 0.2, 0.20), ("55.20Z", 0.4, 0.20),
+    ("85.10Z", 0.3, 0.60), ("85.31Z", 0.4, 0.80), ("94.91Z", 1.5, 0.05), ("94.20Z", 0.6, 0.10),
+    ("94.12Z", 0.7, 0.15), ("84.11Z", 0.1, 0.30), ("84.12Z", 0.1, 0.30), ("84.30C", 0.05, 0.30),
+    ("68.20B", 0.3, 0.02),
+)  # fmt: skip
+# Establishments of associations sometimes carry an activity excluded from the ESS perimeter.
+_ETAB_NAF_ASSOCIATION = (("94.91Z", 20), ("84.11Z", 8), ("84.12Z", 8), ("94.99Z", 20),
+                         ("88.99B", 20), ("85.59A", 20), ("94.20Z", 4))  # fmt: skip
+_NAF_COOP = (
+    ("43.21A", 6), ("43.99C", 4), ("41.20A", 3), ("62.01Z", 6), ("71.12B", 4), ("70.22Z", 5),
+    ("56.10A", 4), ("85.59A", 5), ("47.11D", 5), ("46.90Z", 3), ("49.41A", 3), ("88.10A", 3),
+    ("90.01Z", 3), ("58.14Z", 1), ("74.10Z", 2), ("81.21Z", 3), ("68.20A", 3), ("41.10A", 3),
+    ("01.61Z", 2), ("10.51A", 1), ("11.02B", 2), ("46.21Z", 3), ("38.11Z", 1), ("35.11Z", 2),
+    ("78.30Z", 1), ("82.99Z", 2),
+)  # fmt: skip
+_NAF_COOP_AGRI = (("46.21Z", 20), ("10.51A", 10), ("11.02B", 15), ("01.61Z", 10), ("46.11Z", 10),
+                  ("10.11Z", 5), ("10.61A", 5), ("46.31Z", 5), ("47.76Z", 3),
+                  ("01.50Z", 5))  # fmt: skip
+_NAF_COOP_BANQUE = (("64.19Z", 90), ("66.19B", 5), ("64.92Z", 5))
+_NAF_MUTUELLE = (("65.12Z", 35), ("65.11Z", 20), ("86.10Z", 5), ("86.23Z", 5), ("86.90E", 4),
+                 ("47.78A", 3), ("88.10A", 4), ("87.30A", 4), ("66.22Z", 5), ("94.99Z", 5),
+                 ("65.20Z", 2))  # fmt: skip
+_NAF_FONDATION = (("94.99Z", 30), ("88.10C", 10), ("87.30A", 8), ("87.10A", 5), ("86.10Z", 5),
+                  ("72.19Z", 8), ("85.59A", 5), ("91.02Z", 4), ("88.99B", 10), ("85.42Z", 3),
+                  ("90.04Z", 3), ("64.99Z", 3))  # fmt: skip
+_NAF_PUBLIC = (
+    ("84.11Z", 40), ("84.12Z", 10), ("84.13Z", 5), ("91.01Z", 3), ("85.31Z", 5), ("85.42Z", 3),
+    ("86.10Z", 3), ("84.25Z", 2), ("72.19Z", 3), ("36.00Z", 2), ("37.00Z", 2), ("38.11Z", 2),
+    ("49.31Z", 1), ("90.04Z", 2), ("93.11Z", 2), ("84.30A", 3), ("84.30C", 2),
+)  # fmt: skip
+
+_A = ("91.3E",)
+_PROFILES: dict[str, _Profile] = {
+    "personne_physique": _Profile(
+        _NAF_PP, 0.04, 0, 0.30, 0.002, 1.0, 0.85, 0.050, 0.62, natural_person=True,
+        rev1=("74.1A", "52.1B", "74.8K", "93.0D", "85.1C", "45.4J", "60.2E"),
+    ),
+    "societe": _Profile(
+        _NAF_SOCIETE, 0.38, 1, 0.25, 0.010, 2.0, 0.70, 0.040, 0.55,
+        ("SOCIETE FICTIVE ", "HOLDING SYNTHETIQUE ", "ENTREPRISE FICTIVE ",
+         "SOCIETE FICTIVE DES TRAVAUX, BATIMENT ET RENOVATION "),
+        rev1=("74.1A", "52.1B", "70.1A", "45.2B", "55.3A"),
+    ),  # fmt: skip
+    "sci": _Profile(_NAF_SCI, 0.01, 0, 0.03, 0.001, 1.0, 0.60, 0.040, 0.40, ("SCI FICTIVE ",),
+                    rev1=("70.2A",)),  # fmt: skip
+    "agricole": _Profile(_NAF_AGRICOLE, 0.25, 0, 0.20, 0.002, 1.0, 0.70, 0.030, 0.50,
+                         ("GAEC FICTIF ", "EARL SYNTHETIQUE "), rev1=("01.1A",)),  # fmt: skip
+    "liberal": _Profile(_NAF_LIBERAL, 0.55, 0, 0.25, 0.005, 1.5, 0.60, 0.040, 0.45,
+                        ("SELARL FICTIVE ", "CABINET SYNTHETIQUE "), rev1=("85.1C",)),  # fmt: skip
+    "autre_prive": _Profile(_NAF_AUTRE_PRIVE, 0.03, 0, 0.02, 0.0, 1.0, 0.50, 0.030, 0.35,
+                            ("SYNDICAT DES COPROPRIETAIRES FICTIF ", "INDIVISION FICTIVE "),
+                            rev1=("70.3C",)),  # fmt: skip
+    "association": _Profile(
+        _NAF_ASSOCIATION, 0.12, 0, 0.15, 0.008, 2.5, 0.60, 0.035, 0.55,
+        ("ASSOCIATION SYNTHETIQUE ", "CLUB SPORTIF FICTIF ", "AMICALE FICTIVE ",
+         "COMITE DES FETES FICTIF ", "ASSOCIATION FICTIVE D'AIDE A DOMICILE ",
+         "ASSOCIATION FICTIVE, CULTURE ET LOISIRS ", 'ASSOCIATION "LES AMIS FICTIFS" '),
+        etab_naf=_ETAB_NAF_ASSOCIATION, rev1=_A,
+    ),  # fmt: skip
+    "cooperative": _Profile(
+        _NAF_COOP, 0.55, 1, 0.40, 0.030, 3.0, 0.55, 0.040, 0.45,
+        ("SCOP FICTIVE ", "COOPERATIVE SYNTHETIQUE ", "SCIC FICTIVE "), rev1=("74.1A",),
+    ),  # fmt: skip
+    "cooperative_agricole": _Profile(
+        _NAF_COOP_AGRI, 0.45, 1, 0.50, 0.050, 3.0, 0.50, 0.020, 0.45,
+        ("COOPERATIVE AGRICOLE FICTIVE ", "UNION SYNTHETIQUE DES COOPERATIVES "),
+        rev1=("51.2A",),
+    ),  # fmt: skip
+    "cuma": _Profile((("01.61Z", 1),), 0.10, 0, 0.05, 0.0, 1.0, 0.50, 0.025, 0.40,
+                     ("CUMA FICTIVE ",), rev1=("01.4A",)),  # fmt: skip
+    "cooperative_bancaire": _Profile(
+        _NAF_COOP_BANQUE, 0.85, 2, 3.0, 0.40, 12.0, 0.30, 0.015, 0.35,
+        ("CAISSE FICTIVE DE CREDIT MUTUEL ", "BANQUE POPULAIRE SYNTHETIQUE ",
+         "CAISSE REGIONALE FICTIVE DE CREDIT AGRICOLE "), rev1=("65.1C",),
+    ),  # fmt: skip
+    "mutuelle": _Profile(_NAF_MUTUELLE, 0.70, 2, 1.0, 0.20, 5.0, 0.40, 0.020, 0.40,
+                         ("MUTUELLE FICTIVE ", "MUTUELLE SYNTHETIQUE DES AGENTS "),
+                         rev1=("66.0F",)),  # fmt: skip
+    "fondation": _Profile(_NAF_FONDATION, 0.45, 2, 0.80, 0.15, 4.0, 0.40, 0.020, 0.25,
+                          ("FONDATION FICTIVE ", "FONDATION SYNTHETIQUE POUR L'ENFANCE "),
+                          rev1=_A),  # fmt: skip
+    "public": _Profile(_NAF_PUBLIC, 0.60, 1, 1.5, 0.10, 5.0, 0.40, 0.015, 0.30,
+                       ("ETABLISSEMENT PUBLIC FICTIF ", "SYNDICAT INTERCOMMUNAL FICTIF "),
+                       rev1=("75.1A",)),  # fmt: skip
+    "commune": _Profile((("84.11Z", 1),), 0.95, 1, 4.0, 0.30, 6.0, 0.30, 0.010, 0.10,
+                        ("COMMUNE FICTIVE ",), rev1=("75.1A",)),  # fmt: skip
+    "ccas": _Profile((("88.99B", 50), ("84.11Z", 40), ("87.30A", 10)), 0.60, 0, 0.50, 0.05, 2.0,
+                     0.40, 0.015, 0.20, ("CCAS FICTIF ",), rev1=("85.3K",)),  # fmt: skip
+    "hopital": _Profile((("86.10Z", 1),), 0.95, 2, 2.0, 0.30, 4.0, 0.30, 0.010, 0.20,
+                        ("CENTRE HOSPITALIER FICTIF ",), rev1=("85.1A",)),  # fmt: skip
+    "universite": _Profile((("85.42Z", 1),), 0.95, 2, 2.0, 0.30, 4.0, 0.30, 0.010, 0.15,
+                           ("UNIVERSITE FICTIVE ",), rev1=("80.3Z",)),  # fmt: skip
+    "cse": _Profile((("94.99Z", 80), ("88.99B", 10), ("93.29Z", 5), ("79.12Z", 5)), 0.06, 0,
+                    0.02, 0.0, 1.0, 0.40, 0.040, 0.45, ("COMITE SOCIAL ET ECONOMIQUE FICTIF ",),
+                    rev1=_A),  # fmt: skip
+    "prevoyance": _Profile((("65.11Z", 50), ("65.30Z", 50)), 0.80, 2, 1.0, 0.20, 3.0, 0.40,
+                           0.015, 0.30, ("INSTITUTION DE PREVOYANCE FICTIVE ",),
+                           rev1=("66.0A",)),  # fmt: skip
+    "groupement_employeurs": _Profile((("78.30Z", 60), ("01.61Z", 20), ("78.20Z", 20)), 0.70, 0,
+                                      0.10, 0.0, 1.0, 0.50, 0.045, 0.45,
+                                      ("GROUPEMENT D'EMPLOYEURS FICTIF ",),
+                                      rev1=("74.5B",)),  # fmt: skip
+    "autre_non_lucratif": _Profile(
+        (("94.99Z", 40), ("68.20B", 10), ("81.10Z", 10), ("94.12Z", 10), ("88.99B", 10),
+         ("85.59A", 10), ("84.13Z", 5), ("66.30Z", 5)), 0.15, 0, 0.15, 0.01, 2.0, 0.50, 0.030,
+        0.40, ("ORGANISME FICTIF A BUT NON LUCRATIF ",), rev1=_A,
+    ),  # fmt: skip
+    "gcs": _Profile((("86.10Z", 1),), 0.60, 1, 0.3, 0.0, 1.0, 0.40, 0.040, 0.20,
+                    ("GROUPEMENT DE COOPERATION SANITAIRE FICTIF ",), rev1=("85.1A",)),  # fmt: skip
+    "syndicat_salaries": _Profile((("94.20Z", 1),), 0.12, 0, 0.20, 0.01, 2.0, 0.50, 0.030, 0.40,
+                                  ("SYNDICAT FICTIF DES SALARIES ",), rev1=("91.2Z",)),  # fmt: skip
+    "syndicat_patronal": _Profile((("94.11Z", 1),), 0.25, 0, 0.10, 0.01, 2.0, 0.50, 0.030, 0.40,
+                                  ("CHAMBRE SYNDICALE FICTIVE ",), rev1=("91.1A",)),  # fmt: skip
+    "ordre": _Profile((("94.12Z", 90), ("84.13Z", 10)), 0.40, 0, 0.30, 0.02, 2.0, 0.40, 0.015,
+                      0.20, ("ORDRE FICTIF DES PROFESSIONS ",), rev1=("91.1C",)),  # fmt: skip
+    "organisation_professionnelle": _Profile(
+        (("94.12Z", 70), ("94.11Z", 30)), 0.25, 0, 0.10, 0.01, 2.0, 0.50, 0.030, 0.40,
+        ("ORGANISATION PROFESSIONNELLE FICTIVE ",), rev1=("91.1C",),
+    ),  # fmt: skip
+    # SIREN 356000000 only (never drawn at random); see _LA_POSTE_*.
+    "la_poste": _Profile((("53.10Z", 1),), 1.0, 2, 0.0, 0.0, 1.0, 0.0, 0.01, 0.0, ("LA POSTE ",),
+                         rev1=("64.1A",)),  # fmt: skip
+}
+
+# (categorieJuridique, weight in % of legal units, profile). Close to the real stock: natural
+# persons ~58 %, SAS ~10.5 %, SCI ~8.5 %, SARL ~7.5 %, associations ~6.4 %, coops ~0.3 %.
+_CATEGORIES: tuple[tuple[str, float, str], ...] = (
+    ("1000", 58.5, "personne_physique"),
+    ("5710", 10.5, "societe"), ("5499", 7.5, "societe"), ("6540", 8.5, "sci"),
+    ("6599", 1.5, "societe"), ("5599", 0.35, "societe"), ("5699", 0.1, "societe"),
+    ("5202", 0.6, "societe"), ("5306", 0.03, "societe"), ("3120", 0.2, "societe"),
+    ("6220", 0.1, "societe"), ("6521", 0.05, "sci"), ("6541", 0.3, "sci"),
+    ("5785", 0.25, "liberal"), ("5485", 0.2, "liberal"), ("6589", 0.15, "liberal"),
+    ("6585", 0.1, "liberal"),
+    ("6533", 0.15, "agricole"), ("6598", 0.35, "agricole"), ("6597", 0.1, "agricole"),
+    ("6534", 0.1, "agricole"),
+    ("2110", 0.5, "autre_prive"), ("2900", 0.2, "autre_prive"), ("9110", 1.2, "autre_prive"),
+    ("9150", 0.2, "autre_prive"),
+    ("9220", 6.2, "association"), ("9210", 0.05, "association"), ("9221", 0.03, "association"),
+    ("9222", 0.02, "association"), ("9230", 0.03, "association"), ("9260", 0.1, "association"),
+    ("5458", 0.04, "cooperative"), ("5460", 0.05, "cooperative"), ("5560", 0.03, "cooperative"),
+    ("5558", 0.01, "cooperative"), ("5459", 0.003, "cooperative"), ("6543", 0.005, "cooperative"),
+    ("5547", 0.003, "cooperative"), ("6560", 0.005, "cooperative"),
+    ("5432", 0.003, "cooperative_agricole"), ("6317", 0.04, "cooperative_agricole"),
+    ("6318", 0.005, "cooperative_agricole"), ("6316", 0.07, "cuma"),
+    ("6595", 0.01, "cooperative_bancaire"), ("6596", 0.01, "cooperative_bancaire"),
+    ("5192", 0.005, "cooperative_bancaire"), ("5191", 0.005, "cooperative_bancaire"),
+    ("5194", 0.002, "cooperative_bancaire"), ("5196", 0.002, "cooperative_bancaire"),
+    ("6100", 0.001, "cooperative_bancaire"),
+    ("8210", 0.03, "mutuelle"), ("8290", 0.01, "mutuelle"), ("6411", 0.005, "mutuelle"),
+    ("8250", 0.003, "mutuelle"),
+    ("9300", 0.012, "fondation"),
+    ("7210", 0.15, "commune"), ("7312", 0.05, "commune"), ("7361", 0.1, "ccas"),
+    ("7364", 0.005, "hopital"), ("7383", 0.01, "universite"), ("7346", 0.005, "public"),
+    ("7220", 0.001, "public"), ("7389", 0.12, "public"), ("7410", 0.02, "public"),
+    ("7490", 0.3, "public"), ("7229", 0.005, "public"), ("7344", 0.001, "public"),
+    ("7372", 0.001, "public"), ("7113", 0.001, "public"), ("7120", 0.01, "public"),
+    ("7321", 0.05, "public"), ("7366", 0.02, "public"), ("4110", 0.01, "public"),
+    ("4140", 0.02, "public"), ("8110", 0.02, "public"),
+    ("8310", 0.15, "cse"), ("8311", 0.03, "cse"), ("8510", 0.002, "prevoyance"),
+    ("8520", 0.001, "prevoyance"), ("9223", 0.02, "groupement_employeurs"),
+    ("9900", 0.15, "autre_non_lucratif"), ("9970", 0.001, "gcs"),
+    ("8410", 0.1, "syndicat_salaries"), ("8420", 0.05, "syndicat_patronal"),
+    ("8450", 0.02, "ordre"), ("8490", 0.05, "organisation_professionnelle"),
+    ("5510", 0.0, "la_poste"),
+)  # fmt: skip
+
+# Share of units flagged economieSocialeSolidaireUniteLegale = O, by ESS family.
+_ESS_FLAG_RATE = {
+    "association": 0.85,
+    "cooperative": 0.90,
+    "mutuelle": 0.90,
+    "fondation": 0.90,
+    "autre_non_lucratif": 0.50,
+}
+_COMMERCIAL_ESS_CJ = ("5710", "5499")  # commercial ESS companies: a tiny flagged share
+_COMMERCIAL_ESS_RATE = 0.002
+_RNA_CJ = ("9220", "9221", "9222", "9230")  # associations with an RNA number (W...)
+
+FAMILIES = (
+    "association",
+    "cooperative",
+    "mutuelle",
+    "fondation",
+    "autre_non_lucratif",
+    "societe_commerciale_ess",
+    "hors_ess",
+)
+_F_COMMERCIAL = FAMILIES.index("societe_commerciale_ess")
+_F_HORS = FAMILIES.index("hors_ess")
+
+_TAIL_SHAPE = 1.3  # Lomax shape of the heavy tail of establishments per unit
+_TAIL_CAP = 1500  # at most 1 + extra establishments per unit: keeps NIC sequences on 4 digits
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticSirene:
+    """Paths and sizes of one generated synthetic stock.
+
+    `n_etablissements` / `n_unites_legales` count the data lines written (header excluded,
+    injected defect lines included); the manifest also gives the true entity counts.
+    """
+
+    etablissements: Path
+    unites_legales: Path
+    n_etablissements: int
+    n_unites_legales: int
+    manifest: Path
+
+
+def generate_sirene(
+    out_dir: Path,
+    communes: Sequence[str],
+    *,
+    n_unites_legales: int,
+    mois: str,
+    seed: int = 2026,
+    fmt: Literal["zip", "csv"] = "zip",
+    defects: bool = True,
+    reference_dir: Path = DEFAULT_REFERENCE_DIR,
+    chunk_rows: int = 1_000_000,
+    etablissements_per_unite_legale: float = 1.5,
+    compresslevel: int = 6,
+) -> SyntheticSirene:
+    """Write a synthetic SIRENE stock (legal units and establishments) for `mois` ("YYYY-MM").
+
+    Every establishment lies in one of `communes` (COG codes, drawn with Zipf-like weights), apart
+    from one injected defect row. `chunk_rows` legal units are generated at a time; like `seed`,
+    it is part of what determines the bytes. `defects=True` injects a few malformed rows, listed
+    with their line numbers in the manifest; `defects=False` writes clean files.
+    """
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", mois):
+        raise ValueError(f"mois doit être au format YYYY-MM, reçu {mois!r}")
+    if n_unites_legales < 1:
+        raise ValueError("n_unites_legales doit être positif")
+    if n_unites_legales > 50_000_000:
+        raise ValueError("n_unites_legales > 50 000 000 : l'espace des SIREN serait trop dense")
+    if defects and n_unites_legales < 50:
+        raise ValueError("defects=True demande au moins 50 unités légales")
+    if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
+        raise ValueError(f"chunk_rows doit être entre 1 et {MAX_CHUNK_ROWS}")
+    if fmt not in ("zip", "csv"):
+        raise ValueError(f"fmt doit être 'zip' ou 'csv', reçu {fmt!r}")
+    if etablissements_per_unite_legale < 1.05:
+        raise ValueError("etablissements_per_unite_legale doit être au moins 1.05")
+
+    ref = _Reference.load(Path(reference_dir))
+    ctx = _Context.build(
+        ref, communes, n_unites_legales, mois, seed, etablissements_per_unite_legale
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    year, month = (int(x) for x in mois.split("-"))
+    date_time = (year, month, 1, 0, 0, 0)
+    if fmt == "zip":
+        etab_path = out_dir / "StockEtablissement_utf8.zip"
+        ul_path = out_dir / "StockUniteLegale_utf8.zip"
+    else:
+        etab_path = out_dir / ETABLISSEMENTS_CSV
+        ul_path = out_dir / UNITES_LEGALES_CSV
+
+    counts = _Counts(ctx)
+    defect_log: list[dict[str, Any]] = []
+    n_chunks = -(-n_unites_legales // chunk_rows)
+    with (
+        _Sink(ul_path, UNITES_LEGALES_CSV if fmt == "zip" else None, date_time, compresslevel)
+        as ul_sink,
+        _Sink(etab_path, ETABLISSEMENTS_CSV if fmt == "zip" else None, date_time, compresslevel)
+        as etab_sink,
+    ):
+        ul_sink.write([(",".join(UNITE_LEGALE_V3_11_NAF25) + "\n").encode()])
+        etab_sink.write([(",".join(ETABLISSEMENT_V3_11_NAF25) + "\n").encode()])
+        for chunk in range(n_chunks):
+            start = chunk * chunk_rows
+            stop = min(n_unites_legales, start + chunk_rows)
+            rng = np.random.default_rng([seed, chunk])
+            ul_cols, etab_cols, ul_view, etab_view = _generate_chunk(ctx, rng, start, stop)
+            counts.add(ul_view, etab_view)
+            ul_lines = _join_lines(ul_cols, UNITE_LEGALE_V3_11_NAF25)
+            etab_lines = _join_lines(etab_cols, ETABLISSEMENT_V3_11_NAF25)
+            if defects and chunk == 0:
+                drng = np.random.default_rng([seed, 7_777_777])
+                ul_parts, ul_found = _inject_ul_defects(ul_lines, ul_view, drng)
+                etab_parts, etab_found = _inject_etab_defects(etab_lines, etab_view, ctx, drng)
+                defect_log += ul_found + etab_found
+                ul_sink.write(ul_parts)
+                etab_sink.write(etab_parts)
+            else:
+                ul_sink.write([_line_bytes(ul_lines)])
+                etab_sink.write([_line_bytes(etab_lines)])
+            del ul_cols, etab_cols, ul_lines, etab_lines
+
+    n_ul_lines = ul_sink.lines - 1
+    n_etab_lines = etab_sink.lines - 1
+    manifest = {
+        "synthetic": True,
+        "description": (
+            "Fichiers SIRENE SYNTHETIQUES (aucune ligne ne décrit une entreprise réelle), "
+            "au format exact des stocks INSEE v3.11 + NAF 2025"
+        ),
+        "generator": "observatoire.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "mois": mois,
+        "date_fin_donnees": ctx.end_date.isoformat(),
+        "fmt": fmt,
+        "chunk_rows": chunk_rows,
+        "etablissements_per_unite_legale": etablissements_per_unite_legale,
+        "defects_injected": defects,
+        "communes": list(ctx.communes),
+        "files": {
+            "unites_legales": {
+                "path": ul_path.name,
+                "member": UNITES_LEGALES_CSV if fmt == "zip" else None,
+                "data_lines": n_ul_lines,
+                "csv_sha256": ul_sink.sha256,
+                "columns": len(UNITE_LEGALE_V3_11_NAF25),
+            },
+            "etablissements": {
+                "path": etab_path.name,
+                "member": ETABLISSEMENTS_CSV if fmt == "zip" else None,
+                "data_lines": n_etab_lines,
+                "csv_sha256": etab_sink.sha256,
+                "columns": len(ETABLISSEMENT_V3_11_NAF25),
+            },
+        },
+        "counts": counts.as_dict(),
+        "defects": defect_log,
+    }
+    manifest_path = out_dir / MANIFEST_NAME
+    manifest_path.write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n",
+        encoding="utf-8",
+    )
+    return SyntheticSirene(
+        etablissements=etab_path,
+        unites_legales=ul_path,
+        n_etablissements=n_etab_lines,
+        n_unites_legales=n_ul_lines,
+        manifest=manifest_path,
+    )
+
+
+def all_communes(reference_dir: Path = DEFAULT_REFERENCE_DIR) -> list[str]:
+    """Every COG code under which SIRENE locates establishments (the national territory).
+
+    SIRENE uses the municipal arrondissements of Paris, Lyon and Marseille, never the parent
+    communes 75056, 69123 and 13055, so those three are left out.
+    """
+    communes = []
+    with (Path(reference_dir) / "cog_communes.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["code_commune"] not in ("75056", "69123", "13055"):
+                communes.append(row["code_commune"])
+    return communes
+
+
+def luhn_valid(number: str) -> bool:
+    """Luhn key check as INSEE applies it to SIREN and SIRET (digits only)."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def la_poste_siret_valid(siret: str) -> bool:
+    """INSEE's exception for La Poste: a SIRET of SIREN 356000000 is valid when its digit sum is a
+    multiple of 5, even if its Luhn key fails (the establishments outnumber the Luhn-valid NICs)."""
+    return (
+        len(siret) == 14
+        and siret.isdigit()
+        and siret.startswith(LA_POSTE_SIREN)
+        and (luhn_valid(siret) or sum(int(c) for c in siret) % 5 == 0)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference data and pre-computed tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The reference files the generator draws codes from, so it never invents a code."""
+
+    communes: dict[str, tuple[str, str]]  # code -> (libellé COG, type)
+    naf_rev2: frozenset[str]
+    naf_2025: tuple[str, ...]
+    categories: frozenset[str]
+    ess_families: dict[str, str]  # code_cj -> famille_ess
+    naf_exclusions: frozenset[str]
+
+    @classmethod
+    def load(cls, reference_dir: Path) -> _Reference:
+        cog = _read_csv(reference_dir / "cog_communes.csv")
+        return cls(
+            communes={r["code_commune"]: (r["libelle_commune"], r["type_commune"]) for r in cog},
+            naf_rev2=frozenset(
+                r["code_sous_classe"] for r in _read_csv(reference_dir / "naf_rev2_sous_classes.csv")
+            ),
+            naf_2025=tuple(
+                r["code_naf2025"] for r in _read_csv(reference_dir / "naf_2025_sous_classes.csv")
+            ),
+            categories=frozenset(
+                r["code_n3"] for r in _read_csv(reference_dir / "categories_juridiques_n3.csv")
+            ),
+            ess_families={
+                r["code_cj"]: r["famille_ess"]
+                for r in _read_csv(reference_dir / "ess_categories_juridiques.csv")
+            },
+            naf_exclusions=frozenset(
+                r["code_naf"] for r in _read_csv(reference_dir / "ess_naf_exclusions.csv")
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Per-group discrete distributions flattened for one vectorised `searchsorted`.
+
+    Group g's cumulative probabilities are stored shifted by g, so `group + u` (u in [0, 1))
+    lands in group g's entries only.
+    """
+
+    cum: np.ndarray
+    group_last: np.ndarray  # index of each group's last entry
+    values: np.ndarray  # entry -> value index
+
+    @classmethod
+    def build(cls, groups: Sequence[Sequence[tuple[int, float]]]) -> _Grouped:
+        cum: list[float] = []
+        values: list[int] = []
+        last: list[int] = []
+        for g, entries in enumerate(groups):
+            weights = np.array([w for _, w in entries], dtype=np.float64)
+            c = np.cumsum(weights) / weights.sum()
+            c[-1] = 1.0
+            cum.extend(g + c)
+            values.extend(v for v, _ in entries)
+            last.append(len(values) - 1)
+        return cls(np.array(cum), np.array(last, dtype=np.int64), np.array(values, np.int64))
+
+    def entry(self, group: np.ndarray, u: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.cum, group + u, side="right")
+        return np.minimum(pos, self.group_last[group])
+
+    def sample(self, group: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return self.values[self.entry(group, u)]
+
+
+def _ascii_upper(text: str) -> str:
+    """SIRENE commune labels are upper case without accents."""
+    stripped = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return stripped.upper()
+
+
+def _commune_label(code: str, libelle: str, kind: str) -> str:
+    if kind == "ARM":
+        city = libelle.split()[0]
+        return f"{_ascii_upper(city)} {int(code[-2:]) if city != 'Marseille' else int(code[-2:])}"
+    return _ascii_upper(libelle)
+
+
+def _postal_code(code: str, h: int) -> str:
+    """A plausible postal code for a commune: its département and 3 stable pseudo-digits."""
+    if code.startswith("751"):
+        return "750" + code[3:]
+    if code.startswith("6938"):
+        return "6900" + code[4:]
+    if code.startswith("132"):
+        return "130" + code[3:]
+    if code.startswith("97"):
+        return code[:3] + f"{(h % 9 + 1) * 10:02d}"
+    dep = "20" if code[:2] in ("2A", "2B") else code[:2]
+    return dep + f"{(h % 90 + 10) * 10:03d}"
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+@dataclass
+class _Context:
+    """Everything shared by all chunks: dictionaries of strings and sampling tables."""
+
+    ref: _Reference
+    n: int
+    mois: str
+    end_date: date
+    end_day: int  # days since 1970-01-01
+    day0: int  # first day of the date dictionary (1900-01-01)
+    year: int
+    communes: tuple[str, ...]
+    commune_cum: np.ndarray
+    commune_code: pa.Array
+    commune_label: pa.Array
+    commune_postal: pa.Array
+    commune_dep: pa.Array  # first 2 characters (RNA numbers)
+    commune_x: np.ndarray
+    commune_y: np.ndarray
+    cj_cum: np.ndarray
+    cj_code: pa.Array
+    cj_profile: np.ndarray
+    cj_family: np.ndarray
+    cj_ess_rate: np.ndarray
+    cj_rna: np.ndarray
+    cj_societe: np.ndarray
+    la_poste_cj: int
+    profile_names: tuple[str, ...]
+    prof_natural: np.ndarray
+    prof_size: np.ndarray
+    prof_lambda: np.ndarray
+    prof_tail_p: np.ndarray
+    prof_tail_scale: np.ndarray
+    prof_secondary_closed: np.ndarray
+    prof_creation_rate: np.ndarray
+    prof_closure: np.ndarray
+    prof_has_alt: np.ndarray
+    naf_codes: tuple[str, ...]
+    naf_dict: pa.Array  # index 0 = ""
+    naf25_dict: pa.Array  # aligned with naf_dict
+    naf_excluded: np.ndarray
+    naf_table: _Grouped
+    naf_entry_rate: np.ndarray
+    alt_table: _Grouped
+    rev1_table: _Grouped
+    rev1_dict: pa.Array
+    template_table: _Grouped
+    template_dict: pa.Array
+    band_table: _Grouped
+    tranche_dict: pa.Array  # "", "NN", then _BANDS
+    date_dict: pa.Array  # index 0 = "", index i = day0 + i - 1
+    time_dict: pa.Array
+    prenom_dict: pa.Array
+    type_voie_cum: np.ndarray
+    type_voie_dict: pa.Array
+    libelle_voie_dict: pa.Array
+    complement_dict: pa.Array
+    rm_dict: pa.Array
+    number_width: int
+    la_poste_index: int
+    la_poste_naf: int
+    est_extra_factor: float = 1.0
+    poste_seq: tuple[int, ...] = field(default=())
+
+    @classmethod
+    def build(
+        cls,
+        ref: _Reference,
+        communes: Sequence[str],
+        n: int,
+        mois: str,
+        seed: int,
+        etab_per_ul: float,
+    ) -> _Context:
+        del seed  # the tables are the same for every seed
+        year, month = (int(x) for x in mois.split("-"))
+        end_date = date(year, month, 1) - timedelta(days=1)
+        epoch = date(1970, 1, 1)
+        end_day = (end_date - epoch).days
+        day0 = (date(1900, 1, 1) - epoch).days
+
+        # Communes: unique, known, Zipf-like weights ranked by a stable hash of the code.
+        unique = tuple(dict.fromkeys(str(c) for c in communes))
+        if not unique:
+            raise ValueError("communes est vide")
+        unknown = [c for c in unique if c not in ref.communes]
+        if unknown:
+            raise ValueError(f"codes commune inconnus du COG : {unknown[:10]}")
+        ranked = sorted(unique, key=lambda c: (_crc("rank" + c), c))
+        rank = {c: i for i, c in enumerate(ranked)}
+        w = np.array([1.0 / (rank[c] + 1) ** 0.9 for c in unique])
+        commune_cum = np.cumsum(w) / w.sum()
+        commune_cum[-1] = 1.0
+        labels, postals, deps, xs, ys = [], [], [], [], []
+        for c in unique:
+            libelle, kind = ref.communes[c]
+            h = _crc("cp" + c)
+            labels.append(_commune_label(c, libelle, kind))
+            postals.append(_postal_code(c, h))
+            deps.append(c[:2])
+            # Pseudo-centroids in Lambert 93 ranges: a département box, then the commune.
+            hd, hc = _crc("dep" + c[:2]), _crc("com" + c)
+            xs.append(200_000 + hd % 950_000 + (hc % 40_001) - 20_000)
+            ys.append(6_150_000 + (hd // 7) % 900_000 + ((hc // 7) % 40_001) - 20_000)
+
+        # Legal categories and profiles.
+        profile_names = tuple(_PROFILES)
+        prof_index = {p: i for i, p in enumerate(profile_names)}
+        for code, _, profile in _CATEGORIES:
+            if code not in ref.categories:
+                raise ValueError(f"catégorie juridique {code} absente de la référence")
+            if profile not in prof_index:
+                raise ValueError(f"profil inconnu {profile}")
+        cj_w = np.array([w for _, w, _ in _CATEGORIES])
+        cj_cum = np.cumsum(cj_w) / cj_w.sum()
+        cj_cum[-1] = 1.0
+        fam_index = {f: i for i, f in enumerate(FAMILIES)}
+        cj_family = np.array(
+            [fam_index[ref.ess_families.get(c, "hors_ess")] for c, _, _ in _CATEGORIES]
+        )
+        cj_ess_rate = np.array(
+            [
+                _ESS_FLAG_RATE.get(ref.ess_families.get(c, ""), 0.0)
+                + (_COMMERCIAL_ESS_RATE if c in _COMMERCIAL_ESS_CJ else 0.0)
+                for c, _, _ in _CATEGORIES
+            ]
+        )
+        cj_rna = np.array([c in _RNA_CJ for c, _, _ in _CATEGORIES])
+        cj_societe = np.array(
+            [c.startswith("5") and ref.ess_families.get(c) is None for c, _, _ in _CATEGORIES]
+        )
+
+        # NAF codes: one dictionary for all profiles, with the NAF 2025 code of the same stem.
+        naf_codes: list[str] = [""]
+        naf_pos: dict[str, int] = {"": 0}
+
+        def naf_id(code: str) -> int:
+            if code not in ref.naf_rev2:
+                raise ValueError(f"code NAF rév. 2 {code} absent de la référence")
+            if code not in naf_pos:
+                naf_pos[code] = len(naf_codes)
+                naf_codes.append(code)
+            return naf_pos[code]
+
+        naf_groups, rate_values, alt_groups = [], [], []
+        for p in profile_names:
+            prof = _PROFILES[p]
+            entries = []
+            for row in prof.naf:
+                entries.append((naf_id(row[0]), float(row[1])))
+                rate_values.append(row[2] if len(row) > 2 else prof.employer_rate)
+            naf_groups.append(entries)
+            alt = prof.etab_naf if prof.etab_naf is not None else prof.naf
+            alt_groups.append([(naf_id(row[0]), float(row[1])) for row in alt])
+        stems: dict[str, str] = {}
+        for code in ref.naf_2025:
+            stems.setdefault(code[:5], code)
+        naf25 = ["" if not c else stems.get(c[:5], "") for c in naf_codes]
+
+        rev1_codes: list[str] = []
+        rev1_groups = []
+        for p in profile_names:
+            entries = []
+            for code in _PROFILES[p].rev1:
+                if code not in rev1_codes:
+                    rev1_codes.append(code)
+                entries.append((rev1_codes.index(code), 1.0))
+            rev1_groups.append(entries)
+
+        templates: list[str] = [""]
+        template_groups = []
+        for p in profile_names:
+            prof = _PROFILES[p]
+            if prof.natural_person:
+                template_groups.append([(0, 1.0)])
+                continue
+            entries = []
+            for t in prof.templates:
+                templates.append(t)
+                entries.append((len(templates) - 1, 1.0))
+            template_groups.append(entries)
+
+        band_groups = [list(enumerate(ws)) for ws in _BAND_WEIGHTS]
+
+        n_days = end_day - day0 + 1
+        dates = np.arange(day0, end_day + 1).astype("datetime64[D]").astype(str)
+        date_dict = pa.array([""] + dates.tolist(), pa.string())
+        assert len(date_dict) == n_days + 1
+        secs = np.arange(86_400)
+        time_dict = pa.array(
+            [f"{h:02d}:{m:02d}:{s:02d}" for h, m, s in zip(secs // 3600, secs // 60 % 60, secs % 60,
+                                                           strict=True)]
+        )  # fmt: skip
+        tv_w = np.array([w for _, w in _TYPES_VOIE], dtype=np.float64)
+        tv_cum = np.cumsum(tv_w) / tv_w.sum()
+        tv_cum[-1] = 1.0
+
+        # Number width of denominations: 000123 up to 999999, wider beyond.
+        width = max(6, len(str(n)))
+        # La Poste takes the slot of the SIREN space containing 35600000 (its SIREN without key).
+        la_poste_index = ((35_600_000 + 1) * n - 1) // 100_000_000
+
+        # Extra establishments per unit: Poisson part scaled so that the mean matches.
+        weights = {p: 0.0 for p in profile_names}
+        for _, wgt, p in _CATEGORIES:
+            weights[p] += wgt
+        total_w = sum(weights.values())
+        m_vals = np.arange(1, _TAIL_CAP + 1, dtype=np.float64)
+        lam_sum = 0.0
+        tail_sum = 0.0
+        for p, wgt in weights.items():
+            prof = _PROFILES[p]
+            tail_mean = float(np.sum((1.0 + m_vals / prof.tail_scale) ** (-_TAIL_SHAPE)))
+            tail_sum += wgt / total_w * prof.tail_p * tail_mean
+            lam_sum += wgt / total_w * prof.extra_lambda
+        factor = (etab_per_ul - 1.0 - tail_sum) / lam_sum
+        if factor <= 0:
+            raise ValueError(
+                f"etablissements_per_unite_legale trop faible (minimum {1.0 + tail_sum:.3f})"
+            )
+
+        profiles = [_PROFILES[p] for p in profile_names]
+        return cls(
+            ref=ref,
+            n=n,
+            mois=mois,
+            end_date=end_date,
+            end_day=end_day,
+            day0=day0,
+            year=year,
+            communes=unique,
+            commune_cum=commune_cum,
+            commune_code=pa.array(unique, pa.string()),
+            commune_label=pa.array(labels, pa.string()),
+            commune_postal=pa.array(postals, pa.string()),
+            commune_dep=pa.array(deps, pa.string()),
+            commune_x=np.array(xs, np.int64),
+            commune_y=np.array(ys, np.int64),
+            cj_cum=cj_cum,
+            cj_code=pa.array([c for c, _, _ in _CATEGORIES], pa.string()),
+            cj_profile=np.array([prof_index[p] for _, _, p in _CATEGORIES]),
+            cj_family=cj_family,
+            cj_ess_rate=cj_ess_rate,
+            cj_rna=cj_rna,
+            cj_societe=cj_societe,
+            la_poste_cj=[c for c, _, _ in _CATEGORIES].index("5510"),
+            profile_names=profile_names,
+            prof_natural=np.array([p.natural_person for p in profiles]),
+            prof_size=np.array([p.size for p in profiles]),
+            prof_lambda=np.array([p.extra_lambda for p in profiles]) * factor,
+            prof_tail_p=np.array([p.tail_p for p in profiles]),
+            prof_tail_scale=np.array([p.tail_scale for p in profiles]),
+            prof_secondary_closed=np.array([p.secondary_closed for p in profiles]),
+            prof_creation_rate=np.array([p.creation_rate for p in profiles]),
+            prof_closure=np.array([p.closure_factor for p in profiles]),
+            prof_has_alt=np.array([p.etab_naf is not None for p in profiles]),
+            naf_codes=tuple(naf_codes),
+            naf_dict=pa.array(naf_codes, pa.string()),
+            naf25_dict=pa.array(naf25, pa.string()),
+            naf_excluded=np.array([c in ref.naf_exclusions for c in naf_codes]),
+            naf_table=_Grouped.build(naf_groups),
+            naf_entry_rate=np.array(rate_values),
+            alt_table=_Grouped.build(alt_groups),
+            rev1_table=_Grouped.build(rev1_groups),
+            rev1_dict=pa.array(rev1_codes, pa.string()),
+            template_table=_Grouped.build(template_groups),
+            template_dict=pa.array(templates, pa.string()),
+            band_table=_Grouped.build(band_groups),
+            tranche_dict=pa.array(("", "NN") + _BANDS, pa.string()),
+            date_dict=date_dict,
+            time_dict=time_dict,
+            prenom_dict=pa.array(_PRENOMS_M + _PRENOMS_F, pa.string()),
+            type_voie_cum=tv_cum,
+            type_voie_dict=pa.array([t for t, _ in _TYPES_VOIE], pa.string()),
+            libelle_voie_dict=pa.array(_LIBELLES_VOIE, pa.string()),
+            complement_dict=pa.array(("",) + _COMPLEMENTS, pa.string()),
+            rm_dict=pa.array(_RM_SUFFIXES, pa.string()),
+            number_width=width,
+            la_poste_index=la_poste_index,
+            la_poste_naf=naf_pos["53.10Z"],
+            est_extra_factor=factor,
+            poste_seq=(4, 1203, 2318, 4471, 6590),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised string builders
+# ---------------------------------------------------------------------------------------------
+
+_POW10 = 10 ** np.arange(18, -1, -1, dtype=np.int64)
+_LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
+
+
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) matrix of the decimal digits of non-negative integers, zero-padded."""
+    return ((values[:, None] // _POW10[-width:][None, :]) % 10).astype(np.uint8)
+
+
+def _from_matrix(m: np.ndarray, keep: np.ndarray | None = None) -> pa.StringArray:
+    """StringArray whose i-th value is row i of an ASCII byte matrix (only `keep` bytes)."""
+    n, width = m.shape
+    if keep is None:
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        data = np.ascontiguousarray(m).ravel()
+    else:
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(keep.sum(axis=1), out=offsets[1:])
+        data = m[keep]
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _fixed(values: np.ndarray, width: int) -> pa.StringArray:
+    """Zero-padded decimal strings (SIREN, NIC, years...)."""
+    return _from_matrix(_digits(values, width) + 48)
+
+
+def _plain(values: np.ndarray, width: int, valid: np.ndarray | None = None) -> pa.StringArray:
+    """Decimal strings without leading zeros; empty where not `valid`."""
+    m = _digits(values, width)
+    keep = np.ones(m.shape, dtype=bool)
+    keep[:, :-1] = np.cumsum(m[:, :-1], axis=1) > 0
+    if valid is not None:
+        keep &= valid[:, None]
+    return _from_matrix(m + 48, keep)
+
+
+def _decimal1(tenths: np.ndarray, width: int, valid: np.ndarray) -> pa.StringArray:
+    """Numbers with one decimal ("652345.1") from integer tenths; empty where not `valid`."""
+    m = _digits(tenths, width) + 48
+    mat = np.empty((len(tenths), width + 1), dtype=np.uint8)
+    mat[:, : width - 1] = m[:, : width - 1]
+    mat[:, width - 1] = ord(".")
+    mat[:, width] = m[:, width - 1]
+    keep = np.ones(mat.shape, dtype=bool)
+    keep[:, : width - 2] = np.cumsum(m[:, : width - 2] - 48, axis=1) > 0
+    keep &= valid[:, None]
+    return _from_matrix(mat, keep)
+
+
+def _letters(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
+    return rng.integers(65, 91, size=(n, width), dtype=np.uint8)
+
+
+def _take(dictionary: pa.Array, idx: np.ndarray) -> pa.Array:
+    return pc.take(dictionary, pa.array(idx.astype(np.int32, copy=False)))
+
+
+def _where(mask: np.ndarray, value: str | pa.Array, other: pa.Array) -> pa.Array:
+    if not mask.any():
+        return other
+    return pc.if_else(pa.array(mask), value, other)
+
+
+def _choice(mask_values: np.ndarray, labels: pa.Array) -> pa.Array:
+    return _take(labels, mask_values)
+
+
+def _csv_escape(arr: pa.Array) -> pa.Array:
+    """Quote the values that need it (comma, quote, line break), as INSEE's files do."""
+    needs = pc.match_substring_regex(arr, r'[,"\r\n]')
+    if not pc.any(needs).as_py():
+        return arr
+    quoted = pc.binary_join_element_wise(
+        pa.scalar('"'), pc.replace_substring(arr, '"', '""'), pa.scalar('"'), ""
+    )
+    return pc.if_else(needs, quoted, arr)
+
+
+def _days_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Uniform day in [lo, hi] (hi >= lo)."""
+    return lo + np.floor(rng.random(len(lo)) * (hi - lo + 1)).astype(np.int64)
+
+
+def _years(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _luhn_key(m: np.ndarray) -> np.ndarray:
+    """Key digit making the payload digit matrix `m` (n, k) Luhn-valid once appended."""
+    k = m.shape[1]
+    doubled = (k - 1 - np.arange(k)) % 2 == 0
+    vals = m.astype(np.int64)
+    total = np.where(doubled[None, :], _LUHN_DOUBLE[vals], vals).sum(axis=1)
+    return ((10 - total % 10) % 10).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk generation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _View:
+    """The few per-row facts the counts, the defects and the tests need, as numpy arrays."""
+
+    n: int
+    active: np.ndarray
+    p: np.ndarray
+    family: np.ndarray
+    employer: np.ndarray
+    cj: np.ndarray | None = None
+    siren: np.ndarray | None = None
+    siret: np.ndarray | None = None
+    commune: np.ndarray | None = None
+    excluded: np.ndarray | None = None
+    la_poste: np.ndarray | None = None
+    creation_year: np.ndarray | None = None
+    closure_year: np.ndarray | None = None
+    ess_flag: np.ndarray | None = None
+
+
+def _generate_chunk(
+    ctx: _Context, rng: np.random.Generator, start: int, stop: int
+) -> tuple[dict[str, Any], dict[str, Any], _View, _View]:
+    """Legal units [start, stop) and all their establishments, as columns of strings."""
+    n = stop - start
+    gidx = np.arange(start, stop, dtype=np.int64)
+    end = ctx.end_day
+
+    # --- SIREN: one per slot of the 8-digit space, so unique and sorted, plus the Luhn key.
+    lo = gidx * 100_000_000 // ctx.n
+    hi = (gidx + 1) * 100_000_000 // ctx.n
+    base = lo + np.floor(rng.random(n) * (hi - lo)).astype(np.int64)
+    poste = gidx == ctx.la_poste_index
+    base[poste] = 35_600_000
+    base_digits = _digits(base, 8)
+    siren_digits = np.concatenate([base_digits, _luhn_key(base_digits)[:, None]], axis=1)
+    siren_num = base * 10 + siren_digits[:, 8]
+
+    # --- Legal category, profile, family.
+    cj = np.minimum(np.searchsorted(ctx.cj_cum, rng.random(n), side="right"), len(ctx.cj_cum) - 1)
+    cj[poste] = ctx.la_poste_cj
+    prof = ctx.cj_profile[cj]
+    natural = ctx.prof_natural[prof]
+
+    # --- Creation, closure (older units are more often closed).
+    rate = ctx.prof_creation_rate[prof]
+    horizon = 85.0
+    t_years = -np.log1p(-rng.random(n) * (1.0 - np.exp(-rate * horizon))) / rate
+    creation = end - np.floor(t_years * 365.25).astype(np.int64)
+    old_marker = (~natural) & (rng.random(n) < 0.003)
+    creation[old_marker] = ctx.day0  # "1900-01-01", as for some very old units
+    creation = np.maximum(creation, ctx.day0)
+    creation[poste] = (date(1991, 1, 1) - date(1970, 1, 1)).days
+    age = (end - creation) / 365.25
+    closed = rng.random(n) < ctx.prof_closure[prof] * (1.0 - np.exp(-age / 12.0))
+    closed[poste] = False
+    closure = creation + np.ceil((end - creation) * np.sqrt(rng.random(n))).astype(np.int64)
+    closure = np.clip(closure, creation, end)
+    upper = np.where(closed, closure, end)
+    active = ~closed
+
+    # --- Diffusion status.
+    p_unit = rng.random(n) < np.where(natural, 0.10, 0.015)
+    p_unit[poste] = False
+
+    # --- Activity and employment.
+    naf_entry = ctx.naf_table.entry(prof, rng.random(n))
+    naf = ctx.naf_table.values[naf_entry]
+    naf[poste] = ctx.la_poste_naf
+    employer = active & (rng.random(n) < ctx.naf_entry_rate[naf_entry])
+    band = ctx.band_table.sample(ctx.prof_size[prof], rng.random(n))
+    band[poste] = len(_BANDS) - 1
+    employer[poste] = True
+    u = rng.random(n)
+    tranche = np.where(
+        employer, 2 + band, np.where(active, np.where(u < 0.75, 1, 0), np.where(u < 0.5, 1, 0))
+    )
+    annee_eff = np.where(rng.random(n) < 0.9, ctx.year - 3, ctx.year - 4)
+    u = rng.random(n)
+    employeur_code = np.where(
+        employer,
+        np.where(u < 0.88, 1, 0),
+        np.where(active, np.where(u < 0.85, 2, 0), np.where(u < 0.5, 2, 0)),
+    )
+
+    # --- ESS flag and société à mission.
+    ess_o = rng.random(n) < ctx.cj_ess_rate[cj]
+    ess_o[poste] = False
+    u = rng.random(n)
+    ess_code = np.where(ess_o, 1, np.where(u < 0.75, 2, 0))
+    mission = ctx.cj_societe[cj] & (rng.random(n) < 0.001)
+    family = ctx.cj_family[cj].copy()
+    family[(family == _F_HORS) & ess_o] = _F_COMMERCIAL
+
+    # --- Establishments per unit: Poisson part plus a heavy tail (networks of dozens or more).
+    extra = rng.poisson(ctx.prof_lambda[prof])
+    tail = rng.random(n) < ctx.prof_tail_p[prof]
+    lomax = ctx.prof_tail_scale[prof] * (rng.random(n) ** (-1.0 / _TAIL_SHAPE) - 1.0)
+    extra = extra + np.where(tail, np.minimum(np.floor(lomax), _TAIL_CAP), 0).astype(np.int64)
+    k = 1 + np.minimum(extra, _TAIL_CAP)
+    k[poste] = len(ctx.poste_seq)
+
+    ul_view = _View(
+        n=n,
+        active=active,
+        p=p_unit,
+        family=family,
+        employer=employer,
+        cj=cj,
+        siren=siren_num,
+        ess_flag=ess_o,
+    )
+
+    etab_cols, etab_view, siege_nic, siege_commune = _generate_establishments(
+        ctx,
+        rng,
+        siren_digits=siren_digits,
+        siren_num=siren_num,
+        k=k,
+        prof=prof,
+        natural=natural,
+        creation=creation,
+        closure=closure,
+        closed=closed,
+        upper=upper,
+        p_unit=p_unit,
+        naf=naf,
+        employer=employer,
+        band=band,
+        annee_eff=annee_eff,
+        family=family,
+        poste=poste,
+    )
+
+    ul_cols = _unit_columns(
+        ctx,
+        rng,
+        gidx=gidx,
+        siren_digits=siren_digits,
+        cj=cj,
+        prof=prof,
+        natural=natural,
+        creation=creation,
+        old_marker=old_marker,
+        closure=closure,
+        closed=closed,
+        p_unit=p_unit,
+        naf=naf,
+        employer=employer,
+        band=band,
+        tranche=tranche,
+        annee_eff=annee_eff,
+        employeur_code=employeur_code,
+        ess_code=ess_code,
+        mission=mission,
+        siege_nic=siege_nic,
+        siege_commune=siege_commune,
+        poste=poste,
+    )
+    return ul_cols, etab_cols, ul_view, etab_view
+
+
+def _unit_columns(
+    ctx: _Context,
+    rng: np.random.Generator,
+    *,
+    gidx: np.ndarray,
+    siren_digits: np.ndarray,
+    cj: np.ndarray,
+    prof: np.ndarray,
+    natural: np.ndarray,
+    creation: np.ndarray,
+    old_marker: np.ndarray,
+    closure: np.ndarray,
+    closed: np.ndarray,
+    p_unit: np.ndarray,
+    naf: np.ndarray,
+    employer: np.ndarray,
+    band: np.ndarray,
+    tranche: np.ndarray,
+    annee_eff: np.ndarray,
+    employeur_code: np.ndarray,
+    ess_code: np.ndarray,
+    mission: np.ndarray,
+    siege_nic: pa.Array,
+    siege_commune: np.ndarray,
+    poste: np.ndarray,
+) -> dict[str, Any]:
+    n = len(gidx)
+    end = ctx.end_day
+    active = ~closed
+    d0 = ctx.day0 - 1  # date_dict index = day - d0
+    legal = ~natural
+    empty = pa.scalar("")
+
+    cols: dict[str, Any] = {}
+    cols["siren"] = _from_matrix(siren_digits + 48)
+    cols["statutDiffusionUniteLegale"] = _choice(p_unit.astype(np.int8), pa.array(["O", "P"]))
+    purged = closed & (closure < (date(2005, 1, 1) - date(1970, 1, 1)).days)
+    purged &= rng.random(n) < 0.5
+    cols["unitePurgeeUniteLegale"] = _choice(purged.astype(np.int8), pa.array(["", "true"]))
+    creation_missing = (creation < (date(1975, 1, 1) - date(1970, 1, 1)).days) & ~old_marker
+    creation_missing &= rng.random(n) < 0.02
+    cols["dateCreationUniteLegale"] = _take(
+        ctx.date_dict, np.where(creation_missing, 0, creation - d0)
+    )
+
+    # Names: natural persons get FICTIF-XXXXX and first names, legal persons a denomination.
+    sexe_f = rng.random(n) < 0.4
+    has_sigle = legal & (rng.random(n) < 0.08)
+    sigle = _from_matrix(_letters(rng, n, 3), np.repeat(has_sigle[:, None], 3, axis=1))
+    cols["sigleUniteLegale"] = _where(p_unit & has_sigle, "[ND]", sigle)
+    cols["sexeUniteLegale"] = _choice(
+        np.where(natural, np.where(sexe_f, 2, 1), 0), pa.array(["", "M", "F"])
+    )
+    n_m, n_f = len(_PRENOMS_M), len(_PRENOMS_F)
+
+    def prenom(present: np.ndarray) -> pa.Array:
+        idx = np.where(sexe_f, n_m + rng.integers(0, n_f, n), rng.integers(0, n_m, n))
+        arr = _take(ctx.prenom_dict, idx)
+        arr = _where(~present, empty, arr)
+        return _where(p_unit & present, "[ND]", arr)
+
+    has2 = natural & (rng.random(n) < 0.45)
+    has3 = has2 & (rng.random(n) < 0.35)
+    has4 = has3 & (rng.random(n) < 0.25)
+    p1 = prenom(natural)
+    cols["prenom1UniteLegale"] = p1
+    cols["prenom2UniteLegale"] = prenom(has2)
+    cols["prenom3UniteLegale"] = prenom(has3)
+    cols["prenom4UniteLegale"] = prenom(has4)
+    usuel = natural & (rng.random(n) < 0.85)
+    cols["prenomUsuelUniteLegale"] = _where(~usuel, empty, p1)
+    pseudo = natural & (rng.random(n) < 0.002)
+    cols["pseudonymeUniteLegale"] = _where(
+        pseudo, pa.scalar("[ND]") if False else "PSEUDONYME FICTIF", empty
+    )
+    cols["pseudonymeUniteLegale"] = _where(pseudo & p_unit, "[ND]", cols["pseudonymeUniteLegale"])
+
+    rna = ctx.cj_rna[cj] & (rng.random(n) < 0.8)
+    rna_digits = _digits(rng.integers(0, 1_000_000, n), 6) + 48
+    dep = _take(ctx.commune_dep, siege_commune)
+    rna_tail = _from_matrix(
+        np.concatenate([rng.integers(49, 52, (n, 1), dtype=np.uint8), rna_digits], axis=1)
+    )
+    rna_id = pc.binary_join_element_wise(pa.scalar("W"), dep, rna_tail, "")
+    cols["identifiantAssociationUniteLegale"] = _where(~rna, empty, rna_id)
+
+    cols["trancheEffectifsUniteLegale"] = _take(ctx.tranche_dict, tranche)
+    cols["anneeEffectifsUniteLegale"] = _plain(annee_eff, 4, tranche >= 2)
+
+    debut = np.where(
+        closed,
+        closure,
+        np.where(rng.random(n) < 0.45, creation, _days_between(rng, creation, np.full(n, end))),
+    )
+    cols["dateDernierTraitementUniteLegale"] = _timestamps(ctx, rng, debut)
+    periods = 1 + rng.poisson(1.0, n) + closed
+    cols["nombrePeriodesUniteLegale"] = _plain(periods, 3)
+
+    # categorieEntreprise: filled for most active units, from the employer band.
+    cat_filled = active & (rng.random(n) < 0.92)
+    u = rng.random(n)
+    big = employer & (band >= _BANDS.index("42"))
+    mid = employer & (band >= _BANDS.index("31"))
+    categorie = np.where(big, np.where(u < 0.6, 3, 2), np.where(mid, np.where(u < 0.5, 2, 1), 1))
+    categorie = np.where(cat_filled, categorie, 0)
+    cols["categorieEntreprise"] = _choice(categorie, pa.array(["", "PME", "ETI", "GE"]))
+    cols["anneeCategorieEntreprise"] = _plain(np.full(n, ctx.year - 3), 4, cat_filled)
+    cols["dateDebut"] = _take(ctx.date_dict, debut - d0)
+    cols["etatAdministratifUniteLegale"] = _choice(closed.astype(np.int8), pa.array(["A", "C"]))
+
+    nom = pc.binary_join_element_wise(
+        pa.scalar("FICTIF-"), _from_matrix(_letters(rng, n, 5)), ""
+    )
+    nom = _where(~natural, empty, nom)
+    cols["nomUniteLegale"] = _where(natural & p_unit, "[ND]", nom)
+    usage = natural & sexe_f & (rng.random(n) < 0.2)
+    nom_usage = pc.binary_join_element_wise(
+        pa.scalar("FICTIF-"), _from_matrix(_letters(rng, n, 5)), ""
+    )
+    nom_usage = _where(~usage, empty, nom_usage)
+    cols["nomUsageUniteLegale"] = _where(usage & p_unit, "[ND]", nom_usage)
+
+    number = _fixed(gidx + 1, ctx.number_width)
+    template = ctx.template_table.sample(prof, rng.random(n))
+    denomination = pc.binary_join_element_wise(_take(ctx.template_dict, template), number, "")
+    denomination = _where(~legal, empty, denomination)
+    denomination = _where(poste, "LA POSTE", denomination)
+    denomination = _where(legal & p_unit, "[ND]", denomination)
+    cols["denominationUniteLegale"] = _csv_escape(denomination)
+    usuelle = legal & (rng.random(n) < 0.03)
+    usuelle_txt = pc.binary_join_element_wise(pa.scalar("NOM COMMERCIAL FICTIF "), number, "")
+    usuelle_txt = _where(~usuelle, empty, usuelle_txt)
+    cols["denominationUsuelle1UniteLegale"] = _where(usuelle & p_unit, "[ND]", usuelle_txt)
+    cols["denominationUsuelle2UniteLegale"] = empty
+    cols["denominationUsuelle3UniteLegale"] = empty
+    cols["categorieJuridiqueUniteLegale"] = _take(ctx.cj_code, cj)
+
+    rev1 = closed & (closure < (date(2008, 1, 1) - date(1970, 1, 1)).days)
+    naf_str = _take(ctx.naf_dict, naf)
+    rev1_str = _take(ctx.rev1_dict, ctx.rev1_table.sample(prof, rng.random(n)))
+    cols["activitePrincipaleUniteLegale"] = _where(rev1, rev1_str, naf_str)
+    cols["nomenclatureActivitePrincipaleUniteLegale"] = _choice(
+        rev1.astype(np.int8), pa.array(["NAFRev2", "NAFRev1"])
+    )
+    cols["nicSiegeUniteLegale"] = siege_nic
+    cols["economieSocialeSolidaireUniteLegale"] = _choice(ess_code, pa.array(["", "O", "N"]))
+    cols["societeMissionUniteLegale"] = _choice(mission.astype(np.int8), pa.array(["", "O"]))
+    cols["caractereEmployeurUniteLegale"] = _choice(employeur_code, pa.array(["", "O", "N"]))
+    cols["activitePrincipaleNAF25UniteLegale"] = _take(ctx.naf25_dict, np.where(active, naf, 0))
+    return cols
+
+
+def _timestamps(ctx: _Context, rng: np.random.Generator, debut: np.ndarray) -> pa.Array:
+    """dateDernierTraitement: within the last years, never before the last period's start.
+
+    40 % of the rows share one mass-update day (INSEE reprocesses the whole stock at times).
+    """
+    n = len(debut)
+    end = ctx.end_day
+    lo = np.clip(np.maximum(debut, end - 6 * 365), None, end)
+    day = _days_between(rng, lo, np.full(n, end))
+    mass_day = end - 180
+    mass = (rng.random(n) < 0.4) & (debut <= mass_day)
+    day = np.where(mass, mass_day, day)
+    secs = np.where(mass, rng.integers(5 * 3600, 9 * 3600, n), rng.integers(0, 86_400, n))
+    return pc.binary_join_element_wise(
+        _take(ctx.date_dict, day - ctx.day0 + 1), _take(ctx.time_dict, secs), "T"
+    )
+
+
+def _generate_establishments(
+    ctx: _Context,
+    rng: np.random.Generator,
+    *,
+    siren_digits: np.ndarray,
+    siren_num: np.ndarray,
+    k: np.ndarray,
+    prof: np.ndarray,
+    natural: np.ndarray,
+    creation: np.ndarray,
+    closure: np.ndarray,
+    closed: np.ndarray,
+    upper: np.ndarray,
+    p_unit: np.ndarray,
+    naf: np.ndarray,
+    employer: np.ndarray,
+    band: np.ndarray,
+    annee_eff: np.ndarray,
+    family: np.ndarray,
+    poste: np.ndarray,
+) -> tuple[dict[str, Any], _View, pa.Array, np.ndarray]:
+    n = len(k)
+    end = ctx.end_day
+    d0 = ctx.day0 - 1
+    m = int(k.sum())
+    unit = np.repeat(np.arange(n), k)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(k[:-1], out=starts[1:])
+    j = np.arange(m) - starts[unit]
+    kk = k[unit]
+    # Natural persons move: their siège is the latest establishment; companies keep the first.
+    siege_pos = np.where(natural, k - 1, 0)
+    is_siege = j == siege_pos[unit]
+    u_closed = closed[unit]
+
+    # NIC: 4-digit sequence with small gaps, then the key making the SIRET Luhn-valid.
+    step = 1 + np.where(rng.random(m) < 0.15, rng.integers(1, 4, m), 0)
+    csum = np.cumsum(step)
+    seq = csum - (csum[starts] - step[starts])[unit]
+    seq = np.minimum(seq, 9999)
+    siret_digits = np.empty((m, 14), dtype=np.uint8)
+    siret_digits[:, :9] = siren_digits[unit]
+    siret_digits[:, 9:13] = _digits(seq, 4)
+    siret_digits[:, 13] = _luhn_key(siret_digits[:, :13])
+    la_poste_rows = np.flatnonzero(poste[unit])
+    for r, s in zip(la_poste_rows, ctx.poste_seq, strict=True):
+        siret_digits[r, 9:13] = _digits(np.array([s]), 4)[0]
+        siret_digits[r, 13] = _luhn_key(siret_digits[r : r + 1, :13])[0]
+        if s != ctx.poste_seq[0]:  # the siège keeps a Luhn-valid SIRET
+            siret_digits[r, 13] = _la_poste_key(siret_digits[r, :13])
+    siret_num = siret_digits.astype(np.int64) @ _POW10[-14:]
+
+    # Dates: establishments are created in order between the unit's creation and its end.
+    span = upper[unit] - creation[unit]
+    g = np.where(j == 0, 0.0, (j - 1 + rng.random(m)) / np.maximum(kk - 1, 1))
+    cre = creation[unit] + np.floor(g * span).astype(np.int64)
+    closed_e = u_closed | (~is_siege & (rng.random(m) < ctx.prof_secondary_closed[prof[unit]]))
+    closed_e[poste[unit]] = False
+    up = upper[unit]
+    fermeture = cre + np.ceil((up - cre) * np.sqrt(rng.random(m))).astype(np.int64)
+    fermeture = np.where(u_closed & is_siege, closure[unit], np.clip(fermeture, cre, up))
+    active_e = ~closed_e
+    debut = np.where(
+        closed_e,
+        fermeture,
+        np.where(rng.random(m) < 0.55, cre, _days_between(rng, cre, np.full(m, end))),
+    )
+
+    # Place: Zipf-like communes, plausible addresses, Lambert 93 pseudo-coordinates.
+    commune = np.minimum(
+        np.searchsorted(ctx.commune_cum, rng.random(m), side="right"), len(ctx.commune_cum) - 1
+    )
+    p_e = p_unit[unit]
+
+    # Employment: employer establishments only in active employer units; the siège always.
+    emp_e = employer[unit] & active_e & (is_siege | (rng.random(m) < 0.65))
+    small = ctx.band_table.sample(np.zeros(m, dtype=np.int64), rng.random(m))
+    band_e = np.where(is_siege & (kk == 1), band[unit], np.minimum(band[unit], small))
+    u = rng.random(m)
+    tranche_e = np.where(
+        emp_e, 2 + band_e, np.where(active_e, np.where(u < 0.75, 1, 0), np.where(u < 0.5, 1, 0))
+    )
+    u = rng.random(m)
+    employeur_e = np.where(emp_e, 1, np.where(active_e | (u < 0.7), 2, 0))
+
+    # Activity: usually the unit's, sometimes another (associations: sometimes excluded codes).
+    prof_e = prof[unit]
+    other = rng.random(m) < np.where(ctx.prof_has_alt[prof_e], 0.10, 0.06)
+    naf_e = np.where(other, ctx.alt_table.sample(prof_e, rng.random(m)), naf[unit])
+    naf_e[poste[unit]] = ctx.la_poste_naf
+    rev1_e = closed_e & (fermeture < (date(2008, 1, 1) - date(1970, 1, 1)).days)
+
+    cols: dict[str, Any] = {}
+    empty = pa.scalar("")
+    cols["siren"] = _from_matrix(siret_digits[:, :9] + 48)
+    cols["nic"] = _from_matrix(siret_digits[:, 9:] + 48)
+    cols["siret"] = _from_matrix(siret_digits + 48)
+    cols["statutDiffusionEtablissement"] = _choice(p_e.astype(np.int8), pa.array(["O", "P"]))
+    cre_missing = closed_e & (cre < (date(1990, 1, 1) - date(1970, 1, 1)).days)
+    cre_missing &= rng.random(m) < 0.05
+    cols["dateCreationEtablissement"] = _take(ctx.date_dict, np.where(cre_missing, 0, cre - d0))
+    cols["trancheEffectifsEtablissement"] = _take(ctx.tranche_dict, tranche_e)
+    cols["anneeEffectifsEtablissement"] = _plain(annee_eff[unit], 4, tranche_e >= 2)
+    rm = (~p_e) & ((natural[unit]) | ctx.cj_societe_view(prof_e)) & (rng.random(m) < 0.03)
+    naf_str = _take(ctx.naf_dict, naf_e)
+    rm_code = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(pc.replace_substring(naf_str, ".", ""), 0, 4),
+        _take(ctx.rm_dict, rng.integers(0, len(_RM_SUFFIXES), m)),
+        "",
+    )
+    cols["activitePrincipaleRegistreMetiersEtablissement"] = _where(~rm, empty, rm_code)
+    cols["dateDernierTraitementEtablissement"] = _timestamps(ctx, rng, debut)
+    cols["etablissementSiege"] = _choice(is_siege.astype(np.int8), pa.array(["false", "true"]))
+    cols["nombrePeriodesEtablissement"] = _plain(1 + rng.poisson(0.7, m) + closed_e, 3)
+
+    complement = np.where(rng.random(m) < 0.04, rng.integers(1, len(_COMPLEMENTS) + 1, m), 0)
+    cols["complementAdresseEtablissement"] = _nd(
+        p_e, _csv_escape(_take(ctx.complement_dict, complement))
+    )
+    has_num = rng.random(m) < 0.8
+    numero = 1 + np.minimum(np.floor(rng.exponential(30.0, m)), 398).astype(np.int64)
+    cols["numeroVoieEtablissement"] = _nd(p_e, _plain(numero, 3, has_num))
+    u = rng.random(m)
+    indice = np.where(has_num & (u < 0.03), 1, np.where(has_num & (u < 0.037), 2, 0))
+    cols["indiceRepetitionEtablissement"] = _nd(p_e, _choice(indice, pa.array(["", "B", "T"])))
+    cols["dernierNumeroVoieEtablissement"] = empty
+    cols["indiceRepetitionDernierNumeroVoieEtablissement"] = empty
+    type_voie = np.minimum(
+        np.searchsorted(ctx.type_voie_cum, rng.random(m), side="right"), len(_TYPES_VOIE) - 1
+    )
+    cols["typeVoieEtablissement"] = _nd(p_e, _take(ctx.type_voie_dict, type_voie))
+    voie = rng.integers(0, len(_LIBELLES_VOIE), m)
+    cols["libelleVoieEtablissement"] = _nd(p_e, _take(ctx.libelle_voie_dict, voie))
+    postal = _take(ctx.commune_postal, commune)
+    cols["codePostalEtablissement"] = postal
+    label = _take(ctx.commune_label, commune)
+    cols["libelleCommuneEtablissement"] = label
+    cols["libelleCommuneEtrangerEtablissement"] = empty
+    cols["distributionSpecialeEtablissement"] = empty
+    code = _take(ctx.commune_code, commune)
+    cols["codeCommuneEtablissement"] = code
+    cedex = rng.random(m) < 0.005
+    cedex_code = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(postal, 0, 2),
+        _fixed(rng.integers(700, 1000, m), 3),
+        "",
+    )
+    cols["codeCedexEtablissement"] = _where(~cedex, empty, cedex_code)
+    cols["libelleCedexEtablissement"] = _where(
+        ~cedex, empty, pc.binary_join_element_wise(label, pa.scalar("CEDEX"), " ")
+    )
+    cols["codePaysEtrangerEtablissement"] = empty
+    cols["libellePaysEtrangerEtablissement"] = empty
+    has_ban = active_e & (rng.random(m) < 0.6) & has_num
+    ban = pc.binary_join_element_wise(
+        code, _fixed((voie * 37 + 1000) % 10_000, 4), _fixed(numero, 5), "_"
+    )
+    cols["identifiantAdresseEtablissement"] = _nd(p_e, _where(~has_ban, empty, ban))
+    has_xy = rng.random(m) < np.where(active_e, 0.85, 0.4)
+    x = (ctx.commune_x[commune] * 10 + np.round(rng.normal(0.0, 8000.0, m))).astype(np.int64)
+    y = (ctx.commune_y[commune] * 10 + np.round(rng.normal(0.0, 8000.0, m))).astype(np.int64)
+    cols["coordonneeLambertAbscisseEtablissement"] = _nd(p_e, _decimal1(x, 8, has_xy))
+    cols["coordonneeLambertOrdonneeEtablissement"] = _nd(p_e, _decimal1(y, 8, has_xy))
+    for name in (
+        "complementAdresse2Etablissement",
+        "numeroVoie2Etablissement",
+        "indiceRepetition2Etablissement",
+        "typeVoie2Etablissement",
+        "libelleVoie2Etablissement",
+        "codePostal2Etablissement",
+        "libelleCommune2Etablissement",
+        "libelleCommuneEtranger2Etablissement",
+        "distributionSpeciale2Etablissement",
+        "codeCommune2Etablissement",
+        "codeCedex2Etablissement",
+        "libelleCedex2Etablissement",
+        "codePaysEtranger2Etablissement",
+        "libellePaysEtranger2Etablissement",
+    ):
+        cols[name] = empty
+    cols["dateDebut"] = _take(ctx.date_dict, debut - d0)
+    cols["etatAdministratifEtablissement"] = _choice(
+        closed_e.astype(np.int8), pa.array(["A", "F"])
+    )
+    number = _fixed(np.arange(m, dtype=np.int64) % 1_000_000 + 1, 6)
+    enseigne = (rng.random(m) < 0.08) & ~ctx.prof_natural_or_legal(prof_e)
+    enseigne |= (rng.random(m) < 0.10) & natural[unit]
+    ens = pc.binary_join_element_wise(pa.scalar("ENSEIGNE FICTIVE "), number, "")
+    cols["enseigne1Etablissement"] = _nd(p_e, _where(~enseigne, empty, ens))
+    cols["enseigne2Etablissement"] = empty
+    cols["enseigne3Etablissement"] = empty
+    usuelle = rng.random(m) < 0.02
+    usu = pc.binary_join_element_wise(pa.scalar("ETABLISSEMENT FICTIF "), number, "")
+    cols["denominationUsuelleEtablissement"] = _nd(p_e, _where(~usuelle, empty, usu))
+    rev1_str = _take(ctx.rev1_dict, ctx.rev1_table.sample(prof_e, rng.random(m)))
+    cols["activitePrincipaleEtablissement"] = _where(rev1_e, rev1_str, naf_str)
+    cols["nomenclatureActivitePrincipaleEtablissement"] = _choice(
+        rev1_e.astype(np.int8), pa.array(["NAFRev2", "NAFRev1"])
+    )
+    cols["caractereEmployeurEtablissement"] = _choice(employeur_e, pa.array(["", "O", "N"]))
+    cols["activitePrincipaleNAF25Etablissement"] = _take(
+        ctx.naf25_dict, np.where(active_e, naf_e, 0)
+    )
+
+    view = _View(
+        n=m,
+        active=active_e,
+        p=p_e,
+        family=family[unit],
+        employer=emp_e,
+        siren=siren_num[unit],
+        siret=siret_num,
+        commune=commune,
+        excluded=ctx.naf_excluded[naf_e] & ~rev1_e,
+        la_poste=poste[unit],
+        creation_year=np.where(cre_missing, 0, _years(cre)),
+        closure_year=np.where(closed_e, _years(fermeture), 0),
+    )
+    siege_rows = starts + siege_pos
+    siege_nic = _from_matrix(siret_digits[siege_rows, 9:] + 48)
+    return cols, view, siege_nic, commune[siege_rows]
+
+
+def _la_poste_key(payload: np.ndarray) -> int:
+    """Last NIC digit for La Poste: digit sum a multiple of 5 while the Luhn key fails."""
+    s = int(payload.astype(np.int64).sum())
+    good = int(_luhn_key(payload[None, :])[0])
+    for d in range(10):
+        if (s + d) % 5 == 0 and d != good:
+            return d
+    raise AssertionError("unreachable: two digits satisfy the sum rule")
+
+
+def _nd(p: np.ndarray, arr: pa.Array) -> pa.Array:
+    """INSEE masks the address and name fields of partially diffusible units with [ND]."""
+    return _where(p, "[ND]", arr)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV lines, defects, sinks
+# ---------------------------------------------------------------------------------------------
+
+
+def _join_lines(cols: dict[str, Any], header: tuple[str, ...]) -> pa.StringArray:
+    """One CSV line per row, `\\n`-terminated, in header order (values already escaped)."""
+    missing = set(header) - set(cols)
+    extra = set(cols) - set(header)
+    if missing or extra:
+        raise AssertionError(f"columns mismatch: missing {missing}, extra {extra}")
+    values = [cols[name] for name in header]
+    last = values[-1]
+    values[-1] = pc.binary_join_element_wise(last, pa.scalar("\n"), "")
+    return pc.binary_join_element_wise(*values, ",")
+
+
+def _line_bytes(lines: pa.StringArray) -> memoryview:
+    """The concatenated text of all lines, without copying."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    lo = int(offsets[lines.offset])
+    hi = int(offsets[lines.offset + len(lines)])
+    return memoryview(lines.buffers()[2])[lo:hi]
+
+
+def _spliced(lines: pa.StringArray, replacements: dict[int, str]) -> list[Any]:
+    """Line buffers with some lines replaced (a replacement may hold several lines)."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
+    data = memoryview(lines.buffers()[2])
+    parts: list[Any] = []
+    pos = int(offsets[0])
+    for row in sorted(replacements):
+        parts.append(data[pos : int(offsets[row])])
+        parts.append(replacements[row].encode())
+        pos = int(offsets[row + 1])
+    parts.append(data[pos : int(offsets[-1])])
+    return parts
+
+
+def _pick_rows(
+    rng: np.random.Generator, lines: pa.StringArray, candidates: np.ndarray, count: int
+) -> list[int]:
+    """Distinct rows among `candidates` whose lines need no CSV quoting (safe to split)."""
+    chosen: list[int] = []
+    order = rng.permutation(candidates)
+    for row in order:
+        if '"' not in lines[int(row)].as_py():
+            chosen.append(int(row))
+            if len(chosen) == count:
+                break
+    if len(chosen) < count:
+        raise ValueError("pas assez de lignes pour injecter les défauts")
+    return chosen
+
+
+def _inject_ul_defects(
+    lines: pa.StringArray, view: _View, rng: np.random.Generator
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """One legal unit whose SIREN key is wrong (a typo as seen in real extracts)."""
+    assert view.cj is not None and view.siren is not None
+    candidates = np.flatnonzero(view.siren != int(LA_POSTE_SIREN))
+    (row,) = _pick_rows(rng, lines, candidates, 1)
+    fields = lines[row].as_py().rstrip("\n").split(",")
+    good = fields[0]
+    bad = good[:8] + str((int(good[8]) + 3) % 10)
+    fields[0] = bad
+    found = [
+        {
+            "file": "unites_legales",
+            "kind": "siren_luhn_invalide",
+            "line": row + 2,
+            "column": "siren",
+            "siren": bad,
+            "value": bad,
+            "detail": f"clé de Luhn fausse (SIREN généré {good})",
+        }
+    ]
+    return _spliced(lines, {row: ",".join(fields) + "\n"}), found
+
+
+_ETAB_INDEX = {name: i for i, name in enumerate(ETABLISSEMENT_V3_11_NAF25)}
+
+
+def _inject_etab_defects(
+    lines: pa.StringArray, view: _View, ctx: _Context, rng: np.random.Generator
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Malformed establishment rows, each listed with its physical line number (1 = header)."""
+    assert view.la_poste is not None
+    candidates = np.flatnonzero(view.active & ~view.p & ~view.la_poste)
+    if len(candidates) < 8:
+        candidates = np.flatnonzero(~view.la_poste)
+    rows = _pick_rows(rng, lines, candidates, 8)
+    kinds = (
+        "siret_luhn_invalide",
+        "siret_different_siren_nic",
+        "commune_inconnue",
+        "date_impossible",
+        "tranche_inconnue",
+        "siret_duplique",
+        "colonne_en_trop",
+        "colonnes_manquantes",
+    )
+    replacements: dict[int, str] = {}
+    found: list[dict[str, Any]] = []
+    for kind, row in zip(kinds, rows, strict=True):
+        fields = lines[row].as_py().rstrip("\n").split(",")
+        siret = fields[_ETAB_INDEX["siret"]]
+        entry: dict[str, Any] = {"file": "etablissements", "kind": kind, "row": row}
+        if kind == "siret_luhn_invalide":
+            bad = siret[:13] + str((int(siret[13]) + 1) % 10)
+            fields[_ETAB_INDEX["siret"]] = bad
+            fields[_ETAB_INDEX["nic"]] = bad[9:]
+            entry.update(column="siret", value=bad, detail=f"clé de Luhn fausse ({siret})")
+            siret = bad
+        elif kind == "siret_different_siren_nic":
+            nic = fields[_ETAB_INDEX["nic"]]
+            other = f"{(int(nic[:4]) + 5000) % 10_000:04d}"
+            payload = np.array([int(c) for c in siret[:9] + other], dtype=np.uint8)
+            new_nic = other + str(int(_luhn_key(payload[None, :])[0]))
+            fields[_ETAB_INDEX["nic"]] = new_nic
+            entry.update(
+                column="nic", value=new_nic, detail=f"siret {siret} ≠ siren + nic ({new_nic})"
+            )
+        elif kind == "commune_inconnue":
+            code = fields[_ETAB_INDEX["codeCommuneEtablissement"]]
+            bad = next(
+                c
+                for c in (code[:2] + s for s in ("999", "998", "997", "996"))
+                if c not in ctx.ref.communes
+            )
+            fields[_ETAB_INDEX["codeCommuneEtablissement"]] = bad
+            entry.update(column="codeCommuneEtablissement", value=bad, detail="code absent du COG")
+        elif kind == "date_impossible":
+            fields[_ETAB_INDEX["dateCreationEtablissement"]] = "2023-02-30"
+            entry.update(column="dateCreationEtablissement", value="2023-02-30", detail="")
+        elif kind == "tranche_inconnue":
+            fields[_ETAB_INDEX["trancheEffectifsEtablissement"]] = "99"
+            entry.update(column="trancheEffectifsEtablissement", value="99", detail="")
+        elif kind == "siret_duplique":
+            entry.update(column="siret", value=siret, detail="ligne répétée à l'identique")
+        elif kind == "colonne_en_trop":
+            fields.append("COLONNE EN TROP")
+            entry.update(column=None, value=None, detail=f"{len(fields)} champs au lieu de 54")
+        elif kind == "colonnes_manquantes":
+            fields = fields[:44]
+            entry.update(column=None, value=None, detail=f"{len(fields)} champs au lieu de 54")
+        entry["siret"] = siret
+        entry["siren"] = siret[:9]
+        text = ",".join(fields) + "\n"
+        if kind == "siret_duplique":
+            text = text + text
+        replacements[row] = text
+        found.append(entry)
+    # Physical line numbers: header is line 1; the duplicate adds one line after its row.
+    dup_row = next(e["row"] for e in found if e["kind"] == "siret_duplique")
+    for e in found:
+        row = e.pop("row")
+        e["line"] = row + 2 + (1 if row > dup_row or e["kind"] == "siret_duplique" else 0)
+    found.sort(key=lambda e: e["line"])
+    return _spliced(lines, replacements), found
+
+
+class _Sink:
+    """One output file, written by a background thread so deflate overlaps generation.
+
+    zlib and hashlib release the GIL on large buffers, so on 2 cores the compression of chunk i
+    runs while chunk i+1 is generated. The queue holds at most one pending chunk (memory bound).
+    """
+
+    def __init__(
+        self, path: Path, member: str | None, date_time: tuple[int, ...], compresslevel: int
+    ) -> None:
+        self.path = path
+        self.lines = 0
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._zip: zipfile.ZipFile | None = None
+        self._fh: BinaryIO
+        if member is None:
+            self._fh = path.open("wb")
+        else:
+            self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
+            info = zipfile.ZipInfo(member, date_time=date_time)  # type: ignore[arg-type]
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info._compresslevel = compresslevel  # type: ignore[attr-defined]
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            self._fh = self._zip.open(info, "w", force_zip64=True)  # type: ignore[assignment]
+        self._thread = threading.Thread(target=self._run, name=f"sink-{path.name}", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # keep draining so that the producer never blocks
+            try:
+                for buf in item:
+                    self._hash.update(buf)
+                    self._fh.write(buf)
+            except BaseException as exc:  # re-raised in the producer thread
+                self._error = exc
+
+    def write(self, buffers: list[Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        for buf in buffers:
+            self.lines += bytes(buf).count(b"\n") if len(buf) < 4096 else _count_nl(buf)
+        self._queue.put(buffers)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._fh.close()
+        if self._zip is not None:
+            self._zip.close()
+        if self._error is not None:
+            raise self._error
+
+
+def _count_nl(buf: Any) -> int:
+    return int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10))
+
+
+# ---------------------------------------------------------------------------------------------
+# True counts
+# ---------------------------------------------------------------------------------------------
+
+
+class _Counts:
+    """Accumulates, chunk by chunk, the truth a pipeline's outputs can be compared with."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        nf = len(FAMILIES)
+        self.ul = {
+            "rows": 0,
+            "active": 0,
+            "statut_diffusion_p": 0,
+            "ess_flag_o": 0,
+            "employer_active": 0,
+        }
+        self.ul_fam = np.zeros((nf, 4), dtype=np.int64)  # total, active, employer, P
+        self.ul_cj = np.zeros(len(_CATEGORIES), dtype=np.int64)
+        self.et = {
+            "rows": 0,
+            "active": 0,
+            "statut_diffusion_p": 0,
+            "employer_active": 0,
+            "la_poste": 0,
+            "siege": 0,
+        }
+        self.et_fam = np.zeros((nf, 5), dtype=np.int64)
+        self.years = np.arange(ctx.year - 10, ctx.year + 1)
+        self.et_created = np.zeros(len(self.years), dtype=np.int64)
+        self.et_closed = np.zeros(len(self.years), dtype=np.int64)
+        self.communes = np.zeros(len(ctx.communes), dtype=np.int64)
+
+    def add(self, ul: _View, et: _View) -> None:
+        nf = len(FAMILIES)
+        assert ul.cj is not None and ul.ess_flag is not None
+        self.ul["rows"] += ul.n
+        self.ul["active"] += int(ul.active.sum())
+        self.ul["statut_diffusion_p"] += int(ul.p.sum())
+        self.ul["ess_flag_o"] += int(ul.ess_flag.sum())
+        self.ul["employer_active"] += int(ul.employer.sum())
+        for col, mask in enumerate((None, ul.active, ul.employer, ul.p)):
+            w = None if mask is None else mask.astype(np.int64)
+            self.ul_fam[:, col] += np.bincount(ul.family, weights=w, minlength=nf).astype(np.int64)
+        self.ul_cj += np.bincount(ul.cj, minlength=len(_CATEGORIES))
+
+        assert et.excluded is not None and et.commune is not None and et.la_poste is not None
+        assert et.creation_year is not None and et.closure_year is not None
+        self.et["rows"] += et.n
+        self.et["active"] += int(et.active.sum())
+        self.et["statut_diffusion_p"] += int(et.p.sum())
+        self.et["employer_active"] += int(et.employer.sum())
+        self.et["la_poste"] += int(et.la_poste.sum())
+        inside = et.employer & ~et.excluded
+        for col, mask in enumerate((None, et.active, et.employer, inside, et.active & et.p)):
+            w = None if mask is None else mask.astype(np.int64)
+            self.et_fam[:, col] += np.bincount(et.family, weights=w, minlength=nf).astype(np.int64)
+        y0 = int(self.years[0])
+        for arr, target in ((et.creation_year, self.et_created), (et.closure_year, self.et_closed)):
+            sel = arr[arr >= y0] - y0
+            target += np.bincount(sel, minlength=len(self.years))[: len(self.years)]
+        self.communes += np.bincount(et.commune, weights=et.active.astype(np.int64),
+                                     minlength=len(self.communes)).astype(np.int64)  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        ess = [i for i, f in enumerate(FAMILIES) if f != "hors_ess"]
+        cj_codes = [c for c, _, _ in _CATEGORIES]
+        return {
+            "note": (
+                "Comptes des entités générées, avant injection des défauts (voir 'defects'). "
+                "Établissement ESS = famille ESS de la catégorie juridique ou indicateur "
+                "economieSocialeSolidaireUniteLegale = O (societe_commerciale_ess) ; "
+                "'active_employer_outside_naf_exclusions' retire les codes APE de "
+                "ess_naf_exclusions.csv (tous, 94.12Z compris)."
+            ),
+            "unites_legales": {
+                **self.ul,
+                "by_famille": {
+                    f: {
+                        "total": int(self.ul_fam[i, 0]),
+                        "active": int(self.ul_fam[i, 1]),
+                        "employer_active": int(self.ul_fam[i, 2]),
+                        "statut_diffusion_p": int(self.ul_fam[i, 3]),
+                    }
+                    for i, f in enumerate(FAMILIES)
+                },
+                "by_categorie_juridique": {
+                    c: int(v) for c, v in zip(cj_codes, self.ul_cj, strict=True) if v
+                },
+            },
+            "etablissements": {
+                **self.et,
+                "by_famille": {
+                    f: {
+                        "total": int(self.et_fam[i, 0]),
+                        "active": int(self.et_fam[i, 1]),
+                        "employer_active": int(self.et_fam[i, 2]),
+                        "active_employer_outside_naf_exclusions": int(self.et_fam[i, 3]),
+                        "active_statut_diffusion_p": int(self.et_fam[i, 4]),
+                    }
+                    for i, f in enumerate(FAMILIES)
+                },
+                "ess_active": int(self.et_fam[ess, 1].sum()),
+                "ess_employer_active": int(self.et_fam[ess, 2].sum()),
+                "ess_employer_active_outside_naf_exclusions": int(self.et_fam[ess, 3].sum()),
+                "created_by_year": {
+                    str(y): int(v) for y, v in zip(self.years, self.et_created, strict=True)
+                },
+                "closed_by_year": {
+                    str(y): int(v) for y, v in zip(self.years, self.et_closed, strict=True)
+                },
+                "active_by_commune": {
+                    c: int(v) for c, v in zip(self.ctx.communes, self.communes, strict=True)
+                },
+            },
+        }

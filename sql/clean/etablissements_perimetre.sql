@@ -1,0 +1,99 @@
+-- The ESS perimeter, decided and traced for every establishment of the month.
+-- Rules, in order (docs/methode.md):
+--   1. no legal unit in the month's StockUniteLegale        -> out, regle 'unite_legale_absente'
+--   2. natural person (catégorie juridique 1000)            -> out, regle 'personne_physique'
+--   3. ESS by legal category or by INSEE's ESS flag, but the *establishment's* APE code is in
+--      ref.ess_naf_exclusions (division 84, 94.11Z, 94.20Z, 94.91Z, 94.92Z) -> out, 'naf_exclu'
+--   4. catégorie juridique in ref.ess_categories_juridiques -> in, family of that table,
+--      regle 'categorie_juridique'
+--   5. other legal unit with economieSocialeSolidaireUniteLegale = 'O' -> in, family
+--      'societe_commerciale_ess', regle 'indicateur_ess_insee'
+--   6. otherwise                                             -> out, 'hors_perimetre'
+-- 94.12Z (organisations professionnelles) is deliberately not excluded: see docs/methode.md.
+with excluded_naf as (
+    select code_naf from ref.ess_naf_exclusions where statut = 'cité'
+),
+e as (
+    select * from clean.sirene_etablissements where mois = $mois
+),
+u as (
+    select * from clean.sirene_unites_legales where mois = $mois
+),
+joined as (
+    select
+        e.*,
+        u.siren is not null as ul_presente,
+        u.categorie_juridique,
+        u.economie_sociale_solidaire,
+        u.statut_diffusion as statut_diffusion_ul,
+        u.denomination,
+        u.etat_administratif as etat_administratif_ul,
+        u.activite_principale as activite_principale_ul,
+        f.famille_ess as famille_cj,
+        f.base_classement,
+        x.code_naf is not null as naf_exclu
+    from e
+    left join u on u.siren = e.siren
+    left join ref.ess_categories_juridiques as f on f.code_cj = u.categorie_juridique
+    left join excluded_naf as x on x.code_naf = e.activite_principale
+),
+ruled as (
+    select
+        *,
+        case
+            when not ul_presente then 'unite_legale_absente'
+            when categorie_juridique = '1000' then 'personne_physique'
+            when (famille_cj is not null or economie_sociale_solidaire = 'O') and naf_exclu
+                then 'naf_exclu'
+            when famille_cj is not null then 'categorie_juridique'
+            when economie_sociale_solidaire = 'O' then 'indicateur_ess_insee'
+            else 'hors_perimetre'
+        end as regle
+    from joined
+)
+select
+    mois,
+    siret,
+    siren,
+    code_commune,
+    etablissement_siege,
+    etat_administratif = 'A' as actif,
+    -- employer: INSEE's employer flag when given, else a known headcount band other than NN
+    coalesce(
+        caractere_employeur = 'O',
+        tranche_effectifs is not null and tranche_effectifs <> 'NN'
+    ) as employeur,
+    tranche_effectifs,
+    effectif_min,
+    effectif_max,
+    annee_effectifs,
+    activite_principale,
+    nomenclature_activite,
+    naf_division,
+    naf_section,
+    categorie_juridique,
+    economie_sociale_solidaire as indicateur_ess_insee,
+    regle in ('categorie_juridique', 'indicateur_ess_insee') as ess,
+    case
+        when regle = 'categorie_juridique' then famille_cj
+        when regle = 'indicateur_ess_insee' then 'societe_commerciale_ess'
+    end as famille_ess,
+    regle,
+    case regle
+        when 'unite_legale_absente' then 'unité légale absente du stock du mois'
+        when 'personne_physique' then 'entrepreneur individuel : hors ESS'
+        when 'naf_exclu' then 'activité de l''établissement exclue (' || activite_principale || ')'
+        when 'categorie_juridique' then 'catégorie juridique ' || categorie_juridique
+            || ' (' || famille_cj || ', ' || base_classement || ')'
+        when 'indicateur_ess_insee' then 'catégorie juridique ' || categorie_juridique
+            || ' avec economieSocialeSolidaireUniteLegale = O'
+        else 'catégorie juridique ' || coalesce(categorie_juridique, '?') || ' hors ESS'
+    end as regle_detail,
+    famille_cj is not null as perimetre_categorie_juridique,
+    -- private sector: everything but legal persons of public law (4xxx, 7xxx)
+    ul_presente and left(categorie_juridique, 1) not in ('4', '7') as prive,
+    -- diffusible only if both the establishment and its legal unit are 'O'
+    coalesce(statut_diffusion = 'O' and statut_diffusion_ul = 'O', false) as diffusible,
+    date_creation,
+    case when etat_administratif = 'F' then date_debut end as date_fermeture
+from ruled

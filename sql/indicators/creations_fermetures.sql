@@ -1,0 +1,36 @@
+-- Establishment creations (dateCreationEtablissement) and closures (start date of the closed
+-- period, etat administratif F) per calendar year, as seen in the month's stock, over the ten
+-- years up to the stock's year. Closures of a year can still grow in later stocks (late
+-- registration), so each month's figures are kept to follow revisions.
+with p as (
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        case when e.ess then 'ess' else 'hors_ess' end as perimetre,
+        coalesce(e.famille_ess, 'hors_ess') as famille,
+        year(e.date_creation) as annee_creation,
+        year(e.date_fermeture) as annee_fermeture
+    from clean.etablissements_perimetre as e
+    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
+    where e.mois = $mois
+),
+years as (
+    select unnest(range(cast(left($mois, 4) as integer) - 9, cast(left($mois, 4) as integer) + 1))
+        as annee
+),
+events as (
+    select p.*, y.annee,
+        (p.annee_creation = y.annee)::integer as creation,
+        (p.annee_fermeture = y.annee)::integer as fermeture
+    from p join years as y on y.annee in (p.annee_creation, p.annee_fermeture)
+)
+select
+    $mois as mois,
+    niveau, code_territoire, libelle_territoire,
+    case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
+    case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
+    annee,
+    sum(creation) as nb_creations,
+    sum(fermeture) as nb_fermetures
+from events
+group by niveau, rang, code_territoire, libelle_territoire, annee, cube (perimetre, famille)
+having not (grouping(perimetre) = 1 and grouping(famille) = 0)

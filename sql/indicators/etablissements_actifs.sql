@@ -1,0 +1,26 @@
+-- Active establishments (etat administratif A) located in the territory, ESS or not, for every
+-- level inside the territory, with all margins of family x NAF section x headcount band.
+with p as (
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        case when e.ess then 'ess' else 'hors_ess' end as perimetre,
+        coalesce(e.famille_ess, 'hors_ess') as famille,
+        coalesce(e.naf_section, 'non_classe') as section_naf,
+        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs
+    from clean.etablissements_perimetre as e
+    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
+    where e.mois = $mois and e.actif
+)
+select
+    $mois as mois,
+    niveau, code_territoire, libelle_territoire,
+    case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
+    case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
+    case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
+    case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
+        as tranche_effectifs,
+    count(*) as nb_etablissements
+from p
+group by niveau, rang, code_territoire, libelle_territoire,
+    cube (perimetre, famille, section_naf, tranche_effectifs)
+having not (grouping(perimetre) = 1 and grouping(famille) = 0)

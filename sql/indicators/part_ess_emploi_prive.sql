@@ -1,0 +1,36 @@
+-- Weight of the ESS in the private sector: share of active private employer establishments
+-- that are ESS, and share of the estimated private salaried jobs (central estimate, with the
+-- low and high bounds of both numerator and denominator) held by ESS establishments.
+-- Private = legal units other than legal persons of public law (catégories 4xxx and 7xxx).
+with p as (
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        coalesce(e.naf_section, 'non_classe') as section_naf,
+        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs,
+        e.ess,
+        coalesce(e.effectif_min, 0) as bas,
+        coalesce((e.effectif_min + coalesce(e.effectif_max, e.effectif_min)) / 2.0, 0) as central,
+        coalesce(coalesce(e.effectif_max, e.effectif_min), 0) as haut
+    from clean.etablissements_perimetre as e
+    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
+    where e.mois = $mois and e.actif and e.employeur and e.prive
+)
+select
+    $mois as mois,
+    niveau, code_territoire, libelle_territoire,
+    case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
+    case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
+        as tranche_effectifs,
+    count(*) as nb_etablissements_employeurs_prives,
+    count(*) filter (where ess) as nb_etablissements_employeurs_ess,
+    round(count(*) filter (where ess) / count(*), 4) as part_ess_etablissements,
+    sum(central) as emplois_prives_central,
+    coalesce(sum(central) filter (where ess), 0) as emplois_ess_central,
+    round(coalesce(sum(central) filter (where ess), 0) / nullif(sum(central), 0), 4)
+        as part_ess_emplois,
+    sum(bas) as emplois_prives_bas,
+    sum(haut) as emplois_prives_haut,
+    coalesce(sum(bas) filter (where ess), 0) as emplois_ess_bas,
+    coalesce(sum(haut) filter (where ess), 0) as emplois_ess_haut
+from p
+group by niveau, rang, code_territoire, libelle_territoire, cube (section_naf, tranche_effectifs)

@@ -1,0 +1,55 @@
+"""Shared fixtures: real DuckDB files under tmp_path, settings pointing at them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from observatoire import refresh, warehouse
+from observatoire.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+sys.path.insert(0, str(TESTS))
+
+from sirene_builder import write_stock  # noqa: E402
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        warehouse=tmp_path / "warehouse" / "obs.duckdb",
+        reference_dir=ROOT / "data" / "reference",
+        download_dir=tmp_path / "sources",
+        publication_dir=tmp_path / "publication",
+        territoire="ept:T12",
+        sirene_etablissements=str(tmp_path / "sirene" / "{mois}" / "StockEtablissement_utf8.csv"),
+        sirene_unites_legales=str(tmp_path / "sirene" / "{mois}" / "StockUniteLegale_utf8.csv"),
+        max_reject_rate=1.0,
+    )
+
+
+@pytest.fixture
+def run_month(settings: Settings):
+    """Write the given rows as the month's stock files and run the full refresh on them."""
+
+    def _run(mois: str, unites_legales: list, etablissements: list, **changes):
+        s = settings.with_(**changes) if changes else settings
+        folder = Path(s.data_dir) / "sirene" / mois
+        write_stock(folder, unites_legales, etablissements)
+        return refresh.refresh(s, mois, run_id=f"test{mois.replace('-', '')}")
+
+    return _run
+
+
+@pytest.fixture
+def query(settings: Settings):
+    def _query(sql: str, params: dict | None = None) -> list[tuple]:
+        with warehouse.connect(settings.warehouse, read_only=True) as con:
+            return con.execute(sql, params or {}).fetchall()
+
+    return _query

@@ -1,0 +1,53 @@
+"""Docs kept honest: catalogue <-> SQL files <-> exported columns; layers read only downwards."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sirene_builder import etab_row, new_siren, ul_row
+
+from observatoire import catalogue, warehouse
+
+SQL = warehouse.sql_dir()
+
+
+def test_every_indicator_has_sql_and_every_sql_has_an_entry():
+    assert set(catalogue.indicators()) == set(warehouse.sql_tables("indicators"))
+
+
+def test_every_exported_column_is_in_the_data_dictionary():
+    definitions = catalogue.column_definitions()
+    for indicator in catalogue.indicators().values():
+        missing = [c for c in indicator.colonnes if c not in definitions]
+        assert not missing, (indicator.name, missing)
+
+
+def test_catalogue_columns_are_the_sql_output_columns(run_month, settings):
+    siren = new_siren()
+    run_month("2026-11", [ul_row(siren)], [etab_row(siren)])
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        for name, indicator in catalogue.indicators().items():
+            cols = [r[0] for r in con.execute(f"describe indicators.{name}").fetchall()]
+            assert cols == list(indicator.colonnes), name
+
+
+_READS = re.compile(r"\b(?:from|join)\s+([a-z_]+)\.([a-z_]+)", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("schema", "allowed"),
+    [("indicators", {"clean", "ref"}), ("clean", {"clean", "ref"}), ("ref", {"ref"})],
+)
+def test_layers_read_only_the_layer_below(schema, allowed):
+    for path in sorted((SQL / schema).glob("*.sql")):
+        read = {m.group(1).lower() for m in _READS.finditer(path.read_text(encoding="utf-8"))}
+        assert read <= allowed, (path.name, read - allowed)
+
+
+def test_sql_files_use_parameters_for_the_month():
+    for path in sorted(SQL.glob("*/*.sql")):
+        text = path.read_text(encoding="utf-8")
+        assert "{" not in text.replace("{}", ""), f"{path.name}: no string formatting in SQL"
+        if path.parent.name in {"indicators", "clean"}:
+            assert "$mois" in text, path.name

@@ -1,0 +1,294 @@
+"""The SIRENE path end to end on small files: cleaning, quarantine, jobs, privacy, re-runs."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from conftest import FIXTURES
+from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
+
+from observatoire import publish, refresh, sirene, warehouse
+
+MOIS = "2026-11"
+
+
+def test_quarantine_reasons(run_month, query):
+    """Every bad row lands in quarantine with its reason; good rows are kept."""
+    good = new_siren()
+    uls = [ul_row(good)]
+    wrong_key = siret_for(good, 2)[:-1] + str((int(siret_for(good, 2)[-1]) + 1) % 10)
+    bad_luhn = etab_row(good, 2, siret=wrong_key, nic=wrong_key[9:])
+    ets = [
+        etab_row(good, 1),
+        bad_luhn,
+        etab_row(good, 3, codeCommuneEtablissement="94999"),
+        etab_row(good, 4, dateCreationEtablissement="2023-02-30"),
+        etab_row(good, 5, dateCreationEtablissement="2027-01-01"),
+        etab_row(good, 6, trancheEffectifsEtablissement="99"),
+        etab_row(good, 7, activitePrincipaleEtablissement="99.99Z"),
+        etab_row(good, 8, nic="00099"),  # siret is not siren + nic
+        etab_row(good, 9, etatAdministratifEtablissement="X"),
+        etab_row(good, 10),
+        etab_row(good, 10),  # duplicated SIRET: second copy rejected
+    ]
+    # legal units are read for the territory's establishments only: give them one each
+    unknown_cj = new_siren()
+    uls.append(ul_row("123456789"))  # bad siren key
+    uls.append(ul_row(unknown_cj, categorieJuridiqueUniteLegale="1234"))
+    ets.append(etab_row(unknown_cj))
+    ets.append(etab_row("123456789", siret="12345678900011", nic="00011"))
+    report = run_month(MOIS, uls, ets)
+    rejects = dict(
+        query(
+            "select identifiant, motif from clean.sirene_etablissements_rejets where mois = ?",
+            [MOIS],
+        )
+    )
+    assert rejects == {
+        bad_luhn["siret"]: "siret invalide (clé de Luhn)",
+        siret_for(good, 3): "commune inconnue du COG",
+        siret_for(good, 4): "date invalide (AAAA-MM-JJ attendu)",
+        siret_for(good, 5): "date postérieure au mois du stock",
+        siret_for(good, 6): "tranche d'effectifs inconnue",
+        siret_for(good, 7): "code NAF rév. 2 inconnu",
+        siret_for(good, 8): "siret différent de siren + nic",
+        siret_for(good, 9): "état administratif absent ou inconnu (A ou F attendu)",
+        siret_for(good, 10): "siret en double dans le fichier",
+        "12345678900011": "siren invalide (clé de Luhn)",
+    }
+    kept = {r[0] for r in query("select siret from clean.sirene_etablissements")}
+    assert kept == {siret_for(good, 1), siret_for(good, 10), siret_for(unknown_cj)}
+    ul_rejects = {
+        r[1] for r in query("select identifiant, motif from clean.sirene_unites_legales_rejets")
+    }
+    assert ul_rejects == {"siren invalide (clé de Luhn)", "catégorie juridique absente ou inconnue"}
+    assert report.cleaned["etablissements"].rows_in == len(ets)
+    assert report.cleaned["etablissements"].rows_rejected == 10
+
+
+def test_malformed_csv_line_is_quarantined_with_line_number(settings, query):
+    siren = new_siren()
+    folder = Path(settings.data_dir) / "sirene" / MOIS
+    et, _ = write_stock(folder, [ul_row(siren)], [etab_row(siren, 1), etab_row(siren, 2)])
+    lines = et.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, lines[2] + ",colonne_en_trop")
+    et.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = refresh.refresh(settings, MOIS, run_id="malformed")
+    assert report.ingested["etablissements"].malformed == 1
+    ((line, reason),) = query("select ligne, motif from raw.sirene_rejets_lecture")
+    assert line == 3
+    assert "TOO MANY COLUMNS" in reason.upper()
+
+
+def test_reject_rate_above_threshold_stops_before_publication(run_month, settings):
+    siren = new_siren()
+    ets = [etab_row(siren, 1)] + [
+        etab_row(siren, n, codeCommuneEtablissement="94999") for n in range(2, 6)
+    ]
+    with pytest.raises(refresh.RejectRateError, match="seuil"):
+        run_month(MOIS, [ul_row(siren)], ets, max_reject_rate=0.02)
+    assert publish.current(settings.publication_dir) is None
+
+
+# (tranche, expected low, high, central contribution)
+BANDS = [
+    ("NN", None, None),
+    ("00", 0, 0),
+    ("01", 1, 2),
+    ("03", 6, 9),
+    ("12", 20, 49),
+    ("53", 10000, None),
+]
+
+
+def test_tranche_bounds_and_jobs_interval(run_month, query):
+    uls, ets = [], []
+    for code, _, _ in BANDS:
+        siren = new_siren()
+        uls.append(ul_row(siren))
+        ets.append(
+            etab_row(
+                siren,
+                trancheEffectifsEtablissement=code,
+                anneeEffectifsEtablissement="2023",
+                caractereEmployeurEtablissement="O",
+            )
+        )
+    run_month(MOIS, uls, ets)
+    got = {
+        r[0]: (r[1], r[2])
+        for r in query(
+            "select tranche_effectifs, effectif_min, effectif_max from clean.sirene_etablissements"
+        )
+    }
+    assert got == {code: (lo, hi) for code, lo, hi in BANDS}
+    (row,) = query(
+        "select nb_etablissements_employeurs, emplois_bas, emplois_central, emplois_haut, "
+        "nb_tranche_inconnue, part_tranche_inconnue, annee_effectifs_min "
+        "from indicators.emplois_salaries_estimes where niveau = 'ept' and perimetre = 'ess' "
+        "and famille = 'ensemble' and section_naf = 'ensemble' and tranche_effectifs = 'ensemble'"
+    )
+    low = 0 + 1 + 6 + 20 + 10000
+    high = 0 + 2 + 9 + 49 + 10000
+    central = 0 + 1.5 + 7.5 + 34.5 + 10000
+    assert row == (6, low, central, high, 1, round(1 / 6, 4), 2023)
+
+
+def test_partially_diffusible_units_counted_but_never_listed(run_month, query, settings):
+    public, hidden, hidden_etab = new_siren(), new_siren(), new_siren()
+    uls = [
+        ul_row(public, denominationUniteLegale="ASSOCIATION PUBLIQUE"),
+        ul_row(hidden, statutDiffusionUniteLegale="P", denominationUniteLegale="[ND]"),
+        ul_row(hidden_etab, denominationUniteLegale="ASSO AU SIEGE PUBLIC"),
+    ]
+    ets = [
+        etab_row(public),
+        etab_row(
+            hidden,
+            statutDiffusionEtablissement="P",
+            libelleVoieEtablissement="[ND]",
+            coordonneeLambertAbscisseEtablissement="[ND]",
+            enseigne1Etablissement="SECRET",
+        ),
+        etab_row(hidden_etab, statutDiffusionEtablissement="P", enseigne1Etablissement="CACHE"),
+    ]
+    report = run_month(MOIS, uls, ets)
+    (count,) = query(
+        "select nb_etablissements from indicators.etablissements_actifs where niveau = 'ept' "
+        "and perimetre = 'ess' and famille = 'ensemble' and section_naf = 'ensemble' "
+        "and tranche_effectifs = 'ensemble'"
+    )[0]
+    assert count == 3  # all three counted
+    listed = {r[0] for r in query("select siren from indicators.annuaire_ess")}
+    assert listed == {public}
+    # nothing identifying the P units anywhere in the published files
+    published = report.publication.path
+    for path in published.rglob("*.csv"):
+        text = path.read_text(encoding="utf-8-sig")
+        for needle in (hidden, hidden_etab, "SECRET", "CACHE", siret_for(hidden)):
+            assert needle not in text, (path.name, needle)
+
+
+def test_privacy_guard_refuses_a_leaking_listing(run_month, settings):
+    hidden = new_siren()
+    run_month(MOIS, [ul_row(hidden, statutDiffusionUniteLegale="P")], [etab_row(hidden)])
+    with warehouse.connect(settings.warehouse) as con:
+        # simulate a faulty change of the SQL that would list the P unit
+        con.execute(
+            "insert into indicators.annuaire_ess (mois, siret, siren) "
+            "select mois, siret, siren from clean.etablissements_perimetre"
+        )
+        with pytest.raises(publish.PrivacyError):
+            publish.publish(con, settings.publication_dir, MOIS, "leak")
+
+
+def _snapshot(settings) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        out = {}
+        for schema, table in con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'clean', 'indicators') order by all"
+        ).fetchall():
+            out[f"{schema}.{table}"] = con.execute(
+                f"select * from {schema}.{table} order by all"
+            ).fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def test_rerun_of_a_month_is_idempotent_and_other_months_are_kept(run_month, settings, query):
+    a, b = new_siren(), new_siren()
+    run_month("2026-10", [ul_row(a)], [etab_row(a)])
+    run_month(MOIS, [ul_row(a), ul_row(b)], [etab_row(a), etab_row(b)])
+    first = _snapshot(settings)
+    run_month(MOIS, [ul_row(a), ul_row(b)], [etab_row(a), etab_row(b)])
+    assert _snapshot(settings) == first
+    months = dict(query("select mois, count(*) from clean.etablissements_perimetre group by all"))
+    assert months == {"2026-10": 1, MOIS: 2}
+    # a corrected file for a month replaces that month only
+    run_month(MOIS, [ul_row(a)], [etab_row(a)])
+    months = dict(query("select mois, count(*) from clean.etablissements_perimetre group by all"))
+    assert months == {"2026-10": 1, MOIS: 1}
+
+
+def test_zip_csv_and_parquet_give_the_same_raw_rows(settings, tmp_path):
+    siren = new_siren()
+    uls = [ul_row(siren)]
+    ets = [etab_row(siren, 1), etab_row(siren, 2, codeCommuneEtablissement="94041")]
+    et_csv, _ = write_stock(tmp_path / "csv", uls, ets)
+    et_zip, _ = write_stock(tmp_path / "zip", uls, ets, zipped=True)
+    et_parquet = tmp_path / "StockEtablissement.parquet"
+    # INSEE's Parquet has typed columns; text columns are what our reader must cope with first
+    header = et_csv.read_text(encoding="utf-8").splitlines()[0].split(",")
+    table = pacsv.read_csv(
+        et_csv,
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True
+        ),
+    )
+    pq.write_table(table, et_parquet)
+    results = []
+    for path in (et_csv, et_zip, et_parquet):
+        with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as con:
+            refresh.load_reference_and_territory(con, settings)
+            sirene.ingest(con, "etablissements", path, MOIS)
+            results.append(
+                con.execute(
+                    "select * exclude (fichier_source) from raw.sirene_etablissements "
+                    "order by siret"
+                ).fetchall()
+            )
+    assert results[0] == results[1] == results[2]
+    assert len(results[0]) == 2
+
+
+def test_real_2020_layout_is_recognised_and_read(settings, tmp_path):
+    path = FIXTURES / "sirene" / "sirene_stock_etablissement_sample_2020_v3_9.csv"
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        refresh.load_reference_and_territory(con, settings.with_(territoire="france"))
+        result = sirene.ingest(con, "etablissements", path, "2020-01")
+        assert result.layout.startswith("v3.9")
+        assert result.rows == 10
+        (nulls,) = con.execute(
+            "select count(*) from raw.sirene_etablissements "
+            "where activitePrincipaleNAF25Etablissement is null"
+        ).fetchone()
+        assert nulls == 10
+
+
+def test_unknown_layout_is_refused_with_a_diagnosis(tmp_path, settings):
+    path = tmp_path / "StockEtablissement_utf8.csv"
+    path.write_text("siren,nic,siret,foo\n", encoding="utf-8")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        refresh.load_reference_and_territory(con, settings)
+        with pytest.raises(sirene.SireneFileError, match="non reconnu.*manquantes"):
+            sirene.ingest(con, "etablissements", path, MOIS)
+
+
+def test_truncated_zip_is_refused(tmp_path, settings):
+    siren = new_siren()
+    et_zip, _ = write_stock(tmp_path, [ul_row(siren)], [etab_row(siren)], zipped=True)
+    data = et_zip.read_bytes()
+    et_zip.write_bytes(data[: len(data) // 2])
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        refresh.load_reference_and_territory(con, settings)
+        with pytest.raises(sirene.SireneFileError, match="zip"):
+            sirene.ingest(con, "etablissements", et_zip, MOIS)
+
+
+def test_layout_of_real_unite_legale_sample(tmp_path):
+    with zipfile.ZipFile(tmp_path / "ul.zip", "w") as zf:
+        zf.write(
+            FIXTURES / "sirene" / "sirene_stock_unite_legale_sample_2026.csv",
+            "StockUniteLegale_utf8.csv",
+        )
+    layout = sirene.detect("unites_legales", tmp_path / "ul.zip")
+    assert layout.current and len(layout.columns) == 35

@@ -1,0 +1,100 @@
+"""Territory configuration: every kind resolves to the right communes and complete levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from observatoire import reference, territory, warehouse
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    path = tmp_path_factory.mktemp("territory") / "t.duckdb"
+    with warehouse.connect(path) as c:
+        reference.load_reference(c, ROOT / "data" / "reference")
+        yield c
+
+
+def _levels(con, spec):
+    t = territory.resolve(con, spec)
+    territory.materialise(con, t)
+    levels = dict(
+        con.execute(
+            "select niveau, count(distinct code_territoire) "
+            "from ref.territoire_niveaux group by all"
+        ).fetchall()
+    )
+    return t, levels
+
+
+def test_default_ept_grand_orly_seine_bievre(con):
+    t, levels = _levels(con, "ept:T12")
+    assert len(t.communes) == 24
+    assert "94081" in t.communes and "91027" in t.communes  # Vitry, Athis-Mons
+    # the EPT is complete; MGP and the two départements are only partly inside: left out
+    assert levels == {"commune": 24, "ept": 1}
+    assert territory.resolve(con, "ept:200058014").communes == t.communes
+
+
+def test_departement_val_de_marne(con):
+    t, levels = _levels(con, "departement:94")
+    assert len(t.communes) == 47
+    assert levels == {"commune": 47, "departement": 1}
+
+
+def test_region_includes_complete_epci_and_the_ept(con):
+    t, levels = _levels(con, "region:11")
+    assert levels["departement"] == 8
+    assert levels["ept"] == 1 and levels["region"] == 1
+    assert levels["epci"] > 40
+
+
+def test_commune_with_arrondissements(con):
+    t, levels = _levels(con, "commune:75056")
+    assert len(t.communes) == 20 and all(c.startswith("751") for c in t.communes)
+
+
+def test_single_commune_and_epci(con):
+    t, levels = _levels(con, "commune:94081")
+    assert t.communes == ("94081",) and t.label == "Vitry-sur-Seine"
+    assert levels == {"commune": 1}
+    t, _ = _levels(con, "epci:200054781")
+    assert t.label == "Métropole du Grand Paris" and len(t.communes) > 100
+
+
+def test_named_list_of_communes(con, tmp_path: Path):
+    path = tmp_path / "bievre.csv"
+    path.write_text(
+        "code_commune;nom_territoire\n94003;Vallée de la Bièvre\n94016;Vallée de la Bièvre\n",
+        encoding="utf-8",
+    )
+    t, levels = _levels(con, f"liste:{path}")
+    assert t.communes == ("94003", "94016")
+    assert levels == {"commune": 2, "selection": 1}
+    (name,) = con.execute(
+        "select distinct libelle_territoire from ref.territoire_niveaux where niveau = 'selection'"
+    ).fetchone()
+    assert name == "Vallée de la Bièvre"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("canton:12", "type inconnu"),
+        ("departement:00", "aucune commune"),
+        ("liste:/nonexistent.csv", "introuvable"),
+    ],
+)
+def test_errors_are_explained(con, spec, message):
+    with pytest.raises(territory.TerritoryError, match=message):
+        territory.resolve(con, spec)
+
+
+def test_list_with_unknown_commune_names_it(con, tmp_path: Path):
+    path = tmp_path / "l.csv"
+    path.write_text("code_commune\n94081\n94999\n", encoding="utf-8")
+    with pytest.raises(territory.TerritoryError, match="94999"):
+        territory.resolve(con, f"liste:{path}")
