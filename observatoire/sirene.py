@@ -176,18 +176,22 @@ def _select_list(kind: str, layout: Layout, source: str = "") -> str:
 
 
 def _territory_filter(kind: str, communes_table: str | None) -> str:
-    """Keep the territory's establishments, and those whose commune is unknown to the COG.
+    """Keep the territory's establishments, and unknown communes of its départements.
 
-    An establishment with an unknown commune code cannot be placed; keeping it lets the cleaning
-    step quarantine it with a reason instead of losing it silently.
+    An establishment whose commune code is unknown to the COG cannot be placed; if its code
+    points to one of the territory's départements it may belong to the territory, so it is kept
+    and the cleaning step quarantines it with a reason instead of losing it silently. Unknown
+    codes elsewhere in France are not the territory's concern (and must not weigh on its
+    rejection rate).
     """
     if communes_table is None:
         return "true"
     if kind == "etablissements":
         return (
             f'"codeCommuneEtablissement" in (select code_commune from {communes_table}) '
-            f'or ("codeCommuneEtablissement" is not null '
-            f'and "codeCommuneEtablissement" not in (select code_commune from ref.communes))'
+            f'or ("codeCommuneEtablissement" not in (select code_commune from ref.communes) '
+            f'and left("codeCommuneEtablissement", 2) in '
+            f"(select distinct left(code_commune, 2) from {communes_table}))"
         )
     # legal units of the territory's establishments (their head office may be elsewhere)
     return "siren in (select siren from _sirens_du_mois)"

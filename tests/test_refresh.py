@@ -36,6 +36,8 @@ def test_quarantine_reasons(run_month, query):
         etab_row(good, 9, etatAdministratifEtablissement="X"),
         etab_row(good, 10),
         etab_row(good, 10),  # duplicated SIRET: second copy rejected
+        # unknown commune outside the territory's départements: not the territory's row
+        etab_row(good, 11, codeCommuneEtablissement="13999"),
     ]
     # legal units are read for the territory's establishments only: give them one each
     unknown_cj = new_siren()
@@ -68,7 +70,7 @@ def test_quarantine_reasons(run_month, query):
         r[1] for r in query("select identifiant, motif from clean.sirene_unites_legales_rejets")
     }
     assert ul_rejects == {"siren invalide (clé de Luhn)", "catégorie juridique absente ou inconnue"}
-    assert report.cleaned["etablissements"].rows_in == len(ets)
+    assert report.cleaned["etablissements"].rows_in == len(ets) - 1
     assert report.cleaned["etablissements"].rows_rejected == 10
 
 

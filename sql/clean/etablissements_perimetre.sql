@@ -6,9 +6,11 @@
 --      ref.ess_naf_exclusions (division 84, 94.11Z, 94.20Z, 94.91Z, 94.92Z) -> out, 'naf_exclu'
 --   4. catégorie juridique in ref.ess_categories_juridiques -> in, family of that table,
 --      regle 'categorie_juridique'
---   5. other legal unit with economieSocialeSolidaireUniteLegale = 'O' -> in, family
+--   5. legal person of public law (catégories 4xxx, 7xxx), whatever its ESS flag -> out,
+--      regle 'personne_publique' (the ESS is private by definition)
+--   6. other legal unit with economieSocialeSolidaireUniteLegale = 'O' -> in, family
 --      'societe_commerciale_ess', regle 'indicateur_ess_insee'
---   6. otherwise                                             -> out, 'hors_perimetre'
+--   7. otherwise                                             -> out, 'hors_perimetre'
 -- 94.12Z (organisations professionnelles) is deliberately not excluded: see docs/methode.md.
 with excluded_naf as (
     select code_naf from ref.ess_naf_exclusions where statut = 'cité'
@@ -46,6 +48,7 @@ ruled as (
             when (famille_cj is not null or economie_sociale_solidaire = 'O') and naf_exclu
                 then 'naf_exclu'
             when famille_cj is not null then 'categorie_juridique'
+            when left(categorie_juridique, 1) in ('4', '7') then 'personne_publique'
             when economie_sociale_solidaire = 'O' then 'indicateur_ess_insee'
             else 'hors_perimetre'
         end as regle
@@ -82,6 +85,8 @@ select
     case regle
         when 'unite_legale_absente' then 'unité légale absente du stock du mois'
         when 'personne_physique' then 'entrepreneur individuel : hors ESS'
+        when 'personne_publique' then 'personne morale de droit public ('
+            || categorie_juridique || ') : hors ESS'
         when 'naf_exclu' then 'activité de l''établissement exclue (' || activite_principale || ')'
         when 'categorie_juridique' then 'catégorie juridique ' || categorie_juridique
             || ' (' || famille_cj || ', ' || base_classement || ')'
