@@ -14,7 +14,7 @@ from observatoire.settings import Settings
 
 # Month of the bundled synthetic SIRENE extract (the stock INSEE published on 1 November 2026).
 DEMO_MOIS = "2026-11"
-DEMO_UNITES_LEGALES = 60_000
+DEMO_UNITES_LEGALES = 300_000
 DEMO_SEED = 2026
 
 
@@ -90,6 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             n_unites_legales=DEMO_UNITES_LEGALES,
             mois=DEMO_MOIS,
             seed=DEMO_SEED,
+            reference_dir=settings.reference_dir,
         )
     print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
     report = refresh.refresh(settings, DEMO_MOIS)
@@ -118,6 +119,7 @@ def cmd_generer(args: argparse.Namespace) -> int:
         seed=args.graine,
         fmt=args.format,
         defects=not args.sans_defauts,
+        reference_dir=settings.reference_dir,
     )
     print(f"{out.n_unites_legales} unités légales -> {out.unites_legales}")
     print(f"{out.n_etablissements} établissements -> {out.etablissements}")

@@ -1,0 +1,439 @@
+"""The synthetic SIRENE generator writes files shaped exactly like INSEE's, with a known truth.
+
+Real files are read back with the csv module and DuckDB, as the pipeline will read them: a format
+drift (header, quoting, line ends, identifiers) would otherwise only show up on real data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from collections import Counter, defaultdict
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from observatoire import synthetic
+from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.synthetic import (
+    LA_POSTE_SIREN,
+    SyntheticSirene,
+    generate_sirene,
+    la_poste_siret_valid,
+    luhn_valid,
+)
+
+REFERENCE = synthetic.DEFAULT_REFERENCE_DIR
+FIXTURES = Path(__file__).parent / "fixtures" / "sirene"
+MOIS = "2026-06"
+END = "2026-05-31"  # last day of the month before the stock's month
+N_UL = 2_000
+
+with (REFERENCE / "ept_t12_grand_orly_seine_bievre_communes.csv").open(encoding="utf-8") as fh:
+    EPT_COMMUNES = [row["code_commune"] for row in csv.DictReader(fh)]
+COMMUNES = EPT_COMMUNES[:10]
+
+E = {name: i for i, name in enumerate(ETABLISSEMENT_V3_11_NAF25)}
+U = {name: i for i, name in enumerate(UNITE_LEGALE_V3_11_NAF25)}
+ND_ETAB = (
+    "complementAdresseEtablissement",
+    "numeroVoieEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "identifiantAdresseEtablissement",
+    "coordonneeLambertAbscisseEtablissement",
+    "coordonneeLambertOrdonneeEtablissement",
+    "enseigne1Etablissement",
+    "denominationUsuelleEtablissement",
+)
+
+
+def _generate(tmp: Path, **kwargs: object) -> SyntheticSirene:
+    args: dict[str, object] = {"n_unites_legales": N_UL, "mois": MOIS, "fmt": "csv"}
+    args.update(kwargs)
+    return generate_sirene(tmp, COMMUNES, **args)  # type: ignore[arg-type]
+
+
+def _text(path: Path) -> str:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            (name,) = zf.namelist()
+            return zf.read(name).decode("utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def _rows(path: Path) -> list[list[str]]:
+    """All physical lines as parsed records (line n of the file = index n - 1)."""
+    return list(csv.reader(io.StringIO(_text(path), newline="")))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSirene:
+    return _generate(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module")
+def manifest(demo: SyntheticSirene) -> dict:
+    return json.loads(demo.manifest.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def etab_rows(demo: SyntheticSirene) -> list[list[str]]:
+    return _rows(demo.etablissements)
+
+
+@pytest.fixture(scope="module")
+def ul_rows(demo: SyntheticSirene) -> list[list[str]]:
+    return _rows(demo.unites_legales)
+
+
+def _defect_lines(manifest: dict, file: str) -> dict[int, dict]:
+    return {d["line"]: d for d in manifest["defects"] if d["file"] == file}
+
+
+def test_headers_are_the_insee_layouts(demo: SyntheticSirene) -> None:
+    ul_header = demo.unites_legales.read_text(encoding="utf-8").split("\n", 1)[0]
+    etab_header = demo.etablissements.read_text(encoding="utf-8").split("\n", 1)[0]
+    assert ul_header == ",".join(UNITE_LEGALE_V3_11_NAF25)
+    assert etab_header == ",".join(ETABLISSEMENT_V3_11_NAF25)
+
+
+def test_csv_dialect_lf_utf8_quoted_only_when_needed(demo: SyntheticSirene) -> None:
+    raw = demo.unites_legales.read_bytes() + demo.etablissements.read_bytes()
+    assert b"\r" not in raw and not raw.startswith(b"\xef\xbb\xbf")
+    raw.decode("utf-8")
+    for line in raw.decode().split("\n"):
+        for quoted in re.findall(r'"((?:[^"]|"")*)"', line):
+            assert "," in quoted or '"' in quoted, line  # no gratuitous quoting
+    assert b',"SOCIETE FICTIVE DES TRAVAUX, BATIMENT ET RENOVATION 0' in raw
+    assert b',"BAT B, ESCALIER 2",' in raw
+
+
+def test_same_arguments_same_bytes(tmp_path: Path) -> None:
+    first = _generate(tmp_path / "a", fmt="zip")
+    second = _generate(tmp_path / "b", fmt="zip")
+    for name in ("etablissements", "unites_legales", "manifest"):
+        assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes(), name
+    other = _generate(tmp_path / "c", fmt="zip", seed=1)
+    assert other.etablissements.read_bytes() != first.etablissements.read_bytes()
+
+
+def test_zip_holds_the_csv_insee_names(tmp_path: Path, demo: SyntheticSirene) -> None:
+    zipped = _generate(tmp_path, fmt="zip")
+    assert zipped.etablissements.name == "StockEtablissement_utf8.zip"
+    assert zipped.unites_legales.name == "StockUniteLegale_utf8.zip"
+    for path, member, plain in (
+        (zipped.etablissements, "StockEtablissement_utf8.csv", demo.etablissements),
+        (zipped.unites_legales, "StockUniteLegale_utf8.csv", demo.unites_legales),
+    ):
+        with zipfile.ZipFile(path) as zf:
+            assert zf.namelist() == [member]
+            assert zf.testzip() is None
+            (info,) = zf.infolist()
+            assert info.date_time == (2026, 6, 1, 0, 0, 0)  # fixed: bytes do not depend on time
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            assert str(info).find("filemode='-rw-r--r--'") > 0
+            assert zf.read(member) == plain.read_bytes()
+    m_zip = json.loads(zipped.manifest.read_text(encoding="utf-8"))
+    m_csv = json.loads(demo.manifest.read_text(encoding="utf-8"))
+    for kind in ("etablissements", "unites_legales"):
+        assert m_zip["files"][kind]["csv_sha256"] == m_csv["files"][kind]["csv_sha256"]
+    assert m_zip["counts"] == m_csv["counts"] and m_zip["defects"] == m_csv["defects"]
+
+
+def test_slicing_the_write_does_not_change_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _generate(tmp_path / "whole", defects=False, chunk_rows=700)
+    monkeypatch.setattr(synthetic, "_SLICE_ROWS", 97)
+    monkeypatch.setattr(synthetic, "_MAX_PENDING_BYTES", 4096)
+    sliced = _generate(tmp_path / "sliced", defects=False, chunk_rows=700)
+    assert sliced.etablissements.read_bytes() == whole.etablissements.read_bytes()
+    assert sliced.unites_legales.read_bytes() == whole.unites_legales.read_bytes()
+
+
+def test_manifest_is_synthetic_and_counts_the_files(
+    demo: SyntheticSirene,
+    manifest: dict,
+    etab_rows: list[list[str]],
+    ul_rows: list[list[str]],
+) -> None:
+    assert manifest["synthetic"] is True and manifest["generator_version"]
+    assert manifest["seed"] == 2026 and manifest["mois"] == MOIS
+    assert demo.n_unites_legales == len(ul_rows) - 1 == N_UL
+    assert demo.n_etablissements == len(etab_rows) - 1
+    assert manifest["files"]["etablissements"]["data_lines"] == demo.n_etablissements
+    counts = manifest["counts"]
+    # Entity counts are those of the generated establishments: the duplicate is one more line.
+    assert counts["etablissements"]["rows"] == demo.n_etablissements - 1
+    defects = _defect_lines(manifest, "etablissements")
+    clean = [r for i, r in enumerate(etab_rows[1:], start=2) if i not in defects]
+    active = sum(r[E["etatAdministratifEtablissement"]] == "A" for r in clean)
+    # Defects are injected into active rows (the truncated one has lost its state column).
+    assert all(
+        etab_rows[line - 1][E["etatAdministratifEtablissement"]] == "A"
+        for line, d in defects.items()
+        if d["kind"] != "colonnes_manquantes"
+    )
+    assert active + len(defects) - 1 == counts["etablissements"]["active"]
+    ul_active = sum(r[U["etatAdministratifUniteLegale"]] == "A" for r in ul_rows[1:])
+    assert ul_active == counts["unites_legales"]["active"]
+    ul_p = sum(r[U["statutDiffusionUniteLegale"]] == "P" for r in ul_rows[1:])
+    assert ul_p == counts["unites_legales"]["statut_diffusion_p"]
+    by_cj = Counter(r[U["categorieJuridiqueUniteLegale"]] for r in ul_rows[1:])
+    assert dict(by_cj) == counts["unites_legales"]["by_categorie_juridique"]
+
+
+def test_defect_lines_point_at_the_malformed_rows(
+    manifest: dict, etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    kinds = {d["kind"] for d in manifest["defects"]}
+    assert kinds == {
+        "siren_luhn_invalide",
+        "siret_luhn_invalide",
+        "siret_different_siren_nic",
+        "commune_inconnue",
+        "date_impossible",
+        "tranche_inconnue",
+        "siret_duplique",
+        "colonne_en_trop",
+        "colonnes_manquantes",
+    }
+    for line, d in _defect_lines(manifest, "etablissements").items():
+        row = etab_rows[line - 1]
+        assert row[E["siret"]] == d["siret"], d
+        kind = d["kind"]
+        if kind == "colonne_en_trop":
+            assert len(row) == 55
+        elif kind == "colonnes_manquantes":
+            assert len(row) == 44
+        else:
+            assert len(row) == 54
+        if d["column"]:
+            assert row[E[d["column"]]] == d["value"], d
+        if kind == "siret_luhn_invalide":
+            assert not luhn_valid(row[E["siret"]]) and row[E["siren"]] != LA_POSTE_SIREN
+        elif kind == "siret_different_siren_nic":
+            assert row[E["siret"]] != row[E["siren"]] + row[E["nic"]]
+        elif kind == "commune_inconnue":
+            assert row[E["codeCommuneEtablissement"]] not in EPT_COMMUNES
+        elif kind == "siret_duplique":
+            assert etab_rows[line - 2] == row
+    (ul_defect,) = _defect_lines(manifest, "unites_legales").values()
+    row = ul_rows[ul_defect["line"] - 1]
+    assert row[U["siren"]] == ul_defect["siren"] and not luhn_valid(row[U["siren"]])
+
+
+def test_identifiers_are_luhn_valid_except_defects_and_la_poste(
+    manifest: dict, etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    bad_ul = set(_defect_lines(manifest, "unites_legales"))
+    sirens = [r[0] for i, r in enumerate(ul_rows[1:], start=2) if i not in bad_ul]
+    assert all(re.fullmatch(r"\d{9}", s) and luhn_valid(s) for s in sirens)
+    assert "000000000" not in sirens
+    assert len(set(sirens)) == len(sirens) and sirens == sorted(sirens)
+    bad_etab = set(_defect_lines(manifest, "etablissements"))
+    for i, r in enumerate(etab_rows[1:], start=2):
+        if i in bad_etab:
+            continue
+        siren, nic, siret = r[E["siren"]], r[E["nic"]], r[E["siret"]]
+        assert siret == siren + nic and re.fullmatch(r"\d{14}", siret)
+        if siren == LA_POSTE_SIREN:
+            assert la_poste_siret_valid(siret)
+        else:
+            assert luhn_valid(siret), (i, siret)
+
+
+def test_la_poste_establishments_follow_insee_exception(
+    etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    (unit,) = [r for r in ul_rows[1:] if r[0] == LA_POSTE_SIREN]
+    assert unit[U["categorieJuridiqueUniteLegale"]] == "5510"
+    assert unit[U["etatAdministratifUniteLegale"]] == "A"
+    poste = [r for r in etab_rows[1:] if r[E["siren"]] == LA_POSTE_SIREN]
+    assert 3 <= len(poste) <= 5
+    assert all(r[E["codeCommuneEtablissement"]] in COMMUNES for r in poste)
+    sirets = [r[E["siret"]] for r in poste]
+    failing = [s for s in sirets if not luhn_valid(s)]
+    assert len(failing) >= 3
+    assert all(sum(map(int, s)) % 5 == 0 for s in failing)
+    assert all(la_poste_siret_valid(s) for s in sirets)
+    assert not la_poste_siret_valid("35600000000049")  # sum 27, Luhn fails
+    # The exception is La Poste's only: another SIREN with the same NIC stays invalid.
+    other = next(s for s in (f"{k}0000000" for k in range(100, 1000)) if luhn_valid(s))
+    assert not la_poste_siret_valid(other + failing[0][9:])
+
+
+def test_luhn_helpers() -> None:
+    assert luhn_valid("356000000") and luhn_valid("35600000000048")
+    # Exactly one key digit completes a payload.
+    assert sum(luhn_valid(f"12345678{d}") for d in range(10)) == 1
+    assert sum(luhn_valid(f"1234567890123{d}") for d in range(10)) == 1
+    assert not luhn_valid("35600000O00048") and not luhn_valid("")
+
+
+def test_one_siege_per_unit_and_nic_siege_exists(
+    manifest: dict, etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    bad = {d["line"] for d in manifest["defects"] if d["kind"] == "siret_duplique"}
+    sieges: dict[str, list[str]] = defaultdict(list)
+    for i, r in enumerate(etab_rows[1:], start=2):
+        if i not in bad and r[E["etablissementSiege"]] == "true":
+            sieges[r[E["siren"]]].append(r[E["nic"]])
+    affected = {d["siren"] for d in manifest["defects"]}
+    for r in ul_rows[1:]:
+        siren = r[U["siren"]]
+        if siren in affected or not luhn_valid(siren):
+            continue
+        assert sieges[siren] == [r[U["nicSiegeUniteLegale"]]], siren
+    assert {r[E["etablissementSiege"]] for r in etab_rows[1:]} == {"true", "false"}
+
+
+def test_closed_units_have_only_closed_establishments(
+    manifest: dict, etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    closed = {r[0] for r in ul_rows[1:] if r[U["etatAdministratifUniteLegale"]] == "C"}
+    employer = {r[0] for r in ul_rows[1:] if r[U["trancheEffectifsUniteLegale"]] not in ("", "NN")}
+    (ul_defect,) = _defect_lines(manifest, "unites_legales").values()
+    for r in etab_rows[1:]:
+        if len(r) != 54 or r[E["siren"]] == ul_defect["original"]:
+            continue
+        if r[E["siren"]] in closed:
+            assert r[E["etatAdministratifEtablissement"]] == "F"
+        if r[E["caractereEmployeurEtablissement"]] == "O":
+            assert r[E["siren"]] in employer
+            assert r[E["etatAdministratifEtablissement"]] == "A"
+
+
+def test_partially_diffusible_rows_are_masked(
+    etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    p_etab = [r for r in etab_rows[1:] if r[E["statutDiffusionEtablissement"]] == "P"]
+    o_etab = [r for r in etab_rows[1:] if r[E["statutDiffusionEtablissement"]] == "O"]
+    assert p_etab and o_etab
+    for r in p_etab:
+        assert all(r[E[c]] == "[ND]" for c in ND_ETAB), r
+        assert r[E["codeCommuneEtablissement"]] and r[E["codePostalEtablissement"]] != "[ND]"
+    assert not any("[ND]" in r for r in o_etab if len(r) == 54)
+    p_ul = [r for r in ul_rows[1:] if r[U["statutDiffusionUniteLegale"]] == "P"]
+    assert p_ul
+    for r in p_ul:
+        if r[U["categorieJuridiqueUniteLegale"]] == "1000":
+            assert r[U["nomUniteLegale"]] == r[U["prenom1UniteLegale"]] == "[ND]"
+        else:
+            assert r[U["denominationUniteLegale"]] == "[ND]"
+    o_ul = [r for r in ul_rows[1:] if r[U["statutDiffusionUniteLegale"]] == "O"]
+    assert not any("[ND]" in r for r in o_ul)
+
+
+def test_values_follow_insee_conventions(
+    manifest: dict, etab_rows: list[list[str]], ul_rows: list[list[str]]
+) -> None:
+    date_re = re.compile(r"\d{4}-\d{2}-\d{2}")
+    ts_re = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+    with (REFERENCE / "tranches_effectifs.csv").open(encoding="utf-8") as fh:
+        tranches = {row["code"] for row in csv.DictReader(fh)} | {""}
+    bad = set(_defect_lines(manifest, "etablissements"))
+    for i, r in enumerate(etab_rows[1:], start=2):
+        if i in bad:
+            continue
+        for col in ("dateCreationEtablissement", "dateDebut"):
+            v = r[E[col]]
+            assert v == "" or (date_re.fullmatch(v) and date.fromisoformat(v).isoformat() <= END)
+        ts = r[E["dateDernierTraitementEtablissement"]]
+        assert ts_re.fullmatch(ts) and ts[:10] <= END
+        if r[E["dateCreationEtablissement"]]:
+            assert r[E["dateCreationEtablissement"]] <= r[E["dateDebut"]] <= ts[:10]
+        assert r[E["trancheEffectifsEtablissement"]] in tranches
+        assert r[E["etatAdministratifEtablissement"]] in ("A", "F")
+        assert r[E["caractereEmployeurEtablissement"]] in ("O", "N", "")
+        assert r[E["codeCommuneEtablissement"]] in COMMUNES
+        assert r[E["codePostalEtablissement"]][:2] == r[E["codeCommuneEtablissement"]][:2]
+        nomenclature = r[E["nomenclatureActivitePrincipaleEtablissement"]]
+        assert nomenclature in ("NAFRev2", "NAFRev1")
+        if r[E["etatAdministratifEtablissement"]] == "A":
+            assert nomenclature == "NAFRev2"
+        if r[E["coordonneeLambertAbscisseEtablissement"]] not in ("", "[ND]"):
+            assert re.fullmatch(r"\d{6,7}\.\d", r[E["coordonneeLambertAbscisseEtablissement"]])
+    for r in ul_rows[1:]:
+        assert r[U["etatAdministratifUniteLegale"]] in ("A", "C")
+        assert r[U["economieSocialeSolidaireUniteLegale"]] in ("O", "N", "")
+        created = r[U["dateCreationUniteLegale"]]
+        assert created == "" or created <= END
+        assert r[U["dateDernierTraitementUniteLegale"]][:10] <= END
+        naf25 = r[U["activitePrincipaleNAF25UniteLegale"]]
+        if r[U["etatAdministratifUniteLegale"]] == "C":
+            assert naf25 == ""
+        else:
+            assert naf25 == "" or naf25[:5] == r[U["activitePrincipaleUniteLegale"]][:5]
+        if r[U["categorieJuridiqueUniteLegale"]] == "1000":
+            assert r[U["denominationUniteLegale"]] == "" and r[U["nomUniteLegale"]]
+        else:
+            assert r[U["nomUniteLegale"]] == "" and r[U["denominationUniteLegale"]]
+
+
+def test_ess_content_exists_at_territory_scale(tmp_path: Path) -> None:
+    result = generate_sirene(
+        tmp_path, EPT_COMMUNES, n_unites_legales=20_000, mois=MOIS, fmt="csv", defects=False
+    )
+    counts = json.loads(result.manifest.read_text(encoding="utf-8"))["counts"]
+    ul = counts["unites_legales"]
+    share = {cj: n / ul["rows"] for cj, n in ul["by_categorie_juridique"].items()}
+    assert 0.55 <= share["1000"] <= 0.62
+    assert 0.05 <= share["9220"] <= 0.075
+    assert 0.30 <= 1 - ul["active"] / ul["rows"] <= 0.40
+    fam = ul["by_famille"]
+    assert fam["association"]["statut_diffusion_p"] > 0  # ESS P units exist
+    assert fam["cooperative"]["total"] > 0 and fam["mutuelle"]["total"] > 0
+    et = counts["etablissements"]
+    assert 1.35 <= et["rows"] / ul["rows"] <= 1.65
+    assert 0.45 <= 1 - et["active"] / et["rows"] <= 0.60
+    # Some association establishments sit in excluded activities (84.xx, 94.91Z, 94.20Z...).
+    a = et["by_famille"]["association"]
+    assert a["active_employer_outside_naf_exclusions"] < a["employer_active"]
+    assert 0.08 <= a["employer_active"] / a["active"] <= 0.20
+    assert et["ess_employer_active_outside_naf_exclusions"] > 50
+
+
+def test_real_and_synthetic_files_read_alike_in_duckdb(tmp_path: Path) -> None:
+    result = _generate(tmp_path, defects=False)
+    con = duckdb.connect()
+
+    def columns(path: Path) -> list[str]:
+        rel = con.sql("select * from read_csv($p, all_varchar = true)", params={"p": str(path)})
+        return rel.columns
+
+    real = columns(FIXTURES / "sirene_stock_unite_legale_sample_2026.csv")
+    ours = columns(result.unites_legales)
+    assert real == ours == list(UNITE_LEGALE_V3_11_NAF25)
+    assert columns(result.etablissements) == list(ETABLISSEMENT_V3_11_NAF25)
+    n = con.sql(
+        "select count(*) from read_csv($p, all_varchar = true)",
+        params={"p": str(result.etablissements)},
+    ).fetchone()
+    assert n == (result.n_etablissements,)
+
+
+def test_clean_files_have_no_defects(tmp_path: Path) -> None:
+    result = _generate(tmp_path, defects=False)
+    manifest = json.loads(result.manifest.read_text(encoding="utf-8"))
+    assert manifest["defects"] == []
+    rows = _rows(result.etablissements)
+    assert {len(r) for r in rows} == {54}
+    sirets = [r[E["siret"]] for r in rows[1:]]
+    assert len(set(sirets)) == len(sirets)
+    assert manifest["counts"]["etablissements"]["rows"] == result.n_etablissements
+
+
+def test_arguments_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        _generate(tmp_path, mois="2026-6")
+    with pytest.raises(ValueError, match="inconnus"):
+        generate_sirene(tmp_path, ["99999"], n_unites_legales=100, mois=MOIS)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        _generate(tmp_path, chunk_rows=0)
