@@ -112,6 +112,7 @@ def run(scale: str, data: Path, keep: bool) -> list[dict[str, object]]:
                 "-c",
                 "import duckdb,sys; c=duckdb.connect(); "
                 "c.execute(\"set threads=2; set memory_limit='4GB'\"); "
+                "c.execute('set enable_progress_bar=false'); "
                 f"print(c.execute({SCAN_SQL!r}, "
                 "{'etab': sys.argv[1], 'ul': sys.argv[2]}).fetchall())",
                 str(etab),

@@ -57,32 +57,42 @@ def siret_valid(siret: str | None) -> bool:
     return luhn_valid(siret)
 
 
+def _digits(col: pl.Expr, length: int) -> list[pl.Expr]:
+    """Digits of a fixed-length digit string, right to left, by integer arithmetic.
+
+    Integer division is cheaper than slicing strings: this runs on every SIRET nationally.
+    """
+    value = col.cast(pl.Int64, strict=False)
+    return [(value // (10**k)) % 10 for k in range(length)]
+
+
 def _luhn_sum_expr(col: pl.Expr, length: int) -> pl.Expr:
-    """Luhn weighted digit sum of a fixed-length digit string, vectorised."""
     terms = []
-    for pos in range(length):
-        d = col.str.slice(pos, 1).cast(pl.Int32, strict=False)
-        if (length - 1 - pos) % 2 == 1:
+    for k, d in enumerate(_digits(col, length)):
+        if k % 2 == 1:
             d = d * 2
-            d = pl.when(d > 9).then(d - 9).otherwise(d)
+            d = d - 9 * (d > 9).cast(pl.Int64)
         terms.append(d)
     return pl.sum_horizontal(terms)
 
 
+def _well_formed(col: pl.Expr, length: int) -> pl.Expr:
+    return (col.str.len_bytes() == length) & col.str.contains(r"^\d+$")
+
+
 def luhn_valid_expr(col: pl.Expr, length: int) -> pl.Expr:
-    """Polars version of `luhn_valid` for a column already normalised to `length` digits."""
-    return (
-        col.str.contains(rf"^\d{{{length}}}$") & (_luhn_sum_expr(col, length) % 10 == 0)
-    ).fill_null(False)
+    """Polars version of `luhn_valid` for a column of `length`-digit strings."""
+    return (_well_formed(col, length) & (_luhn_sum_expr(col, length) % 10 == 0)).fill_null(False)
 
 
 def siret_valid_expr(col: pl.Expr) -> pl.Expr:
     """Polars version of `siret_valid`, La Poste exception included."""
-    digit_sum = pl.sum_horizontal(
-        [col.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(14)]
+    la_poste = (
+        col.str.starts_with(LA_POSTE_SIREN)
+        & _well_formed(col, 14)
+        & (pl.sum_horizontal(_digits(col, 14)) % 5 == 0)
     )
-    la_poste = col.str.starts_with(LA_POSTE_SIREN) & (digit_sum % 5 == 0)
-    return (luhn_valid_expr(col, 14) | (col.str.contains(r"^\d{14}$") & la_poste)).fill_null(False)
+    return (luhn_valid_expr(col, 14) | la_poste).fill_null(False)
 
 
 def normalise_expr(col: pl.Expr, length: int) -> pl.Expr:

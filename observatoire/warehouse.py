@@ -53,6 +53,7 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "3GB", threads
     con.execute(f"set memory_limit = '{memory_limit}'")  # noqa: S608 - validated setting
     con.execute(f"set threads = {int(threads)}")
     con.execute("set preserve_insertion_order = false")
+    con.execute("set enable_progress_bar = false")
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")
 
