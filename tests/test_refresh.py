@@ -294,3 +294,25 @@ def test_layout_of_real_unite_legale_sample(tmp_path):
         )
     layout = sirene.detect("unites_legales", tmp_path / "ul.zip")
     assert layout.current and len(layout.columns) == 35
+
+
+def test_evolution_against_the_previous_month(run_month, query):
+    a, b, c = new_siren(), new_siren(), new_siren()
+    run_month("2026-10", [ul_row(a), ul_row(b)], [etab_row(a), etab_row(b)])
+    run_month(
+        MOIS,
+        [ul_row(a), ul_row(b), ul_row(c)],
+        [
+            etab_row(a),
+            etab_row(b, etatAdministratifEtablissement="F"),
+            etab_row(c),
+            etab_row(c, 2, caractereEmployeurEtablissement="O", trancheEffectifsEtablissement="01"),
+        ],
+    )
+    rows = query(
+        "select mois, mois_precedent, nb_etablissements, nb_etablissements_precedent, "
+        "variation_etablissements, variation_etablissements_employeurs "
+        "from indicators.evolution_mensuelle where niveau = 'ept' and perimetre = 'ensemble' "
+        "order by mois"
+    )
+    assert rows == [("2026-10", None, 2, None, None, None), (MOIS, "2026-10", 3, 2, 1, 1)]

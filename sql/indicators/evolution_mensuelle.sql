@@ -1,0 +1,46 @@
+-- Month-on-month change of active and active employer establishments, against the latest
+-- earlier month kept in the warehouse (months are never overwritten by a later refresh).
+-- mois_precedent is null, and so are the changes, for the first month loaded.
+with previous as (
+    select max(mois) as mois from clean.etablissements_perimetre where mois < $mois
+),
+p as (
+    select
+        e.mois = $mois as courant,
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        case when e.ess then 'ess' else 'hors_ess' end as perimetre,
+        coalesce(e.famille_ess, 'hors_ess') as famille,
+        e.employeur
+    from clean.etablissements_perimetre as e
+    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
+    where e.actif and (e.mois = $mois or e.mois = (select mois from previous))
+),
+agg as (
+    select
+        niveau, code_territoire, libelle_territoire,
+        case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
+        case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
+        count(*) filter (where courant) as nb_etablissements,
+        count(*) filter (where courant and employeur) as nb_etablissements_employeurs,
+        count(*) filter (where not courant) as nb_etablissements_precedent,
+        count(*) filter (where not courant and employeur) as nb_etablissements_employeurs_precedent
+    from p
+    group by niveau, rang, code_territoire, libelle_territoire, cube (perimetre, famille)
+    having not (grouping(perimetre) = 1 and grouping(famille) = 0)
+)
+select
+    $mois as mois,
+    niveau, code_territoire, libelle_territoire, perimetre, famille,
+    (select mois from previous) as mois_precedent,
+    nb_etablissements,
+    case when (select mois from previous) is not null then nb_etablissements_precedent end
+        as nb_etablissements_precedent,
+    case when (select mois from previous) is not null
+        then nb_etablissements - nb_etablissements_precedent end as variation_etablissements,
+    nb_etablissements_employeurs,
+    case when (select mois from previous) is not null
+        then nb_etablissements_employeurs_precedent end as nb_etablissements_employeurs_precedent,
+    case when (select mois from previous) is not null
+        then nb_etablissements_employeurs - nb_etablissements_employeurs_precedent end
+        as variation_etablissements_employeurs
+from agg
