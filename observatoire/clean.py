@@ -167,6 +167,33 @@ def _first_failure(
     return kept, rejects
 
 
+def _deduplicate(
+    kept: pl.DataFrame,
+    rejects: pl.DataFrame,
+    id_col: str,
+    column: str,
+    tracker: DuplicateTracker | None,
+    reason: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Among rows that passed every other rule, keep the first copy of each identifier.
+
+    Deduplicating after the other rules means a broken first copy cannot take a valid second
+    copy down with it; "first" is the order of the file (the raw layer keeps it).
+    """
+    dup = _duplicates(kept, id_col, tracker)
+    if not dup.any():
+        return kept, rejects
+    extra = kept.filter(dup).select(
+        pl.col("mois"),
+        pl.col("fichier_source"),
+        pl.col(id_col).alias("identifiant"),
+        pl.lit(column).alias("colonne"),
+        pl.col(id_col).alias("valeur"),
+        pl.lit(reason).alias("motif"),
+    )
+    return kept.filter(~dup), pl.concat([rejects, extra.cast(rejects.schema)])
+
+
 def clean_etablissements(
     raw: pl.DataFrame,
     mois: str,
@@ -191,7 +218,6 @@ def clean_etablissements(
         _nomenclature=_text("nomenclatureActivitePrincipaleEtablissement"),
         _etat=_text("etatAdministratifEtablissement"),
     )
-    df = df.with_columns(_doublon=_duplicates(df, "_siret", duplicates))
     rules: list[tuple[str, pl.Expr, str]] = [
         ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
         ("siren", ~luhn_valid_expr(pl.col("_siren"), 9), "siren invalide (clé de Luhn)"),
@@ -202,7 +228,6 @@ def clean_etablissements(
             "siret différent de siren + nic",
         ),
         ("siret", ~siret_valid_expr(pl.col("_siret")), "siret invalide (clé de Luhn)"),
-        ("siret", pl.col("_doublon"), "siret en double dans le fichier"),
         (
             "codeCommuneEtablissement",
             pl.col("_commune").is_not_null()
@@ -230,6 +255,9 @@ def clean_etablissements(
         *_date_rules("dateDebut", last_day),
     ]
     kept, rejects = _first_failure(df, rules, "siret")
+    kept, rejects = _deduplicate(
+        kept, rejects, "_siret", "siret", duplicates, "siret en double dans le fichier"
+    )
     bounds = pl.DataFrame(
         {
             "_tranche": list(nomenclatures.tranches),
@@ -313,11 +341,9 @@ def clean_unites_legales(
         _tranche=_text("trancheEffectifsUniteLegale"),
         _etat=_text("etatAdministratifUniteLegale"),
     )
-    df = df.with_columns(_doublon=_duplicates(df, "_siren", duplicates))
     rules: list[tuple[str, pl.Expr, str]] = [
         ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
         ("siren", ~luhn_valid_expr(pl.col("_siren"), 9), "siren invalide (clé de Luhn)"),
-        ("siren", pl.col("_doublon"), "siren en double dans le fichier"),
         (
             "categorieJuridiqueUniteLegale",
             ~pl.col("_cj").is_in(list(nomenclatures.categories_juridiques)).fill_null(False),
@@ -337,6 +363,9 @@ def clean_unites_legales(
         *_date_rules("dateDebut", last_day),
     ]
     kept, rejects = _first_failure(df, rules, "siren")
+    kept, rejects = _deduplicate(
+        kept, rejects, "_siren", "siren", duplicates, "siren en double dans le fichier"
+    )
     natural_person = pl.col("_cj") == "1000"
     clean = kept.select(
         pl.col("mois"),
@@ -397,10 +426,23 @@ def _write(
         con.unregister("_batch")
 
 
+class RejectRateError(RuntimeError):
+    """Too many rows rejected: the file is probably not what we think it is."""
+
+
 def clean_month(
-    con: duckdb.DuckDBPyConnection, kind: str, mois: str, *, batch_rows: int = 1_000_000
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    mois: str,
+    *,
+    batch_rows: int = 1_000_000,
+    max_reject_rate: float | None = None,
 ) -> CleanResult:
-    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` table, in one transaction."""
+    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` table, in one transaction.
+
+    With `max_reject_rate`, a month rejecting more rows than that is rolled back: the previous
+    clean month stays in place and nothing downstream sees the bad file.
+    """
     from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
     table = RAW_TABLES[kind]
@@ -408,15 +450,17 @@ def clean_month(
     cleaner = CLEANERS[kind]
     cols = ", ".join(f'"{c}"' for c in ("mois", *RAW_COLUMNS[kind], "fichier_source"))
     reader_con = con.cursor()
-    reader = reader_con.execute(
-        f"select {cols} from raw.{table} where mois = $mois", {"mois": mois}
+    # a relation streams its result; `execute` would materialise the whole month in memory
+    reader = reader_con.sql(
+        f"select {cols} from raw.{table} where mois = $mois", params={"mois": mois}
     ).to_arrow_reader(batch_rows)
     id_col = "siret" if kind == "etablissements" else "siren"
     candidates = {
         r[0]
         for r in con.execute(
-            f"select trim({id_col}) from raw.{table} where mois = $mois "
-            f"group by all having count(*) > 1",
+            f"select lpad(trim({id_col}), {14 if kind == 'etablissements' else 9}, '0') "
+            f"from raw.{table} where mois = $mois "
+            "group by all having count(*) > 1",
             {"mois": mois},
         ).fetchall()
     }
@@ -444,10 +488,17 @@ def clean_month(
             clean_df, rejects_df = cleaner(empty, mois, nomenclatures)
             _write(con, f"clean.{table}", clean_df, mois, replace=True)
             _write(con, f"clean.{table}_rejets", rejects_df, mois, replace=True)
+        result = CleanResult(kind, rows_in, rows_clean, rows_in - rows_clean, reasons)
+        if max_reject_rate is not None and result.reject_rate > max_reject_rate:
+            raise RejectRateError(
+                f"{kind} {mois} : {result.rows_rejected} lignes rejetées sur {result.rows_in} "
+                f"({result.reject_rate:.1%}, seuil {max_reject_rate:.1%}) ; motifs : "
+                f"{result.rejects_by_reason} — mois précédent conservé"
+            )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     finally:
         reader_con.close()
-    return CleanResult(kind, rows_in, rows_clean, rows_in - rows_clean, reasons)
+    return result

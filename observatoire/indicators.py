@@ -7,13 +7,47 @@ import duckdb
 from observatoire import catalogue, warehouse
 
 
+class PrivacyError(RuntimeError):
+    """A listing would name or locate a partially diffusible unit: refresh stopped."""
+
+
 def compute_perimeter(con: duckdb.DuckDBPyConnection, mois: str) -> int:
     return warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
 
 
 def compute_indicator(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> int:
-    return warehouse.replace_month(con, "indicators", name, mois)
+    n = warehouse.replace_month(con, "indicators", name, mois)
+    if name == "annuaire_ess":
+        check_privacy(con, mois)
+    return n
 
 
 def compute_all(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, int]:
     return {name: compute_indicator(con, name, mois) for name in catalogue.indicators()}
+
+
+def check_privacy(con: duckdb.DuckDBPyConnection, mois: str) -> None:
+    """Refuse a directory holding a unit that is not diffusible at both levels.
+
+    Independent of the SQL that builds the directory: the statuses are read again from the
+    cleaned SIRENE rows, so that a later change of the SQL cannot leak a `P` unit unnoticed.
+    A failed check empties the month's directory before raising.
+    """
+    leaked = con.execute(
+        """
+        select a.siret
+        from indicators.annuaire_ess as a
+        left join clean.sirene_etablissements as e on e.mois = a.mois and e.siret = a.siret
+        left join clean.sirene_unites_legales as u on u.mois = a.mois and u.siren = a.siren
+        where a.mois = $mois
+          and (e.statut_diffusion is distinct from 'O' or u.statut_diffusion is distinct from 'O')
+        limit 5
+        """,
+        {"mois": mois},
+    ).fetchall()
+    if leaked:
+        con.execute("delete from indicators.annuaire_ess where mois = $mois", {"mois": mois})
+        raise PrivacyError(
+            "annuaire_ess contenait des établissements non diffusibles (statut P), "
+            "annuaire du mois vidé : " + ", ".join(r[0] for r in leaked)
+        )

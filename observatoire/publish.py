@@ -20,12 +20,19 @@ import polars as pl
 
 from observatoire import catalogue
 
+# The only published table allowed to name or locate units (diffusible ones only).
+LISTINGS = {"annuaire_ess"}
+IDENTIFYING = {
+    "denomination",
+    "enseigne",
+    "denomination_usuelle",
+    "adresse",
+    "x_lambert93",
+    "y_lambert93",
+}
+
 CURRENT = "courant"
 KEEP_SNAPSHOTS = 3
-
-
-class PrivacyError(RuntimeError):
-    """An output would name or locate a partially diffusible unit: publication refused."""
 
 
 @dataclass(frozen=True)
@@ -34,29 +41,6 @@ class Publication:
     mois: str
     files: dict[str, Path]
     rows: dict[str, int]
-
-
-def check_privacy(con: duckdb.DuckDBPyConnection, mois: str) -> None:
-    """Refuse to publish if a listing holds a unit that is not diffusible ('O' on both levels).
-
-    The SQL already filters; this is the independent guard that makes the rule hold even if
-    a later change to the SQL forgets it.
-    """
-    leaked = con.execute(
-        """
-        select a.siret
-        from indicators.annuaire_ess as a
-        join clean.etablissements_perimetre as p on p.mois = a.mois and p.siret = a.siret
-        where a.mois = $mois and not p.diffusible
-        limit 5
-        """,
-        {"mois": mois},
-    ).fetchall()
-    if leaked:
-        raise PrivacyError(
-            "annuaire_ess contient des établissements non diffusibles (statut P) : "
-            + ", ".join(r[0] for r in leaked)
-        )
 
 
 def _order_by(columns: tuple[str, ...]) -> str:
@@ -80,11 +64,15 @@ def publish(
     run_id: str,
     metadata: dict[str, object] | None = None,
 ) -> Publication:
-    check_privacy(con, mois)
+    _check_outputs()  # the directory's content itself is checked by indicators.check_privacy
     publication_dir = Path(publication_dir)
     publication_dir.mkdir(parents=True, exist_ok=True)
     final = publication_dir / f"{mois}_{run_id}"
     staging = publication_dir / f".staging_{mois}_{run_id}"
+    if final.exists():
+        raise FileExistsError(
+            f"{final} existe déjà : un identifiant d'exécution ne sert qu'une fois"
+        )
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
@@ -108,8 +96,11 @@ def publish(
         try:
             snapshot.execute("create schema indicators")
             for name in catalogue.indicators():
+                # aggregates of every month up to this one; a listing only for this month, since
+                # a unit may since have asked not to be listed (statut de diffusion P)
+                months = "mois = $mois" if name in LISTINGS else "mois <= $mois"
                 table = con.execute(
-                    f"select * from indicators.{name} where mois <= $mois order by all",
+                    f"select * from indicators.{name} where {months} order by all",
                     {"mois": mois},
                 ).arrow()
                 snapshot.register("_incoming", table)
@@ -131,15 +122,32 @@ def publish(
         (staging / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8"
         )
-        if final.exists():
-            shutil.rmtree(final)
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    switch_current(publication_dir, final)
+    live = published_month(publication_dir)
+    if live is None or mois >= live:
+        switch_current(publication_dir, final)
     prune(publication_dir)
     return Publication(final, mois, files, rows)
+
+
+def _check_outputs() -> None:
+    """Only declared listings may carry names, addresses or coordinates."""
+    for name, indicator in catalogue.indicators().items():
+        leaking = IDENTIFYING & set(indicator.colonnes)
+        if leaking and name not in LISTINGS:
+            raise ValueError(f"{name} publierait des colonnes identifiantes : {sorted(leaking)}")
+
+
+def published_month(publication_dir: Path) -> str | None:
+    """Month of the current publication; a re-run of an older month must not replace it."""
+    live = current(publication_dir)
+    if live is None:
+        return None
+    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+    return str(manifest["mois"])
 
 
 def write_excel_fr(frame: pl.DataFrame, path: Path) -> None:
@@ -165,8 +173,16 @@ def current(publication_dir: Path) -> Path | None:
 
 
 def prune(publication_dir: Path, keep: int = KEEP_SNAPSHOTS) -> None:
-    """Drop old snapshots, never the current one, nor folders we did not create."""
+    """Drop old snapshots, never the current one, nor folders we did not create.
+
+    Ordered by (month, creation time): re-running old months never pushes out the latest one.
+    """
     live = current(publication_dir)
+
+    def order(p: Path) -> tuple[str, float]:
+        manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        return (str(manifest.get("mois", "")), p.stat().st_mtime)
+
     snapshots = sorted(
         (
             p
@@ -176,7 +192,7 @@ def prune(publication_dir: Path, keep: int = KEEP_SNAPSHOTS) -> None:
             and not p.name.startswith(".")
             and (p / "manifest.json").exists()
         ),
-        key=lambda p: p.stat().st_mtime,
+        key=order,
     )
     for old in snapshots[:-keep]:
         if live is None or old.resolve() != live:

@@ -23,8 +23,7 @@ log = logging.getLogger("observatoire.refresh")
 KINDS = ("etablissements", "unites_legales")
 
 
-class RejectRateError(RuntimeError):
-    """Too many rows rejected: the file is probably not what we think it is."""
+RejectRateError = clean.RejectRateError
 
 
 @dataclass
@@ -77,14 +76,7 @@ def ingest(
 def clean_kind(
     con: duckdb.DuckDBPyConnection, settings: Settings, kind: str, mois: str
 ) -> clean.CleanResult:
-    result = clean.clean_month(con, kind, mois)
-    if result.reject_rate > settings.max_reject_rate:
-        raise RejectRateError(
-            f"{kind} {mois} : {result.rows_rejected} lignes rejetées sur {result.rows_in} "
-            f"({result.reject_rate:.1%}, seuil {settings.max_reject_rate:.1%}) ; motifs : "
-            f"{result.rejects_by_reason} — voir clean.sirene_{kind}_rejets"
-        )
-    return result
+    return clean.clean_month(con, kind, mois, max_reject_rate=settings.max_reject_rate)
 
 
 def new_run_id() -> str:

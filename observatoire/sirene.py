@@ -175,6 +175,39 @@ def _select_list(kind: str, layout: Layout, source: str = "") -> str:
     return ", ".join(parts)
 
 
+def _as_insee_text(column: str, column_type: str) -> str:
+    """Typed Parquet value -> the text INSEE writes in its CSV files.
+
+    INSEE's Parquet stores dates as DATE, timestamps, years and counts as numbers and the head
+    office flag as BOOLEAN; the raw layer is INSEE's text, so that one set of cleaning rules
+    serves every format.
+    """
+    c = f'"{column}"'
+    t = column_type.upper()
+    if t == "DATE":
+        return f"strftime({c}, '%Y-%m-%d')"
+    if t.startswith("TIMESTAMP"):
+        return f"strftime({c}, '%Y-%m-%dT%H:%M:%S')"
+    if t == "BOOLEAN":
+        return f"case when {c} then 'true' when not {c} then 'false' end"
+    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        return (
+            f"case when {c} = floor({c}) then cast(cast({c} as bigint) as varchar) "
+            f"else cast({c} as varchar) end"
+        )
+    return f"cast({c} as varchar)"
+
+
+def _parquet_select_list(kind: str, layout: Layout, types: dict[str, str]) -> str:
+    parts = []
+    for c in RAW_COLUMNS[kind]:
+        if c in layout.columns:
+            parts.append(f'{_as_insee_text(c, types[c])} as "{c}"')
+        else:
+            parts.append(f'cast(null as varchar) as "{c}"')
+    return ", ".join(parts)
+
+
 def _territory_filter(kind: str, communes_table: str | None) -> str:
     """Keep the territory's establishments, and unknown communes of its départements.
 
@@ -233,9 +266,16 @@ def ingest(
             malformed = _ingest_csv(con, kind, table, path, mois, layout, where)
         elif fmt == "parquet":
             malformed = 0
+            types = dict(
+                con.execute(
+                    "select column_name, column_type "
+                    "from (describe select * from read_parquet($p))",
+                    {"p": str(path)},
+                ).fetchall()
+            )
             con.execute(
-                f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
-                f"from read_parquet($p) where {where}",
+                f"insert into {table} select $mois, {_parquet_select_list(kind, layout, types)}, "
+                f"$src from read_parquet($p) where {where}",
                 {"mois": mois, "src": path.name, "p": str(path)},
             )
         else:

@@ -50,9 +50,13 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "3GB", threads
     """Offline, bounded settings: DuckDB must never try to download an extension at run time."""
     con.execute("set autoinstall_known_extensions = false")
     con.execute("set autoload_known_extensions = false")
-    con.execute(f"set memory_limit = '{memory_limit}'")  # noqa: S608 - validated setting
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", memory_limit.strip()):
+        raise ValueError(f"limite mémoire DuckDB invalide : {memory_limit!r} (exemple : 3GB)")
+    con.execute(f"set memory_limit = '{memory_limit.strip()}'")
     con.execute(f"set threads = {int(threads)}")
-    con.execute("set preserve_insertion_order = false")
+    # keep the file's order in the raw layer: "first copy of a duplicated SIRET" must mean the
+    # same row on every run
+    con.execute("set preserve_insertion_order = true")
     con.execute("set enable_progress_bar = false")
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")

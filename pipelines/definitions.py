@@ -170,8 +170,9 @@ def _raw_asset(kind: str, extra_deps: list[list[str]]):  # noqa: ANN202 - dagste
             result = refresh.ingest(con, s, kind, mois)
             preview = _preview(
                 con,
-                "select * from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $k "
-                "limit 10",
+                # file, line and reason only: the raw line itself may name a P unit
+                "select fichier, ligne, colonne, motif from raw.sirene_rejets_lecture "
+                "where mois = $mois and type_fichier = $k order by ligne limit 10",
                 {"mois": mois, "k": kind},
             )
         return MaterializeResult(
@@ -225,7 +226,8 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
             result = clean.clean_month(con, kind, mois)
             preview = _preview(
                 con,
-                f"select * from clean.{table}_rejets where mois = $mois limit 10",
+                f"select identifiant, colonne, motif from clean.{table}_rejets "
+                f"where mois = $mois order by identifiant limit 10",
                 {"mois": mois},
             )
         yield MaterializeResult(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -36,12 +37,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def run_month(settings: Settings):
     """Write the given rows as the month's stock files and run the full refresh on them."""
+    runs = itertools.count(1)
 
     def _run(mois: str, unites_legales: list, etablissements: list, **changes):
         s = settings.with_(**changes) if changes else settings
         folder = Path(s.data_dir) / "sirene" / mois
         write_stock(folder, unites_legales, etablissements)
-        return refresh.refresh(s, mois, run_id=f"test{mois.replace('-', '')}")
+        return refresh.refresh(s, mois, run_id=f"test{next(runs)}")
 
     return _run
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import publish, refresh, sirene, warehouse
+from observatoire import indicators, publish, refresh, sirene, warehouse
 
 MOIS = "2026-11"
 
@@ -183,11 +183,25 @@ def test_privacy_guard_refuses_a_leaking_listing(run_month, settings):
     with warehouse.connect(settings.warehouse) as con:
         # simulate a faulty change of the SQL that would list the P unit
         con.execute(
-            "insert into indicators.annuaire_ess (mois, siret, siren) "
-            "select mois, siret, siren from clean.etablissements_perimetre"
+            "insert into indicators.annuaire_ess (mois, siret, siren, denomination) "
+            "select mois, siret, siren, 'FUITE' from clean.etablissements_perimetre"
         )
-        with pytest.raises(publish.PrivacyError):
-            publish.publish(con, settings.publication_dir, MOIS, "leak")
+        with pytest.raises(indicators.PrivacyError):
+            indicators.check_privacy(con, MOIS)
+        (n,) = con.execute("select count(*) from indicators.annuaire_ess").fetchone()
+        assert n == 0
+
+
+def test_republishing_an_older_month_keeps_the_latest_publication(run_month, settings):
+    a = new_siren()
+    run_month(MOIS, [ul_row(a)], [etab_row(a)])
+    latest = publish.current(settings.publication_dir)
+    run_month("2026-10", [ul_row(a)], [etab_row(a)])
+    assert publish.current(settings.publication_dir) == latest
+    assert publish.published_month(settings.publication_dir) == MOIS
+    with warehouse.connect(settings.warehouse) as con, pytest.raises(FileExistsError):
+        publish.publish(con, settings.publication_dir, MOIS, latest.name.split("_", 1)[1])
+    assert publish.current(settings.publication_dir) == latest
 
 
 def _snapshot(settings) -> dict[str, list[tuple]]:
@@ -316,3 +330,69 @@ def test_evolution_against_the_previous_month(run_month, query):
         "order by mois"
     )
     assert rows == [("2026-10", None, 2, None, None, None), (MOIS, "2026-10", 3, 2, 1, 1)]
+
+
+def test_a_broken_first_copy_does_not_take_the_valid_duplicate_down(run_month, query):
+    siren = new_siren()
+    broken = etab_row(siren, dateCreationEtablissement="2023-02-30")
+    valid = etab_row(siren)
+    run_month(MOIS, [ul_row(siren)], [broken, valid])
+    assert query("select siret from clean.sirene_etablissements") == [(valid["siret"],)]
+    assert query("select motif from clean.sirene_etablissements_rejets") == [
+        ("date invalide (AAAA-MM-JJ attendu)",)
+    ]
+
+
+def test_a_month_over_the_reject_threshold_keeps_the_previous_clean_month(run_month, query):
+    siren = new_siren()
+    run_month(MOIS, [ul_row(siren)], [etab_row(siren)], max_reject_rate=0.02)
+    bad = [etab_row(siren, n, codeCommuneEtablissement="94999") for n in range(1, 4)]
+    with pytest.raises(refresh.RejectRateError, match="mois précédent conservé"):
+        run_month(MOIS, [ul_row(siren)], bad, max_reject_rate=0.02)
+    assert query("select siret from clean.sirene_etablissements where mois = ?", [MOIS]) == [
+        (siret_for(siren),)
+    ]
+
+
+def test_typed_parquet_as_insee_publishes_it_cleans_like_the_csv(settings, tmp_path):
+    """INSEE's Parquet has DATE, BIGINT, BOOLEAN columns: same clean rows as from the CSV."""
+    siren = new_siren()
+    uls = [ul_row(siren)]
+    ets = [
+        etab_row(siren, 1, trancheEffectifsEtablissement="03", anneeEffectifsEtablissement="2023"),
+        etab_row(siren, 2, etatAdministratifEtablissement="F", dateDebut="2024-03-31"),
+    ]
+    et_csv, _ = write_stock(tmp_path / "csv", uls, ets)
+    typed = tmp_path / "StockEtablissement.parquet"
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * replace ("
+        "cast(dateCreationEtablissement as date) as dateCreationEtablissement, "
+        "cast(dateDebut as date) as dateDebut, "
+        "cast(anneeEffectifsEtablissement as bigint) as anneeEffectifsEtablissement, "
+        "cast(etablissementSiege as boolean) as etablissementSiege, "
+        "cast(coordonneeLambertAbscisseEtablissement as double) "
+        "as coordonneeLambertAbscisseEtablissement, "
+        "cast(dateDernierTraitementEtablissement as timestamp) "
+        "as dateDernierTraitementEtablissement) "
+        "from read_csv($p, all_varchar = true)",
+        {"p": str(et_csv)},
+    )
+    con.table("t").to_parquet(str(typed))
+    con.close()
+    results = []
+    for path in (et_csv, typed):
+        with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as w:
+            refresh.load_reference_and_territory(w, settings)
+            sirene.ingest(w, "etablissements", path, MOIS)
+            from observatoire import clean
+
+            clean.clean_month(w, "etablissements", MOIS)
+            results.append(
+                w.execute(
+                    "select * exclude (fichier_source) from clean.sirene_etablissements "
+                    "order by siret"
+                ).fetchall()
+            )
+    assert results[0] == results[1]
+    assert len(results[0]) == 2
