@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from observatoire.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
 
@@ -449,11 +448,13 @@ def clean_month(
     nomenclatures = Nomenclatures.from_warehouse(con)
     cleaner = CLEANERS[kind]
     cols = ", ".join(f'"{c}"' for c in ("mois", *RAW_COLUMNS[kind], "fichier_source"))
-    reader_con = con.cursor()
-    # a relation streams its result; `execute` would materialise the whole month in memory
-    reader = reader_con.sql(
-        f"select {cols} from raw.{table} where mois = $mois", params={"mois": mois}
-    ).to_arrow_reader(batch_rows)
+    # Batches are ranges of the raw table's row ids, read in file order: one bounded query at a
+    # time (a streaming reader left open beside the writes was measured to hold the whole month
+    # in memory).
+    lo, hi = con.execute(
+        f"select min(rowid), max(rowid) from raw.{table} where mois = $mois", {"mois": mois}
+    ).fetchone()  # type: ignore[misc]
+    starts = range(lo, hi + 1, batch_rows) if lo is not None else range(0)
     id_col = "siret" if kind == "etablissements" else "siren"
     candidates = {
         r[0]
@@ -470,9 +471,14 @@ def clean_month(
     con.execute("begin transaction")
     try:
         first = True
-        for batch in reader:
-            df = pl.from_arrow(pa.Table.from_batches([batch]))
-            assert isinstance(df, pl.DataFrame)
+        for start in starts:
+            df = con.execute(
+                f"select {cols} from raw.{table} where mois = $mois "
+                f"and rowid >= $start and rowid < $end order by rowid",
+                {"mois": mois, "start": start, "end": start + batch_rows},
+            ).pl()
+            if df.is_empty():
+                continue
             clean_df, rejects_df = cleaner(df, mois, nomenclatures, tracker)
             rows_in += df.height
             rows_clean += clean_df.height
@@ -499,6 +505,4 @@ def clean_month(
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        reader_con.close()
     return result

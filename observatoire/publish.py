@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from observatoire import catalogue
 
@@ -47,14 +46,50 @@ def _order_by(columns: tuple[str, ...]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-def month_frame(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> pl.DataFrame:
-    """One indicator's rows for a month, with the catalogue's columns in a stable order."""
-    indicator = catalogue.indicators()[name]
-    cols = _order_by(indicator.colonnes)
-    return con.execute(
-        f"select {cols} from indicators.{name} where mois = $mois order by {cols}",
+def _literal(path: Path) -> str:
+    """A path we created, as an SQL string literal (COPY and ATTACH take no parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _copy_csv(
+    con: duckdb.DuckDBPyConnection, name: str, mois: str, path: Path, *, excel: bool
+) -> int:
+    """Write one indicator's month with the catalogue's columns, in a stable order.
+
+    DuckDB streams the file, so national tables of millions of rows never sit in Python memory.
+    The French Excel dialect gets `;`, a decimal comma and a UTF-8 BOM.
+    """
+    columns = catalogue.indicators()[name].colonnes
+    types = dict(
+        con.execute(f"select column_name, column_type from (describe indicators.{name})").fetchall()
+    )
+    select = []
+    for c in columns:
+        if (
+            excel
+            and types[c].upper() in ("DOUBLE", "FLOAT", "REAL")
+            or (excel and types[c].upper().startswith("DECIMAL"))
+        ):
+            select.append(f"replace(cast(\"{c}\" as varchar), '.', ',') as \"{c}\"")
+        else:
+            select.append(f'"{c}"')
+    order = ", ".join(f'src."{c}"' for c in columns)
+    con.execute(
+        f"create or replace temp table _publication as select {', '.join(select)} "
+        f"from indicators.{name} as src where src.mois = $mois order by {order}",
         {"mois": mois},
-    ).pl()
+    )
+    delimiter = ";" if excel else ","
+    target = path.with_suffix(".tmp") if excel else path
+    con.execute(f"copy _publication to {_literal(target)} (header, delimiter '{delimiter}')")
+    (n,) = con.execute("select count(*) from _publication").fetchone()  # type: ignore[misc]
+    con.execute("drop table _publication")
+    if excel:
+        with target.open("rb") as src, path.open("wb") as dst:
+            dst.write(b"\xef\xbb\xbf")
+            shutil.copyfileobj(src, dst, 1 << 20)
+        target.unlink()
+    return int(n)
 
 
 def publish(
@@ -84,31 +119,26 @@ def publish(
         excel_dir = staging / "csv_excel"
         excel_dir.mkdir()
         for name in catalogue.indicators():
-            frame = month_frame(con, name, mois)
             path = csv_dir / f"{name}.csv"
-            frame.write_csv(path, include_header=True, line_terminator="\n")
-            write_excel_fr(frame, excel_dir / path.name)
+            rows[name] = _copy_csv(con, name, mois, path, excel=False)
+            _copy_csv(con, name, mois, excel_dir / path.name, excel=True)
             files[name] = final / "csv" / path.name
-            rows[name] = frame.height
         # a self-contained database of every published month, for readers
         snapshot_db = staging / "indicateurs.duckdb"
-        snapshot = duckdb.connect(str(snapshot_db))
+        con.execute(f"attach {_literal(snapshot_db)} as _snapshot")
         try:
-            snapshot.execute("create schema indicators")
+            con.execute("create schema _snapshot.indicators")
             for name in catalogue.indicators():
                 # aggregates of every month up to this one; a listing only for this month, since
                 # a unit may since have asked not to be listed (statut de diffusion P)
                 months = "mois = $mois" if name in LISTINGS else "mois <= $mois"
-                table = con.execute(
+                con.execute(
+                    f"create table _snapshot.indicators.{name} as "
                     f"select * from indicators.{name} where {months} order by all",
                     {"mois": mois},
-                ).arrow()
-                snapshot.register("_incoming", table)
-                snapshot.execute(f"create table indicators.{name} as select * from _incoming")
-                snapshot.unregister("_incoming")
-            snapshot.execute("checkpoint")
+                )
         finally:
-            snapshot.close()
+            con.execute("detach _snapshot")
         manifest = {
             "mois": mois,
             "run_id": run_id,
@@ -148,12 +178,6 @@ def published_month(publication_dir: Path) -> str | None:
         return None
     manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
     return str(manifest["mois"])
-
-
-def write_excel_fr(frame: pl.DataFrame, path: Path) -> None:
-    """French Excel dialect: UTF-8 with BOM (so Excel detects the encoding), `;`, decimal comma."""
-    body = frame.write_csv(None, separator=";", decimal_comma=True, line_terminator="\r\n")
-    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
 
 
 def switch_current(publication_dir: Path, target: Path) -> None:
