@@ -1,19 +1,22 @@
 # Task index: the README and CI call these targets and nothing else.
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export DAGSTER_HOME := $(CURDIR)
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 export UV_COMPILE_BYTECODE := 1
+# use the system certificate store (where a proxy's CA is installed) rather than uv's own
+export UV_NATIVE_TLS := 1
 
-.PHONY: demo test lint dev install refresh bench clean-data
+.PHONY: demo test lint dev install refresh bench clean-data uv
 
-# uv itself comes from PyPI; everything else from uv.lock.
-$(UV):
-	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+# uv itself comes from PyPI (pinned); everything else from uv.lock.
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)" \
+	  || python3 -m pip install --quiet --user --break-system-packages "uv==$(UV_VERSION)"
 
-.venv/.installed: pyproject.toml uv.lock | $(UV)
+.venv/.installed: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
