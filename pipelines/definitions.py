@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
@@ -22,6 +23,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     MonthlyPartitionsDefinition,
+    TimeWindowPartitionMapping,
     asset,
     build_schedule_from_partitioned_job,
     define_asset_job,
@@ -292,11 +294,21 @@ def etablissements_perimetre(
 def _indicator_asset(name: str):  # noqa: ANN202 - dagster decorator
     entry = catalogue.indicators()[name]
 
+    perimeter: AssetDep | list[str] = ["clean", "etablissements_perimetre"]
+    if name == "evolution_mensuelle":
+        # compares with the previous month: that partition is an input too
+        perimeter = AssetDep(
+            AssetKey(["clean", "etablissements_perimetre"]),
+            partition_mapping=TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        )
+
     @asset(
         key=["indicators", name],
         group_name="indicators",
         partitions_def=monthly,
-        deps=[["clean", "etablissements_perimetre"], ["ref", "territoire_niveaux"]],
+        deps=[perimeter, ["ref", "territoire_niveaux"]],
         description=f"{entry.titre}. {entry.definition} Unité de compte : {entry.unite_de_compte}.",
         metadata={"sql": f"sql/indicators/{name}.sql", "unite": entry.unite},
     )
