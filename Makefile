@@ -45,7 +45,7 @@ dev: install
 
 ## National-scale benchmark (not part of the tests): see benchmarks/README.md.
 bench: install
-	$(UV) run python benchmarks/run_benchmark.py
+	$(UV) run python benchmarks/run_benchmark.py --generate --scale departement
 
 clean-data:
 	rm -rf data/warehouse data/publication data/sources data/sirene data/.dagster
