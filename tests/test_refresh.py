@@ -396,3 +396,26 @@ def test_typed_parquet_as_insee_publishes_it_cleans_like_the_csv(settings, tmp_p
             )
     assert results[0] == results[1]
     assert len(results[0]) == 2
+
+
+def test_reconciliation_shows_the_final_decision_and_a_total(run_month, query):
+    agree, excluded, flag_n = new_siren(), new_siren(), new_siren()
+    run_month(
+        MOIS,
+        [ul_row(agree), ul_row(excluded), ul_row(flag_n, economieSocialeSolidaireUniteLegale="N")],
+        [
+            etab_row(agree),
+            etab_row(excluded, activitePrincipaleEtablissement="94.91Z"),
+            etab_row(flag_n),
+        ],
+    )
+    rows = query(
+        "select cas, regle, desaccord, nb_etablissements_actifs "
+        "from indicators.rapprochement_perimetre_insee where niveau = 'ept' order by cas, regle"
+    )
+    assert rows == [
+        ("categorie_ess_indicateur_n", "categorie_juridique", True, 1),
+        ("categorie_ess_indicateur_o", "categorie_juridique", False, 1),
+        ("categorie_ess_indicateur_o", "naf_exclu", False, 1),
+        ("ensemble", "ensemble", None, 3),
+    ]

@@ -1,10 +1,12 @@
 -- Where the legal-category perimeter and INSEE's ESS flag (economieSocialeSolidaireUniteLegale)
 -- agree or disagree, for the territory's active establishments and their legal units. The cases
 -- 'categorie_ess_indicateur_n', 'categorie_ess_indicateur_vide' and
--- 'categorie_hors_ess_indicateur_o' are the disagreements the method must arbitrate.
+-- 'categorie_hors_ess_indicateur_o' are the disagreements the method must arbitrate; `regle`
+-- gives the final decision for each case (an establishment agreeing on both sides can still be
+-- out of the ESS by its activity, 'naf_exclu'). Rows cas = regle = 'ensemble' are the totals.
 with p as (
     select
-        n.niveau, n.rang, n.code_territoire, n.libelle_territoire, e.siren,
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire, e.siren, e.regle,
         case
             when e.categorie_juridique is null then 'unite_legale_absente'
             when e.categorie_juridique = '1000' and e.indicateur_ess_insee = 'O'
@@ -23,10 +25,13 @@ with p as (
 )
 select
     $mois as mois,
-    niveau, code_territoire, libelle_territoire, cas,
-    cas in ('categorie_ess_indicateur_n', 'categorie_ess_indicateur_vide',
-            'categorie_hors_ess_indicateur_o', 'personne_physique_indicateur_o') as desaccord,
+    niveau, code_territoire, libelle_territoire,
+    case when grouping(cas) = 1 then 'ensemble' else cas end as cas,
+    case when grouping(regle) = 1 then 'ensemble' else regle end as regle,
+    case when grouping(cas) = 1 then null else cas in (
+        'categorie_ess_indicateur_n', 'categorie_ess_indicateur_vide',
+        'categorie_hors_ess_indicateur_o', 'personne_physique_indicateur_o') end as desaccord,
     count(*) as nb_etablissements_actifs,
     count(distinct siren) as nb_unites_legales
 from p
-group by all
+group by niveau, rang, code_territoire, libelle_territoire, grouping sets ((cas, regle), ())
