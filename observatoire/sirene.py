@@ -119,34 +119,50 @@ def _zip_member(zf: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
     return members[0]
 
 
-def read_header(path: Path) -> list[str]:
-    """Header of a SIRENE file in any accepted format, for layout detection."""
-    fmt = file_format(path)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def read_header(path: Path, fmt: str | None = None) -> tuple[list[str], str]:
+    """Header of a SIRENE file in any accepted format, and the name to report it under.
+
+    Reads at most one bounded line: a binary or newline-free file must not be loaded whole
+    just to be refused. `fmt` overrides the format told by the suffix (a download in progress
+    is named `*.part`).
+    """
+    fmt = fmt or file_format(path)
+    source = str(path)
     try:
         if fmt == "parquet":
-            return list(pq.read_schema(path).names)
+            return list(pq.read_schema(path).names), source
         if fmt == "zip":
             with zipfile.ZipFile(path) as zf:
                 member = _zip_member(zf, path)
+                source = f"{path}:{member.filename}"
                 with zf.open(member) as raw:
-                    first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
+                    first = raw.readline(MAX_HEADER_BYTES)
         else:
-            with path.open(encoding="utf-8-sig", newline="") as f:
-                first = f.readline()
+            with path.open("rb") as f:
+                first = f.readline(MAX_HEADER_BYTES)
+        if len(first) >= MAX_HEADER_BYTES and not first.endswith(b"\n"):
+            raise SireneFileError(
+                f"{source} : première ligne de plus de {MAX_HEADER_BYTES} octets, "
+                "ce n'est pas un en-tête SIRENE"
+            )
+        line = first.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
     except zipfile.BadZipFile as exc:
         raise SireneFileError(f"{path} : archive zip illisible ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise SireneFileError(
-            f"{path}, ligne 1 : en-tête non UTF-8 (octet {exc.start}) ; INSEE publie en UTF-8"
+            f"{source}, ligne 1 : en-tête non UTF-8 (octet {exc.start}) ; INSEE publie en UTF-8"
         ) from exc
-    if not first.strip():
-        raise SireneFileError(f"{path} : fichier vide (pas de ligne d'en-tête)")
-    return next(csv.reader([first]))
+    if not line.strip():
+        raise SireneFileError(f"{source} : fichier vide (pas de ligne d'en-tête)")
+    return next(csv.reader([line])), source
 
 
-def detect(kind: str, path: Path) -> Layout:
+def detect(kind: str, path: Path, fmt: str | None = None) -> Layout:
     try:
-        return detect_layout(kind, read_header(path), str(path))
+        return detect_layout(kind, *read_header(path, fmt))
     except LayoutError as exc:
         raise SireneFileError(str(exc)) from exc
 
