@@ -52,7 +52,7 @@ def siret_valid(siret: str | None) -> bool:
     """SIRET key check, with La Poste's documented exception."""
     if siret is None or len(siret) != 14 or not siret.isdigit():
         return False
-    if siret.startswith(LA_POSTE_SIREN) and siret != LA_POSTE_SIREN + "00000":
+    if siret.startswith(LA_POSTE_SIREN):
         return sum(int(c) for c in siret) % 5 == 0 or luhn_valid(siret)
     return luhn_valid(siret)
 

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from observatoire.identifiers import LA_POSTE_SIREN, siret_valid
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 GENERATOR_VERSION = "1.0.0"
@@ -51,7 +52,6 @@ ETABLISSEMENTS_CSV = "StockEtablissement_utf8.csv"
 UNITES_LEGALES_CSV = "StockUniteLegale_utf8.csv"
 MANIFEST_NAME = "synthetic_manifest.json"
 
-LA_POSTE_SIREN = "356000000"
 # Largest number of legal units per chunk: keeps every chunk's CSV text under pyarrow's 2 GB
 # string-array limit and the memory of a national run under 3 GB.
 MAX_CHUNK_ROWS = 2_000_000
@@ -534,28 +534,9 @@ def all_communes(reference_dir: Path = DEFAULT_REFERENCE_DIR) -> list[str]:
     return communes
 
 
-def luhn_valid(number: str) -> bool:
-    """Luhn key check as INSEE applies it to SIREN and SIRET (digits only)."""
-    if not number.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def la_poste_siret_valid(siret: str) -> bool:
-    """INSEE's exception for La Poste: a SIRET of SIREN 356000000 is valid when its digit sum is a
-    multiple of 5, even if its Luhn key fails (the establishments outnumber the Luhn-valid NICs)."""
-    return (
-        len(siret) == 14
-        and siret.isdigit()
-        and siret.startswith(LA_POSTE_SIREN)
-        and (luhn_valid(siret) or sum(int(c) for c in siret) % 5 == 0)
-    )
+    """INSEE's exception for La Poste (see `observatoire.identifiers.siret_valid`)."""
+    return siret.startswith(LA_POSTE_SIREN) and siret_valid(siret)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,14 +19,9 @@ import duckdb
 import pytest
 
 from observatoire import synthetic
+from observatoire.identifiers import LA_POSTE_SIREN, luhn_valid
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
-from observatoire.synthetic import (
-    LA_POSTE_SIREN,
-    SyntheticSirene,
-    generate_sirene,
-    la_poste_siret_valid,
-    luhn_valid,
-)
+from observatoire.synthetic import SyntheticSirene, generate_sirene, la_poste_siret_valid
 
 REFERENCE = synthetic.DEFAULT_REFERENCE_DIR
 FIXTURES = Path(__file__).parent / "fixtures" / "sirene"
