@@ -180,17 +180,6 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, kind: str) -> str:
     return table
 
 
-def _select_list(kind: str, layout: Layout, source: str = "") -> str:
-    """Project the kept columns; columns missing from an older layout become NULL."""
-    parts = []
-    for c in RAW_COLUMNS[kind]:
-        if c in layout.columns:
-            parts.append(f'cast({source}"{c}" as varchar) as "{c}"')
-        else:
-            parts.append(f'cast(null as varchar) as "{c}"')
-    return ", ".join(parts)
-
-
 def _as_insee_text(column: str, column_type: str) -> str:
     """Typed Parquet value -> the text INSEE writes in its CSV files.
 
@@ -214,11 +203,15 @@ def _as_insee_text(column: str, column_type: str) -> str:
     return f"cast({c} as varchar)"
 
 
-def _parquet_select_list(kind: str, layout: Layout, types: dict[str, str]) -> str:
+def _select_list(kind: str, layout: Layout, types: dict[str, str] | None = None) -> str:
+    """Project the kept columns as INSEE text; columns missing from an older layout are NULL.
+
+    `types` are the source's column types (typed Parquet); text sources need none.
+    """
     parts = []
     for c in RAW_COLUMNS[kind]:
         if c in layout.columns:
-            parts.append(f'{_as_insee_text(c, types[c])} as "{c}"')
+            parts.append(f'{_as_insee_text(c, (types or {}).get(c, "VARCHAR"))} as "{c}"')
         else:
             parts.append(f'cast(null as varchar) as "{c}"')
     return ", ".join(parts)
@@ -290,7 +283,7 @@ def ingest(
                 ).fetchall()
             )
             con.execute(
-                f"insert into {table} select $mois, {_parquet_select_list(kind, layout, types)}, "
+                f"insert into {table} select $mois, {_select_list(kind, layout, types)}, "
                 f"$src from read_parquet($p) where {where}",
                 {"mois": mois, "src": path.name, "p": str(path)},
             )
@@ -374,7 +367,7 @@ def _ingest_zip(
                         quoted_strings_can_be_null=False,
                     ),
                 )
-                select = _select_list(kind, layout, "b.")
+                select = _select_list(kind, layout)
                 for batch in reader:
                     b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
                     con.execute(
