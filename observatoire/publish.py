@@ -52,43 +52,42 @@ def _literal(path: Path) -> str:
 
 
 def _copy_csv(
-    con: duckdb.DuckDBPyConnection, name: str, mois: str, path: Path, *, excel: bool
+    con: duckdb.DuckDBPyConnection, name: str, mois: str, standard: Path, excel: Path
 ) -> int:
-    """Write one indicator's month with the catalogue's columns, in a stable order.
+    """Write one indicator's month in both dialects, with the catalogue's columns, stably ordered.
 
-    DuckDB streams the file, so national tables of millions of rows never sit in Python memory.
-    The French Excel dialect gets `;`, a decimal comma and a UTF-8 BOM.
+    The month is selected and sorted once; DuckDB then streams both files, so national tables
+    of millions of rows never sit in Python memory. The French Excel dialect gets `;`, a
+    decimal comma and a UTF-8 BOM.
     """
     columns = catalogue.indicators()[name].colonnes
-    types = dict(
-        con.execute(f"select column_name, column_type from (describe indicators.{name})").fetchall()
-    )
-    select = []
-    for c in columns:
-        if (
-            excel
-            and types[c].upper() in ("DOUBLE", "FLOAT", "REAL")
-            or (excel and types[c].upper().startswith("DECIMAL"))
-        ):
-            select.append(f"replace(cast(\"{c}\" as varchar), '.', ',') as \"{c}\"")
-        else:
-            select.append(f'"{c}"')
-    order = ", ".join(f'src."{c}"' for c in columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
     con.execute(
-        f"create or replace temp table _publication as select {', '.join(select)} "
-        f"from indicators.{name} as src where src.mois = $mois order by {order}",
+        f"create or replace temp table _publication as select {quoted} "
+        f"from indicators.{name} where mois = $mois order by {quoted}",
         {"mois": mois},
     )
-    delimiter = ";" if excel else ","
-    target = path.with_suffix(".tmp") if excel else path
-    con.execute(f"copy _publication to {_literal(target)} (header, delimiter '{delimiter}')")
+    con.execute(f"copy _publication to {_literal(standard)} (header, delimiter ',')")
+    types = dict(
+        con.execute("select column_name, column_type from (describe _publication)").fetchall()
+    )
+    excel_select = ", ".join(
+        f"replace(cast(\"{c}\" as varchar), '.', ',') as \"{c}\""
+        if types[c].upper() in ("DOUBLE", "FLOAT", "REAL") or types[c].upper().startswith("DECIMAL")
+        else f'"{c}"'
+        for c in columns
+    )
+    body = excel.with_suffix(".tmp")
+    con.execute(
+        f"copy (select {excel_select} from _publication) to {_literal(body)} "
+        "(header, delimiter ';')"
+    )
     (n,) = con.execute("select count(*) from _publication").fetchone()  # type: ignore[misc]
     con.execute("drop table _publication")
-    if excel:
-        with target.open("rb") as src, path.open("wb") as dst:
-            dst.write(b"\xef\xbb\xbf")
-            shutil.copyfileobj(src, dst, 1 << 20)
-        target.unlink()
+    with body.open("rb") as src, excel.open("wb") as dst:
+        dst.write(b"\xef\xbb\xbf")
+        shutil.copyfileobj(src, dst, 1 << 20)
+    body.unlink()
     return int(n)
 
 
@@ -120,8 +119,7 @@ def publish(
         excel_dir.mkdir()
         for name in catalogue.indicators():
             path = csv_dir / f"{name}.csv"
-            rows[name] = _copy_csv(con, name, mois, path, excel=False)
-            _copy_csv(con, name, mois, excel_dir / path.name, excel=True)
+            rows[name] = _copy_csv(con, name, mois, path, excel_dir / path.name)
             files[name] = final / "csv" / path.name
         # a self-contained database of every published month, for readers
         snapshot_db = staging / "indicateurs.duckdb"
