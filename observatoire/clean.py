@@ -80,17 +80,12 @@ def _prepare(raw: pl.DataFrame, dates: tuple[str, ...]) -> pl.DataFrame:
     )
 
 
-def _text(name: str) -> pl.Expr:
-    """A column already trimmed and nulled by `_prepare`."""
-    return pl.col(name)
-
-
 def _date(name: str) -> pl.Expr:
     return pl.col(f"_date_{name}")
 
 
 def _date_rules(name: str, last_day: dt.date) -> list[tuple[str, pl.Expr, str]]:
-    raw = _text(name)
+    raw = pl.col(name)
     parsed = _date(name)
     return [
         (name, raw.is_not_null() & parsed.is_null(), "date invalide (AAAA-MM-JJ attendu)"),
@@ -208,14 +203,14 @@ def clean_etablissements(
     tranche_codes = list(nomenclatures.tranches)
     raw = _prepare(raw, ("dateCreationEtablissement", "dateDebut"))
     df = raw.with_columns(
-        _siren=normalise_expr(_text("siren"), 9),
-        _nic=normalise_expr(_text("nic"), 5),
-        _siret=normalise_expr(_text("siret"), 14),
-        _commune=_text("codeCommuneEtablissement"),
-        _tranche=_text("trancheEffectifsEtablissement"),
-        _naf=_text("activitePrincipaleEtablissement"),
-        _nomenclature=_text("nomenclatureActivitePrincipaleEtablissement"),
-        _etat=_text("etatAdministratifEtablissement"),
+        _siren=normalise_expr(pl.col("siren"), 9),
+        _nic=normalise_expr(pl.col("nic"), 5),
+        _siret=normalise_expr(pl.col("siret"), 14),
+        _commune=pl.col("codeCommuneEtablissement"),
+        _tranche=pl.col("trancheEffectifsEtablissement"),
+        _naf=pl.col("activitePrincipaleEtablissement"),
+        _nomenclature=pl.col("nomenclatureActivitePrincipaleEtablissement"),
+        _etat=pl.col("etatAdministratifEtablissement"),
     )
     rules: list[tuple[str, pl.Expr, str]] = [
         ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
@@ -284,39 +279,39 @@ def clean_etablissements(
             pl.col("_siret").alias("siret"),
             pl.col("_siren").alias("siren"),
             pl.col("_nic").alias("nic"),
-            _text("statutDiffusionEtablissement").alias("statut_diffusion"),
+            pl.col("statutDiffusionEtablissement").alias("statut_diffusion"),
             _date("dateCreationEtablissement").alias("date_creation"),
             pl.col("_tranche").alias("tranche_effectifs"),
             pl.col("effectif_min"),
             pl.col("effectif_max"),
-            _text("anneeEffectifsEtablissement")
+            pl.col("anneeEffectifsEtablissement")
             .cast(pl.Int32, strict=False)
             .alias("annee_effectifs"),
-            (_text("etablissementSiege") == "true").alias("etablissement_siege"),
-            _text("numeroVoieEtablissement").alias("numero_voie"),
-            _text("indiceRepetitionEtablissement").alias("indice_repetition"),
-            _text("typeVoieEtablissement").alias("type_voie"),
-            _text("libelleVoieEtablissement").alias("libelle_voie"),
-            _text("codePostalEtablissement").alias("code_postal"),
-            _text("libelleCommuneEtablissement").alias("libelle_commune"),
+            (pl.col("etablissementSiege") == "true").alias("etablissement_siege"),
+            pl.col("numeroVoieEtablissement").alias("numero_voie"),
+            pl.col("indiceRepetitionEtablissement").alias("indice_repetition"),
+            pl.col("typeVoieEtablissement").alias("type_voie"),
+            pl.col("libelleVoieEtablissement").alias("libelle_voie"),
+            pl.col("codePostalEtablissement").alias("code_postal"),
+            pl.col("libelleCommuneEtablissement").alias("libelle_commune"),
             pl.col("_commune").alias("code_commune"),
-            _text("codePaysEtrangerEtablissement").alias("code_pays_etranger"),
-            _text("coordonneeLambertAbscisseEtablissement")
+            pl.col("codePaysEtrangerEtablissement").alias("code_pays_etranger"),
+            pl.col("coordonneeLambertAbscisseEtablissement")
             .cast(pl.Float64, strict=False)
             .alias("x_lambert93"),
-            _text("coordonneeLambertOrdonneeEtablissement")
+            pl.col("coordonneeLambertOrdonneeEtablissement")
             .cast(pl.Float64, strict=False)
             .alias("y_lambert93"),
             _date("dateDebut").alias("date_debut"),
             pl.col("_etat").alias("etat_administratif"),
-            _text("enseigne1Etablissement").alias("enseigne"),
-            _text("denominationUsuelleEtablissement").alias("denomination_usuelle"),
+            pl.col("enseigne1Etablissement").alias("enseigne"),
+            pl.col("denominationUsuelleEtablissement").alias("denomination_usuelle"),
             pl.col("_naf").alias("activite_principale"),
             pl.col("_nomenclature").alias("nomenclature_activite"),
             pl.col("_division").alias("naf_division"),
             pl.col("naf_section"),
-            _text("caractereEmployeurEtablissement").alias("caractere_employeur"),
-            _text("activitePrincipaleNAF25Etablissement").alias("activite_principale_naf25"),
+            pl.col("caractereEmployeurEtablissement").alias("caractere_employeur"),
+            pl.col("activitePrincipaleNAF25Etablissement").alias("activite_principale_naf25"),
             pl.col("fichier_source"),
         )
     )
@@ -334,11 +329,11 @@ def clean_unites_legales(
     tranche_codes = list(nomenclatures.tranches)
     raw = _prepare(raw, ("dateCreationUniteLegale", "dateDebut"))
     df = raw.with_columns(
-        _siren=normalise_expr(_text("siren"), 9),
+        _siren=normalise_expr(pl.col("siren"), 9),
         # INSEE's Parquet stores the category as a number: restore its 4 characters
-        _cj=_text("categorieJuridiqueUniteLegale").str.zfill(4),
-        _tranche=_text("trancheEffectifsUniteLegale"),
-        _etat=_text("etatAdministratifUniteLegale"),
+        _cj=pl.col("categorieJuridiqueUniteLegale").str.zfill(4),
+        _tranche=pl.col("trancheEffectifsUniteLegale"),
+        _etat=pl.col("etatAdministratifUniteLegale"),
     )
     rules: list[tuple[str, pl.Expr, str]] = [
         ("siren", pl.col("_siren").is_null(), "siren absent ou mal formé (9 chiffres attendus)"),
@@ -369,27 +364,27 @@ def clean_unites_legales(
     clean = kept.select(
         pl.col("mois"),
         pl.col("_siren").alias("siren"),
-        _text("statutDiffusionUniteLegale").alias("statut_diffusion"),
+        pl.col("statutDiffusionUniteLegale").alias("statut_diffusion"),
         _date("dateCreationUniteLegale").alias("date_creation"),
         pl.when(natural_person)
         .then(None)
-        .otherwise(_text("denominationUniteLegale"))
+        .otherwise(pl.col("denominationUniteLegale"))
         .alias("denomination"),
-        pl.when(natural_person).then(None).otherwise(_text("sigleUniteLegale")).alias("sigle"),
-        _text("identifiantAssociationUniteLegale").alias("identifiant_association"),
+        pl.when(natural_person).then(None).otherwise(pl.col("sigleUniteLegale")).alias("sigle"),
+        pl.col("identifiantAssociationUniteLegale").alias("identifiant_association"),
         pl.col("_cj").alias("categorie_juridique"),
-        _text("activitePrincipaleUniteLegale").alias("activite_principale"),
-        _text("nomenclatureActivitePrincipaleUniteLegale").alias("nomenclature_activite"),
+        pl.col("activitePrincipaleUniteLegale").alias("activite_principale"),
+        pl.col("nomenclatureActivitePrincipaleUniteLegale").alias("nomenclature_activite"),
         pl.col("_etat").alias("etat_administratif"),
-        _text("economieSocialeSolidaireUniteLegale").alias("economie_sociale_solidaire"),
-        _text("societeMissionUniteLegale").alias("societe_mission"),
-        _text("caractereEmployeurUniteLegale").alias("caractere_employeur"),
+        pl.col("economieSocialeSolidaireUniteLegale").alias("economie_sociale_solidaire"),
+        pl.col("societeMissionUniteLegale").alias("societe_mission"),
+        pl.col("caractereEmployeurUniteLegale").alias("caractere_employeur"),
         pl.col("_tranche").alias("tranche_effectifs"),
-        _text("anneeEffectifsUniteLegale").cast(pl.Int32, strict=False).alias("annee_effectifs"),
-        _text("categorieEntreprise").alias("categorie_entreprise"),
-        normalise_expr(_text("nicSiegeUniteLegale"), 5).alias("nic_siege"),
+        pl.col("anneeEffectifsUniteLegale").cast(pl.Int32, strict=False).alias("annee_effectifs"),
+        pl.col("categorieEntreprise").alias("categorie_entreprise"),
+        normalise_expr(pl.col("nicSiegeUniteLegale"), 5).alias("nic_siege"),
         _date("dateDebut").alias("date_debut"),
-        _text("activitePrincipaleNAF25UniteLegale").alias("activite_principale_naf25"),
+        pl.col("activitePrincipaleNAF25UniteLegale").alias("activite_principale_naf25"),
         pl.col("fichier_source"),
     )
     return clean, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
