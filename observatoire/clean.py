@@ -406,15 +406,11 @@ class CleanResult:
         return self.rows_rejected / self.rows_in if self.rows_in else 0.0
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, mois: str, *, replace: bool
-) -> None:
-    """Append a batch; the first batch of a month first clears the month (idempotent re-run)."""
+def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append a batch to a build table, creating it from the first batch's schema."""
     con.register("_batch", frame.to_arrow())
     try:
-        if replace:
-            con.execute(f"create table if not exists {table} as select * from _batch limit 0")
-            con.execute(f"delete from {table} where mois = $mois", {"mois": mois})
+        con.execute(f"create table if not exists {table} as select * from _batch limit 0")
         con.execute(f"insert into {table} by name select * from _batch")
     finally:
         con.unregister("_batch")
@@ -432,63 +428,56 @@ def clean_month(
     batch_rows: int = 1_000_000,
     max_reject_rate: float | None = None,
 ) -> CleanResult:
-    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` table, in one transaction.
+    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` rows.
 
-    With `max_reject_rate`, a month rejecting more rows than that is rolled back: the previous
-    clean month stays in place and nothing downstream sees the bad file.
+    Batches are committed one by one into a build table, then the month is swapped in with its
+    rejects in one short transaction. With `max_reject_rate`, a month rejecting more rows than
+    that is never swapped in: the previous clean month stays in place and nothing downstream
+    sees the bad file.
     """
+    from observatoire import warehouse
     from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
     table = RAW_TABLES[kind]
+    source = warehouse.month_table("raw", table, mois)
     nomenclatures = Nomenclatures.from_warehouse(con)
     cleaner = CLEANERS[kind]
     cols = ", ".join(f'"{c}"' for c in ("mois", *RAW_COLUMNS[kind], "fichier_source"))
-    # Batches are ranges of the raw table's row ids, read in file order: one bounded query at a
+    if not warehouse.table_exists(con, "raw", source.split(".", 1)[1]):
+        raise LookupError(f"{source} absente : le mois {mois} n'a pas été lu (étape raw)")
+    # Batches are ranges of the month table's row ids, in file order: one bounded query at a
     # time (a streaming reader left open beside the writes was measured to hold the whole month
     # in memory).
-    lo, hi = con.execute(
-        f"select min(rowid), max(rowid) from raw.{table} where mois = $mois", {"mois": mois}
-    ).fetchone()  # type: ignore[misc]
-    starts = range(lo, hi + 1, batch_rows) if lo is not None else range(0)
+    (n_raw,) = con.execute(f"select count(*) from {source}").fetchone()  # type: ignore[misc]
     id_col = "siret" if kind == "etablissements" else "siren"
     candidates = {
         r[0]
         for r in con.execute(
             f"select lpad(trim({id_col}), {14 if kind == 'etablissements' else 9}, '0') "
-            f"from raw.{table} where mois = $mois "
-            "group by all having count(*) > 1",
-            {"mois": mois},
+            f"from {source} group by all having count(*) > 1"
         ).fetchall()
     }
     tracker = DuplicateTracker(candidates)
     rows_in = rows_clean = 0
     reasons: dict[str, int] = {}
-    con.execute("begin transaction")
+    build = warehouse.start_build(con, "clean", table, mois)
+    build_rejects = f"{build}_rejets"
+    con.execute(f"drop table if exists {build_rejects}")
     try:
-        first = True
-        for start in starts:
+        for start in range(0, max(n_raw, 1), batch_rows):
+            # an empty month still goes through the cleaner once, for well-formed empty tables
             df = con.execute(
-                f"select {cols} from raw.{table} where mois = $mois "
-                f"and rowid >= $start and rowid < $end order by rowid",
-                {"mois": mois, "start": start, "end": start + batch_rows},
+                f"select {cols} from {source} where rowid >= $start and rowid < $end "
+                "order by rowid",
+                {"start": start, "end": start + batch_rows},
             ).pl()
-            if df.is_empty():
-                continue
             clean_df, rejects_df = cleaner(df, mois, nomenclatures, tracker)
             rows_in += df.height
             rows_clean += clean_df.height
             for reason, n in rejects_df.group_by("motif").len().iter_rows():
                 reasons[reason] = reasons.get(reason, 0) + n
-            _write(con, f"clean.{table}", clean_df, mois, replace=first)
-            _write(con, f"clean.{table}_rejets", rejects_df, mois, replace=first)
-            first = False
-        if first:  # no raw rows for the month: still leave empty, well-formed tables
-            empty = pl.DataFrame(
-                schema={c: pl.String for c in ("mois", *RAW_COLUMNS[kind], "fichier_source")}
-            )
-            clean_df, rejects_df = cleaner(empty, mois, nomenclatures)
-            _write(con, f"clean.{table}", clean_df, mois, replace=True)
-            _write(con, f"clean.{table}_rejets", rejects_df, mois, replace=True)
+            _append(con, build, clean_df)
+            _append(con, build_rejects, rejects_df)
         result = CleanResult(kind, rows_in, rows_clean, rows_in - rows_clean, reasons)
         if max_reject_rate is not None and result.reject_rate > max_reject_rate:
             raise RejectRateError(
@@ -496,8 +485,19 @@ def clean_month(
                 f"({result.reject_rate:.1%}, seuil {max_reject_rate:.1%}) ; motifs : "
                 f"{result.rejects_by_reason} — mois précédent conservé"
             )
-        con.execute("commit")
+
+        def replace_rejects() -> None:
+            con.execute(
+                f"create table if not exists clean.{table}_rejets as "
+                f"select * from {build_rejects} limit 0"
+            )
+            con.execute(f"delete from clean.{table}_rejets where mois = $mois", {"mois": mois})
+            con.execute(f"insert into clean.{table}_rejets by name select * from {build_rejects}")
+
+        warehouse.swap_month(con, "clean", table, mois, also=replace_rejects)
     except BaseException:
-        con.execute("rollback")
+        con.execute(f"drop table if exists {build}")
         raise
+    finally:
+        con.execute(f"drop table if exists {build_rejects}")
     return result

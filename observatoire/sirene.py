@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from observatoire import warehouse
 from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
 
 log = logging.getLogger("observatoire.sirene")
@@ -167,17 +168,18 @@ def detect(kind: str, path: Path, fmt: str | None = None) -> Layout:
         raise SireneFileError(str(exc)) from exc
 
 
-def _ensure_tables(con: duckdb.DuckDBPyConnection, kind: str) -> str:
-    table = f"raw.{RAW_TABLES[kind]}"
+def _create_build(con: duckdb.DuckDBPyConnection, kind: str, mois: str) -> str:
+    """An empty build table for the month's raw rows, and the shared read-rejects table."""
+    build = warehouse.start_build(con, "raw", RAW_TABLES[kind], mois)
     cols = ", ".join(f'"{c}" varchar' for c in RAW_COLUMNS[kind])
-    con.execute(
-        f"create table if not exists {table} (mois varchar, {cols}, fichier_source varchar)"
-    )
+    con.execute(f"create table {build} (mois varchar, {cols}, fichier_source varchar)")
     con.execute(
         "create table if not exists raw.sirene_rejets_lecture (mois varchar, fichier varchar, "
         "type_fichier varchar, ligne bigint, colonne varchar, motif varchar, contenu varchar)"
     )
-    return table
+    con.execute(f"drop table if exists {build}_rejets")
+    con.execute(f"create table {build}_rejets as select * from raw.sirene_rejets_lecture limit 0")
+    return build
 
 
 def _as_insee_text(column: str, column_type: str) -> str:
@@ -248,14 +250,17 @@ def ingest(
     communes_table: str | None = "ref.territoire_communes",
     block_size: int = 64 << 20,
 ) -> IngestResult:
-    """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`, in one transaction."""
+    """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`.
+
+    The rows are written to a build table, then swapped in with the month's malformed lines in
+    one short transaction: a failure leaves the previous month untouched.
+    """
     path = Path(path)
     if not path.is_file():
         raise SireneFileError(f"{path} : fichier introuvable")
     layout = detect(kind, path)
     if not layout.current:
         log.warning("%s : disposition ancienne reconnue (%s)", path, layout.name)
-    table = _ensure_tables(con, kind)
     fmt = file_format(path)
     if kind == "unites_legales" and communes_table is not None:
         con.execute(
@@ -264,15 +269,10 @@ def ingest(
             {"mois": mois},
         )
     where = _territory_filter(kind, communes_table)
-    con.execute("begin transaction")
+    build = _create_build(con, kind, mois)
     try:
-        con.execute(f"delete from {table} where mois = $mois", {"mois": mois})
-        con.execute(
-            "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind",
-            {"mois": mois, "kind": kind},
-        )
         if fmt == "csv":
-            malformed = _ingest_csv(con, kind, table, path, mois, layout, where)
+            malformed = _ingest_csv(con, kind, build, path, mois, layout, where)
         elif fmt == "parquet":
             malformed = 0
             types = dict(
@@ -283,20 +283,27 @@ def ingest(
                 ).fetchall()
             )
             con.execute(
-                f"insert into {table} select $mois, {_select_list(kind, layout, types)}, "
+                f"insert into {build} select $mois, {_select_list(kind, layout, types)}, "
                 f"$src from read_parquet($p) where {where}",
                 {"mois": mois, "src": path.name, "p": str(path)},
             )
         else:
-            malformed = _ingest_zip(con, kind, table, path, mois, layout, where, block_size)
-        rows = con.execute(
-            f"select count(*) from {table} where mois = $mois", {"mois": mois}
-        ).fetchone()[0]  # type: ignore[index]
-        con.execute("commit")
+            malformed = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
     except BaseException:
-        con.execute("rollback")
+        con.execute(f"drop table if exists {build}")
+        con.execute(f"drop table if exists {build}_rejets")
         raise
-    return IngestResult(kind, path, layout.name, int(rows), malformed)
+
+    def replace_rejects() -> None:
+        con.execute(
+            "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind",
+            {"mois": mois, "kind": kind},
+        )
+        con.execute(f"insert into raw.sirene_rejets_lecture select * from {build}_rejets")
+
+    rows = warehouse.swap_month(con, "raw", RAW_TABLES[kind], mois, also=replace_rejects)
+    con.execute(f"drop table if exists {build}_rejets")
+    return IngestResult(kind, path, layout.name, rows, malformed)
 
 
 def _ingest_csv(
@@ -323,7 +330,7 @@ def _ingest_csv(
     except duckdb.Error as exc:
         raise SireneFileError(f"{path} : lecture CSV impossible — {exc}") from exc
     con.execute(
-        "insert into raw.sirene_rejets_lecture "
+        f"insert into {table}_rejets "
         "select $mois, $src, $kind, line, column_name, "
         "error_type || ': ' || coalesce(error_message, ''), csv_line from _rejets_csv",
         {"mois": mois, "src": path.name, "kind": kind},
@@ -382,7 +389,7 @@ def _ingest_zip(
         lines = _locate_lines(path, {text for _, _, text in bad_rows})
         for expected, actual, text in bad_rows:
             con.execute(
-                "insert into raw.sirene_rejets_lecture values ($mois, $src, $kind, $ligne, null, "
+                f"insert into {table}_rejets values ($mois, $src, $kind, $ligne, null, "
                 "$motif, $contenu)",
                 {
                     "mois": mois,
