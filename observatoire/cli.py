@@ -63,9 +63,21 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     print("Quarantaine              : tables clean.sirene_*_rejets et raw.sirene_rejets_lecture")
 
 
+def _refused(settings: Settings, exc: Exception) -> int:
+    """A refused refresh is an expected outcome: say why and what readers still see."""
+    print(f"ÉCHEC : {exc}", file=sys.stderr)
+    status = publish.read_status(settings.publication_dir) or {}
+    if status.get("message"):
+        print(status["message"], file=sys.stderr)
+    return 2
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    report = refresh.refresh(settings, args.mois)
+    try:
+        report = refresh.refresh(settings, args.mois)
+    except refresh.REFUSALS as exc:
+        return _refused(settings, exc)
     _print_report(settings, report)
     return 0
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -107,8 +108,10 @@ def publish(
         raise FileExistsError(
             f"{final} existe déjà : un identifiant d'exécution ne sert qu'une fois"
         )
-    if staging.exists():
-        shutil.rmtree(staging)
+    # a run killed while publishing leaves its staging folder: the warehouse has one writer at
+    # a time, so any staging folder found now is dead
+    for stale in publication_dir.glob(".staging_*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staging.mkdir()
     files: dict[str, Path] = {}
     rows: dict[str, int] = {}
@@ -158,7 +161,55 @@ def publish(
     if live is None or mois >= live:
         switch_current(publication_dir, final)
     prune(publication_dir)
+    record_attempt(publication_dir, mois, run_id, None)
     return Publication(final, mois, files, rows)
+
+
+STATUS = "etat.json"
+
+
+def record_attempt(publication_dir: Path, mois: str, run_id: str, error: str | None) -> dict:
+    """Say what the last refresh did, beside the live publication, for every reader to show.
+
+    A failed refresh leaves the last good publication in place; without this file a reader
+    could not tell "no news" from "the new month was refused". Written atomically.
+    """
+    publication_dir = Path(publication_dir)
+    publication_dir.mkdir(parents=True, exist_ok=True)
+    live = current(publication_dir)
+    live_manifest = (
+        json.loads((live / "manifest.json").read_text(encoding="utf-8")) if live else None
+    )
+    status = {
+        "dernier_rafraichissement": {
+            "mois": mois,
+            "run_id": run_id,
+            "statut": "publie" if error is None else "echec",
+            "motif": error,
+            "horodatage": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "publication_en_ligne": (
+            {"mois": live_manifest["mois"], "run_id": live_manifest["run_id"]}
+            if live_manifest
+            else None
+        ),
+    }
+    if error is not None:
+        shown = status["publication_en_ligne"]
+        status["message"] = f"Le rafraîchissement de {mois} a échoué ; " + (
+            f"la publication en ligne reste celle de {shown['mois']}."
+            if shown
+            else "aucune publication n'est encore en ligne."
+        )
+    tmp = publication_dir / f".{STATUS}.tmp"
+    tmp.write_text(json.dumps(status, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, publication_dir / STATUS)
+    return status
+
+
+def read_status(publication_dir: Path) -> dict | None:
+    path = Path(publication_dir) / STATUS
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _check_outputs() -> None:

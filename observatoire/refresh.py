@@ -15,7 +15,12 @@ from pathlib import Path
 import duckdb
 
 from observatoire import clean, indicators, publish, reference, sirene, territory, warehouse
-from observatoire.download import fetch, validate_sirene_csv, validate_sirene_zip
+from observatoire.download import (
+    DownloadError,
+    fetch,
+    validate_sirene_csv,
+    validate_sirene_zip,
+)
 from observatoire.settings import Settings
 
 log = logging.getLogger("observatoire.refresh")
@@ -24,6 +29,13 @@ KINDS = ("etablissements", "unites_legales")
 
 
 RejectRateError = clean.RejectRateError
+# Failures that come from the data (not from a bug): the CLI reports them without a traceback.
+REFUSALS: tuple[type[Exception], ...] = (
+    RejectRateError,
+    sirene.SireneFileError,
+    indicators.PrivacyError,
+    DownloadError,
+)
 
 
 @dataclass
@@ -70,7 +82,14 @@ def ingest(
     communes_table = (
         None if settings.territoire.strip().lower() == "france" else ("ref.territoire_communes")
     )
-    return sirene.ingest(con, kind, path, mois, communes_table=communes_table)
+    return sirene.ingest(
+        con,
+        kind,
+        path,
+        mois,
+        communes_table=communes_table,
+        max_malformed_rate=settings.max_reject_rate,
+    )
 
 
 def clean_kind(
@@ -84,7 +103,25 @@ def new_run_id() -> str:
 
 
 def refresh(settings: Settings, mois: str, run_id: str | None = None) -> RefreshReport:
-    """Full refresh of one month, from the source files to a switched publication."""
+    """Full refresh of one month, from the source files to a switched publication.
+
+    Any failure leaves the live publication as it was and is recorded beside it
+    (`etat.json`), so that readers can say the new month was refused and why.
+    """
+    run_id = run_id or new_run_id()
+    try:
+        return _refresh(settings, mois, run_id)
+    except Exception as exc:
+        publish.record_attempt(settings.publication_dir, mois, run_id, _first_line(exc))
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:1000]
+
+
+def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
     report = RefreshReport(mois=mois, territoire=settings.territoire)
     with warehouse.connect(
         settings.warehouse,
@@ -103,7 +140,7 @@ def refresh(settings: Settings, mois: str, run_id: str | None = None) -> Refresh
             con,
             settings.publication_dir,
             mois,
-            run_id or new_run_id(),
+            run_id,
             metadata={"territoire": settings.territoire, "libelle_territoire": selected.label},
         )
     return report

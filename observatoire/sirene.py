@@ -17,6 +17,7 @@ import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from observatoire import warehouse
+from observatoire.clean import RejectRateError
 from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
 
 log = logging.getLogger("observatoire.sirene")
@@ -58,6 +60,7 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
         "nomenclatureActivitePrincipaleEtablissement",
         "caractereEmployeurEtablissement",
         "activitePrincipaleNAF25Etablissement",
+        "dateDernierTraitementEtablissement",
     ),
     "unites_legales": (
         "siren",
@@ -79,6 +82,7 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
         "societeMissionUniteLegale",
         "caractereEmployeurUniteLegale",
         "activitePrincipaleNAF25UniteLegale",
+        "dateDernierTraitementUniteLegale",
     ),
 }
 
@@ -96,7 +100,14 @@ class IngestResult:
     layout: str
     rows: int
     malformed: int
+    # data lines of the whole file, when known without a second read (always known when some
+    # lines are malformed, so that their share can be judged)
+    lines_total: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def malformed_rate(self) -> float:
+        return self.malformed / self.lines_total if self.malformed and self.lines_total else 0.0
 
 
 def file_format(path: Path) -> str:
@@ -249,11 +260,14 @@ def ingest(
     *,
     communes_table: str | None = "ref.territoire_communes",
     block_size: int = 64 << 20,
+    max_malformed_rate: float | None = None,
 ) -> IngestResult:
     """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`.
 
     The rows are written to a build table, then swapped in with the month's malformed lines in
-    one short transaction: a failure leaves the previous month untouched.
+    one short transaction: a failure leaves the previous month untouched. Malformed lines are
+    judged against the whole file (they cannot be placed in a territory): above
+    `max_malformed_rate`, the month is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -272,9 +286,9 @@ def ingest(
     build = _create_build(con, kind, mois)
     try:
         if fmt == "csv":
-            malformed = _ingest_csv(con, kind, build, path, mois, layout, where)
+            malformed, total = _ingest_csv(con, kind, build, path, mois, layout, where)
         elif fmt == "parquet":
-            malformed = 0
+            malformed, total = 0, pq.ParquetFile(path).metadata.num_rows
             types = dict(
                 con.execute(
                     "select column_name, column_type "
@@ -288,7 +302,21 @@ def ingest(
                 {"mois": mois, "src": path.name, "p": str(path)},
             )
         else:
-            malformed = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
+            malformed, total = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
+        result = IngestResult(kind, path, layout.name, 0, malformed, total)
+        if max_malformed_rate is not None and result.malformed_rate > max_malformed_rate:
+            examples = con.execute(
+                f"select ligne, colonne, motif from {build}_rejets order by ligne limit 5"
+            ).fetchall()
+            detail = " ; ".join(
+                f"ligne {li}" + (f", colonne {co}" if co else "") + f" : {mo}"
+                for li, co, mo in examples
+            )
+            raise RejectRateError(
+                f"{path} : {malformed} lignes mal formées sur {total} "
+                f"({result.malformed_rate:.1%}, seuil {max_malformed_rate:.1%}) — {detail} — "
+                "mois précédent conservé"
+            )
     except BaseException:
         con.execute(f"drop table if exists {build}")
         con.execute(f"drop table if exists {build}_rejets")
@@ -300,10 +328,32 @@ def ingest(
             {"mois": mois, "kind": kind},
         )
         con.execute(f"insert into raw.sirene_rejets_lecture select * from {build}_rejets")
+        con.execute(
+            "create table if not exists raw.sirene_lectures (mois varchar, type_fichier varchar, "
+            "fichier varchar, disposition varchar, lignes_fichier bigint, "
+            "lignes_mal_formees bigint, lignes_retenues bigint)"
+        )
+        con.execute(
+            "delete from raw.sirene_lectures where mois = $mois and type_fichier = $kind",
+            {"mois": mois, "kind": kind},
+        )
+        month = warehouse.month_table("raw", RAW_TABLES[kind], mois)
+        con.execute(
+            f"insert into raw.sirene_lectures select $mois, $kind, $src, $layout, $total, "
+            f"$malformed, (select count(*) from {month})",
+            {
+                "mois": mois,
+                "kind": kind,
+                "src": str(path),
+                "layout": layout.name,
+                "total": total,
+                "malformed": malformed,
+            },
+        )
 
-    rows = warehouse.swap_month(con, "raw", RAW_TABLES[kind], mois, also=replace_rejects)
+    result.rows = warehouse.swap_month(con, "raw", RAW_TABLES[kind], mois, also=replace_rejects)
     con.execute(f"drop table if exists {build}_rejets")
-    return IngestResult(kind, path, layout.name, rows, malformed)
+    return result
 
 
 def _ingest_csv(
@@ -314,29 +364,111 @@ def _ingest_csv(
     mois: str,
     layout: Layout,
     where: str,
-) -> int:
+) -> tuple[int, int | None]:
+    """Read a CSV stock into `table`; return (malformed lines quarantined, data lines).
+
+    A strict read comes first: INSEE's files are well formed, and that read costs nothing extra.
+    Only when it fails is the file read again with DuckDB's rejects tables, which keep every
+    malformed line with its number. That second reader crashes the whole database on bytes that
+    are not UTF-8 (DuckDB 1.5 bug: "Attempted to access index ... within vector"), so encoding
+    errors are located by our own pass before it runs and refused with line and column.
+    """
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.columns) + "}"
+    options = (
+        f"header = true, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
+        "max_line_size = 1048576"
+    )
+    insert = (
+        f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
+        "from read_csv($p, {options}) where " + where
+    )
+    params = {"mois": mois, "src": path.name, "p": str(path)}
+    try:
+        con.execute(insert.replace("{options}", options), params)
+        return 0, None
+    except duckdb.Error as exc:
+        first_error = exc
+    with path.open("rb") as f:
+        problem, physical_lines = utf8_problem(f, str(path), layout.columns)
+    if problem:
+        raise SireneFileError(problem) from first_error
     # DuckDB appends to an existing rejects table: start each file from empty ones
     con.execute("drop table if exists _rejets_csv")
     con.execute("drop table if exists _rejets_scan")
+    con.execute(f"delete from {table}")
+    # without the sniffer, which gives up on a file with an unclosed quote (the rejects reader
+    # then reports it); only safe once the bytes are known to be UTF-8 (DuckDB internal error)
+    with_rejects = (
+        f"{options}, auto_detect = false, store_rejects = true, rejects_table = '_rejets_csv', "
+        "rejects_scan = '_rejets_scan'"
+    )
     try:
-        con.execute(
-            f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
-            f"from read_csv($p, header = true, delim = ',', quote = '\"', escape = '\"', "
-            f"columns = {columns}, store_rejects = true, rejects_table = '_rejets_csv', "
-            f"rejects_scan = '_rejets_scan', max_line_size = 1048576) where {where}",
-            {"mois": mois, "src": path.name, "p": str(path)},
-        )
+        con.execute(insert.replace("{options}", with_rejects), params)
     except duckdb.Error as exc:
         raise SireneFileError(f"{path} : lecture CSV impossible — {exc}") from exc
+    # One row per malformed record, even when DuckDB reports several errors on it. A record can
+    # span several physical lines (an unclosed quote swallows the lines after it): count those
+    # lines, so that the rejection rate and the message say how much of the file was lost.
+    con.execute(
+        "create or replace temp table _rejets_lignes as select line, "
+        "arg_min(column_name, column_idx) as colonne, "
+        "arg_min(error_type || ': ' || coalesce(error_message, ''), column_idx) as motif, "
+        "count(*) as erreurs, any_value(csv_line) as contenu, "
+        "length(rtrim(any_value(csv_line), chr(10))) "
+        "- length(replace(rtrim(any_value(csv_line), chr(10)), chr(10), '')) + 1 "
+        "as lignes from _rejets_csv group by line"
+    )
     con.execute(
         f"insert into {table}_rejets "
-        "select $mois, $src, $kind, line, column_name, "
-        "error_type || ': ' || coalesce(error_message, ''), csv_line from _rejets_csv",
+        "select $mois, $src, $kind, line, colonne, motif "
+        "|| case when erreurs > 1 then ' (+' || (erreurs - 1) || ' autres erreurs)' else '' end "
+        "|| case when lignes > 1 then ' ; l''enregistrement couvre ' || lignes "
+        "|| ' lignes physiques (guillemet non fermé ?)' else '' end, contenu "
+        "from _rejets_lignes order by line",
         {"mois": mois, "src": path.name, "kind": kind},
     )
-    n = con.execute("select count(*) from _rejets_csv").fetchone()[0]  # type: ignore[index]
-    return int(n)
+    (n,) = con.execute("select coalesce(sum(lignes), 0) from _rejets_lignes").fetchone()  # type: ignore[misc]
+    return int(n), max(physical_lines - 1, 0)
+
+
+def utf8_problem(stream: BinaryIO, source: str, header: tuple[str, ...]) -> tuple[str | None, int]:
+    """Where the first byte that is not UTF-8 sits, as a message naming line and column.
+
+    Also returns the number of physical lines read (all of them when the file is clean), which
+    the caller needs anyway to judge the share of malformed lines. Chunks are cut at line ends
+    so that a line is never split; the column is found by parsing the start of the faulty line
+    as CSV.
+    """
+    lines_before = 0
+    carry = b""
+    while True:
+        block = stream.read(16 << 20)
+        chunk = carry + block
+        if block:
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:
+                carry = chunk
+                continue
+            chunk, carry = chunk[:cut], chunk[cut:]
+        if not chunk:
+            return None, lines_before
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            start = chunk.rfind(b"\n", 0, exc.start) + 1
+            line = lines_before + chunk.count(b"\n", 0, exc.start) + 1
+            prefix = chunk[start : exc.start].decode("utf-8", errors="replace")
+            field = len(next(csv.reader([prefix + "x"]), [""])) - 1 if prefix else 0
+            name = header[field] if field < len(header) else "?"
+            return (
+                f"{source}, ligne {line}, colonne {field + 1} ({name}) : octet "
+                f"0x{chunk[exc.start]:02X} invalide en UTF-8 — le fichier n'est pas encodé en "
+                "UTF-8 (Windows-1252 ou Latin-1 ?) ; INSEE publie en UTF-8, réenregistrez-le ou "
+                "téléchargez-le à nouveau"
+            ), line
+        lines_before += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+        if not block:
+            return None, lines_before
 
 
 def _ingest_zip(
@@ -348,7 +480,7 @@ def _ingest_zip(
     layout: Layout,
     where: str,
     block_size: int,
-) -> int:
+) -> tuple[int, int]:
     bad_rows: list[tuple[int, int, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -356,6 +488,7 @@ def _ingest_zip(
         return "skip"
 
     keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
+    read = 0
     try:
         with zipfile.ZipFile(path) as zf:
             member = _zip_member(zf, path)
@@ -376,6 +509,7 @@ def _ingest_zip(
                 )
                 select = _select_list(kind, layout)
                 for batch in reader:
+                    read += batch.num_rows
                     b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
                     con.execute(
                         f"insert into {table} select $mois, {select}, $src from b where {where}",
@@ -384,23 +518,49 @@ def _ingest_zip(
     except zipfile.BadZipFile as exc:
         raise SireneFileError(f"{path} : archive zip corrompue ({exc})") from exc
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise SireneFileError(f"{path} ({member.filename}) : lecture impossible — {exc}") from exc
+        with zipfile.ZipFile(path) as zf, zf.open(member) as raw:
+            problem, _ = utf8_problem(raw, f"{path}:{member.filename}", layout.columns)
+        raise SireneFileError(
+            problem or f"{path} ({member.filename}) : lecture impossible — {exc}"
+        ) from exc
+    physical = 0
     if bad_rows:
-        lines = _locate_lines(path, {text for _, _, text in bad_rows})
+        first_lines = {_first_line(text) for _, _, text in bad_rows}
+        lines = _locate_lines(path, first_lines)
         for expected, actual, text in bad_rows:
+            spans = _physical_lines(text)
+            physical += spans
+            motif = f"nombre de colonnes : {actual} au lieu de {expected}"
+            column = None
+            if spans > 1:
+                # the last field read is the one whose opening quote never closed
+                column = layout.columns[actual - 1] if 0 < actual <= len(layout.columns) else None
+                motif += (
+                    f" ; l'enregistrement couvre {spans} lignes physiques (guillemet non fermé ?)"
+                )
             con.execute(
-                f"insert into {table}_rejets values ($mois, $src, $kind, $ligne, null, "
+                f"insert into {table}_rejets values ($mois, $src, $kind, $ligne, $colonne, "
                 "$motif, $contenu)",
                 {
                     "mois": mois,
                     "src": path.name,
                     "kind": kind,
-                    "ligne": lines.get(text),
-                    "motif": f"nombre de colonnes : {actual} au lieu de {expected}",
+                    "ligne": lines.get(_first_line(text)),
+                    "colonne": column,
+                    "motif": motif,
                     "contenu": text[:2000],
                 },
             )
-    return len(bad_rows)
+    return physical, read + physical
+
+
+def _first_line(text: str) -> str:
+    return text.split("\n", 1)[0].rstrip("\r")
+
+
+def _physical_lines(text: str) -> int:
+    """Lines of the file a malformed record took (an unclosed quote swallows the next ones)."""
+    return text.rstrip("\r\n").count("\n") + 1
 
 
 def _locate_lines(path: Path, texts: set[str]) -> dict[str, int]:

@@ -1,0 +1,71 @@
+"""Run `observatoire refresh` in this process and kill it with SIGKILL at a named point.
+
+A test harness, not part of the product: it wraps one library function so that its n-th call
+kills the process (before or after the real call), which lands the kill exactly where a test
+wants it (mid-build, inside the swap transaction, mid-publication) instead of at a random time.
+
+    python tests/failpoint_runner.py <point> <mois>
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from observatoire import clean, cli, indicators, publish, warehouse
+
+# point -> (module, function, call number, "before" or "after" the real call)
+POINTS: dict[str, tuple[Any, str, int, str]] = {
+    "raw_avant_bascule": (warehouse, "swap_month", 1, "before"),
+    "clean_en_cours": (clean, "_append", 3, "after"),
+    "indicateurs_en_cours": (indicators, "compute_indicator", 3, "before"),
+    "publication_en_cours": (publish, "_copy_csv", 3, "after"),
+    "publication_avant_bascule": (publish, "switch_current", 1, "before"),
+    "publication_apres_bascule": (publish, "prune", 1, "before"),
+}
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(point: str) -> None:
+    if point == "dans_la_transaction_de_bascule":
+        # inside swap_month's transaction: the month table is renamed but not committed
+        original = warehouse.swap_month
+
+        @functools.wraps(original)
+        def swap(con, schema, table, mois, also=None):  # noqa: ANN001, ANN202
+            def dying() -> None:
+                if also is not None:
+                    also()
+                _kill()
+
+            return original(con, schema, table, mois, also=dying)
+
+        warehouse.swap_month = swap
+        return
+    module, name, nth, when = POINTS[point]
+    original: Callable[..., Any] = getattr(module, name)
+    calls = {"n": 0}
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == nth and when == "before":
+            _kill()
+        result = original(*args, **kwargs)
+        if calls["n"] == nth and when == "after":
+            _kill()
+        return result
+
+    setattr(module, name, wrapper)
+
+
+if __name__ == "__main__":
+    arm(sys.argv[1])
+    sys.exit(cli.main(["refresh", "--mois", sys.argv[2]]))
