@@ -2,16 +2,23 @@
 -- period, etat administratif F) per calendar year, as seen in the month's stock, over the ten
 -- years up to the stock's year. Closures of a year can still grow in later stocks (late
 -- registration), so each month's figures are kept to follow revisions.
-with p as (
+-- Counted per commune first, then rolled up (see etablissements_actifs.sql).
+with base as (
     select
-        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        e.code_commune,
         case when e.ess then 'ess' else 'hors_ess' end as perimetre,
         coalesce(e.famille_ess, 'hors_ess') as famille,
         year(e.date_creation) as annee_creation,
-        year(e.date_fermeture) as annee_fermeture
+        year(e.date_fermeture) as annee_fermeture,
+        count(*) as n
     from clean.etablissements_perimetre as e
-    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
     where e.mois = $mois
+    group by all
+),
+p as (
+    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    from base as b
+    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
 ),
 years as (
     select unnest(range(cast(left($mois, 4) as integer) - 9, cast(left($mois, 4) as integer) + 1))
@@ -19,8 +26,8 @@ years as (
 ),
 events as (
     select p.*, y.annee,
-        (p.annee_creation = y.annee)::integer as creation,
-        (p.annee_fermeture = y.annee)::integer as fermeture
+        case when p.annee_creation = y.annee then p.n else 0 end as creation,
+        case when p.annee_fermeture = y.annee then p.n else 0 end as fermeture
     from p join years as y on y.annee in (p.annee_creation, p.annee_fermeture)
 )
 select

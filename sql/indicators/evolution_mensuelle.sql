@@ -4,26 +4,34 @@
 with previous as (
     select max(mois) as mois from clean.etablissements_perimetre where mois < $mois
 ),
-p as (
+-- counted per commune first, then rolled up (see etablissements_actifs.sql)
+base as (
     select
         e.mois = $mois as courant,
-        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        e.code_commune,
         case when e.ess then 'ess' else 'hors_ess' end as perimetre,
         coalesce(e.famille_ess, 'hors_ess') as famille,
-        e.employeur
+        e.employeur,
+        count(*) as n
     from clean.etablissements_perimetre as e
-    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
     where e.actif and (e.mois = $mois or e.mois = (select mois from previous))
+    group by all
+),
+p as (
+    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    from base as b
+    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
 ),
 agg as (
     select
         niveau, code_territoire, libelle_territoire,
         case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
         case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
-        count(*) filter (where courant) as nb_etablissements,
-        count(*) filter (where courant and employeur) as nb_etablissements_employeurs,
-        count(*) filter (where not courant) as nb_etablissements_precedent,
-        count(*) filter (where not courant and employeur) as nb_etablissements_employeurs_precedent
+        coalesce(sum(n) filter (where courant), 0) as nb_etablissements,
+        coalesce(sum(n) filter (where courant and employeur), 0) as nb_etablissements_employeurs,
+        coalesce(sum(n) filter (where not courant), 0) as nb_etablissements_precedent,
+        coalesce(sum(n) filter (where not courant and employeur), 0)
+            as nb_etablissements_employeurs_precedent
     from p
     group by niveau, rang, code_territoire, libelle_territoire, cube (perimetre, famille)
     having not (grouping(perimetre) = 1 and grouping(famille) = 0)

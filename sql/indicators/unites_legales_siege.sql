@@ -7,15 +7,22 @@ with u as (
       on s.mois = u.mois and s.siret = u.siren || u.nic_siege
     where u.mois = $mois and u.etat_administratif = 'A'
 ),
-p as (
+-- counted per commune first, then rolled up (see etablissements_actifs.sql)
+base as (
     select
-        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        u.code_commune,
         case when u.ess then 'ess' else 'hors_ess' end as perimetre,
         coalesce(u.famille_ess, 'hors_ess') as famille,
         coalesce(u.naf_section, 'non_classe') as section_naf,
-        coalesce(u.tranche_effectifs, 'non_renseignee') as tranche_effectifs
+        coalesce(u.tranche_effectifs, 'non_renseignee') as tranche_effectifs,
+        count(*) as n
     from u
-    join ref.territoire_niveaux as n on n.code_commune = u.code_commune
+    group by all
+),
+p as (
+    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    from base as b
+    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
 )
 select
     $mois as mois,
@@ -25,7 +32,7 @@ select
     case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
     case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
         as tranche_effectifs,
-    count(*) as nb_unites_legales
+    sum(n) as nb_unites_legales
 from p
 group by niveau, rang, code_territoire, libelle_territoire,
     cube (perimetre, famille, section_naf, tranche_effectifs)
