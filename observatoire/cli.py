@@ -61,6 +61,13 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     print(f"  (lien stable)          : {stable}")
     print(f"  fichiers CSV           : {(pub.path / 'csv').resolve()}")
     print("Quarantaine              : tables clean.sirene_*_rejets et raw.sirene_rejets_lecture")
+    if report.quality:
+        passed = sum(len(r.outcomes) - len(r.failures()) for r in report.quality)
+        total = sum(len(r.outcomes) for r in report.quality)
+        print(f"Contrôles qualité        : {passed}/{total} attentes Great Expectations tenues")
+        if settings.quality_docs_dir is not None:
+            index = (settings.quality_docs_dir / "index.html").resolve()
+            print(f"  rapport (Data Docs)    : {index}")
 
 
 def _refused(settings: Settings, exc: Exception) -> int:

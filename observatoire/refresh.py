@@ -29,9 +29,20 @@ KINDS = ("etablissements", "unites_legales")
 
 
 RejectRateError = clean.RejectRateError
+
+
+class QualityError(RuntimeError):
+    """A blocking quality check failed: the month is not published."""
+
+    def __init__(self, results: list) -> None:
+        self.results = results
+        super().__init__(" | ".join(r.summary_fr() for r in results if not r.success))
+
+
 # Failures that come from the data (not from a bug): the CLI reports them without a traceback.
 REFUSALS: tuple[type[Exception], ...] = (
     RejectRateError,
+    QualityError,
     sirene.SireneFileError,
     indicators.PrivacyError,
     DownloadError,
@@ -47,6 +58,11 @@ class RefreshReport:
     perimetre: int = 0
     indicateurs: dict[str, int] = field(default_factory=dict)
     publication: publish.Publication | None = None
+    quality: list = field(default_factory=list)
+
+
+RAW_SUITES = ("raw.sirene_etablissements", "raw.sirene_unites_legales")
+CLEAN_SUITES = ("clean.sirene_etablissements", "clean.sirene_unites_legales")
 
 
 def load_reference_and_territory(
@@ -98,6 +114,33 @@ def clean_kind(
     return clean.clean_month(con, kind, mois, max_reject_rate=settings.max_reject_rate)
 
 
+def check_quality(
+    con: duckdb.DuckDBPyConnection, settings: Settings, suites: tuple[str, ...], mois: str
+) -> list:
+    """Run the Great Expectations suites of one layer; stop the refresh on a blocking failure.
+
+    Called after each layer, so that a bad layer stops what depends on it (as Dagster's
+    blocking checks do) and the last good publication stays live.
+    """
+    from observatoire import quality
+
+    results = [
+        quality.validate(
+            con,
+            suite,
+            mois,
+            max_reject_rate=settings.max_reject_rate,
+            count_band=settings.count_band,
+            docs_dir=settings.quality_docs_dir,
+        )
+        for suite in suites
+    ]
+    failed = [r for r in results if not r.success]
+    if failed:
+        raise QualityError(failed)
+    return results
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -132,9 +175,12 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         log.info("territoire %s : %d communes", selected.label, len(selected.communes))
         for kind in KINDS:
             report.ingested[kind] = ingest(con, settings, kind, mois)
+        report.quality += check_quality(con, settings, RAW_SUITES, mois)
         for kind in KINDS:
             report.cleaned[kind] = clean_kind(con, settings, kind, mois)
+        report.quality += check_quality(con, settings, CLEAN_SUITES, mois)
         report.perimetre = indicators.compute_perimeter(con, mois)
+        report.quality += check_quality(con, settings, ("clean.etablissements_perimetre",), mois)
         report.indicateurs = indicators.compute_all(con, mois)
         report.publication = publish.publish(
             con,

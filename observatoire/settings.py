@@ -16,6 +16,18 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _band(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError as exc:
+        raise ValueError(
+            f"OBSERVATOIRE_BANDE_VOLUME invalide : {text!r} (attendu « bas,haut », ex. 0.98,1.05)"
+        ) from exc
+    if not 0 < low <= 1 <= high:
+        raise ValueError(f"OBSERVATOIRE_BANDE_VOLUME invalide : {text!r} (bas ≤ 1 ≤ haut)")
+    return low, high
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -28,6 +40,9 @@ class Settings:
     sirene_etablissements: str = "data/sirene/{mois}/StockEtablissement_utf8.zip"
     sirene_unites_legales: str = "data/sirene/{mois}/StockUniteLegale_utf8.zip"
     max_reject_rate: float = 0.02
+    # a month's row count must stay within this band of the last accepted month (drift gate)
+    count_band: tuple[float, float] = (0.98, 1.05)
+    quality_docs_dir: Path | None = Path("data/quality/data_docs")  # None: no HTML
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int = 2
     extra: dict[str, str] = field(default_factory=dict)
@@ -55,6 +70,10 @@ class Settings:
                 str(data_dir / "sirene" / "{mois}" / "StockUniteLegale_utf8.zip"),
             ),
             max_reject_rate=float(_env("OBSERVATOIRE_TAUX_REJET_MAX", "0.02")),
+            count_band=_band(_env("OBSERVATOIRE_BANDE_VOLUME", "0.98,1.05")),
+            quality_docs_dir=Path(
+                _env("OBSERVATOIRE_DATA_DOCS", str(data_dir / "quality" / "data_docs"))
+            ),
             duckdb_memory_limit=_env("OBSERVATOIRE_DUCKDB_MEMORY", "3GB"),
             duckdb_threads=int(_env("OBSERVATOIRE_DUCKDB_THREADS", "2")),
         )

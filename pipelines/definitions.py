@@ -19,16 +19,19 @@ from dagster import (
     AssetSpec,
     ConfigurableResource,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     Definitions,
     MaterializeResult,
     MetadataValue,
     MonthlyPartitionsDefinition,
+    RunFailureSensorContext,
     TimeWindowPartitionMapping,
     asset,
     build_schedule_from_partitioned_job,
     define_asset_job,
     in_process_executor,
     multi_asset,
+    run_failure_sensor,
 )
 
 from observatoire import catalogue, indicators, publish, reference, refresh, warehouse
@@ -86,6 +89,71 @@ def _preview(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> Metadata
     sep = "|" + "---|" * len(frame.columns)
     rows = ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in frame.rows()]
     return MetadataValue.md("\n".join([header, sep, *rows]))
+
+
+GX_CHECK = "great_expectations"
+
+
+def _gx_spec(schema: str, table: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        GX_CHECK,
+        asset=[schema, table],
+        blocking=True,
+        description=(
+            "Suite Great Expectations du mois (colonnes, types, identifiants, nomenclatures, "
+            "part de rejets, volume par rapport au dernier mois validé, date du stock). "
+            "Bloquant : un échec arrête le rafraîchissement avant la publication."
+        ),
+    )
+
+
+def _gx_check(
+    con: duckdb.DuckDBPyConnection, s: Settings, schema: str, table: str, mois: str
+) -> AssetCheckResult:
+    """Run the table's GX suite and translate its verdict; the logic stays in observatoire."""
+    from observatoire import quality
+
+    result = quality.validate(
+        con,
+        f"{schema}.{table}",
+        mois,
+        max_reject_rate=s.max_reject_rate,
+        count_band=s.count_band,
+        docs_dir=s.quality_docs_dir,
+    )
+    failed = result.failures()
+    metadata: dict[str, object] = {
+        "mois": mois,
+        "attentes": len(result.outcomes),
+        "echecs": len(failed),
+        "resume": result.summary_fr(),
+        "attentes_en_echec": MetadataValue.json(
+            [
+                {
+                    "attente": o.name,
+                    "type": o.expectation,
+                    "colonne": o.column,
+                    "description": o.description,
+                    "bloquant": o.blocking,
+                    "observe": o.observed,
+                }
+                for o in failed
+            ]
+        ),
+        # identifiers and codes only; units that are not diffusible are masked by the suite
+        "lignes_en_echec_exemples": MetadataValue.json(
+            {o.name: o.sample for o in failed if o.sample}
+        ),
+    }
+    if result.docs_index is not None:
+        metadata["data_docs"] = MetadataValue.path(str(result.docs_index))
+    return AssetCheckResult(
+        check_name=GX_CHECK,
+        asset_key=AssetKey([schema, table]),
+        passed=result.success,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
 
 
 # ---------------------------------------------------------------- reference data (group ref)
@@ -158,11 +226,10 @@ def _raw_asset(kind: str, extra_deps: list[list[str]]):  # noqa: ANN202 - dagste
         group_name="raw",
         partitions_def=monthly,
         deps=[["ref", "territoire_communes"], *extra_deps],
+        check_specs=[_gx_spec("raw", table)],
         description=f"Stock SIRENE {kind} du mois, colonnes utiles en texte, limité au territoire.",
     )
-    def _raw(
-        context: AssetExecutionContext, observatoire: ObservatoireResource
-    ) -> MaterializeResult:
+    def _raw(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN202
         s = observatoire.settings()
         mois = _mois(context)
         with observatoire.connect() as con:
@@ -177,16 +244,19 @@ def _raw_asset(kind: str, extra_deps: list[list[str]]):  # noqa: ANN202 - dagste
                 "where mois = $mois and type_fichier = $k order by ligne limit 10",
                 {"mois": mois, "k": kind},
             )
-        return MaterializeResult(
+            check = _gx_check(con, s, "raw", table, mois)
+        yield MaterializeResult(
             metadata={
                 "mois": mois,
                 "lignes": result.rows,
+                "lignes_fichier": result.lines_total,
                 "lignes_mal_formees": result.malformed,
                 "fichier": str(result.path),
                 "disposition": result.layout,
                 "lignes_mal_formees_apercu": preview,
             }
         )
+        yield check
 
     return _raw
 
@@ -215,7 +285,8 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
                 asset=["clean", table],
                 blocking=True,
                 description="Part des lignes mises en quarantaine sous le seuil configuré.",
-            )
+            ),
+            _gx_spec("clean", table),
         ],
         description=f"{kind} typés et contrôlés (Polars) ; rejets dans clean.{table}_rejets.",
     )
@@ -232,6 +303,7 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
                 f"where mois = $mois order by identifiant limit 10",
                 {"mois": mois},
             )
+            check = _gx_check(con, s, "clean", table, mois)
         yield MaterializeResult(
             metadata={
                 "mois": mois,
@@ -252,6 +324,7 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
                 "motifs": MetadataValue.json(result.rejects_by_reason),
             },
         )
+        yield check
 
     return _clean
 
@@ -270,11 +343,11 @@ clean_unites_legales = _clean_asset("unites_legales")
         ["ref", "ess_categories_juridiques"],
         ["ref", "ess_naf_exclusions"],
     ],
+    check_specs=[_gx_spec("clean", "etablissements_perimetre")],
     description="Périmètre ESS décidé et tracé (règle) pour chaque établissement du mois.",
 )
-def etablissements_perimetre(
-    context: AssetExecutionContext, observatoire: ObservatoireResource
-) -> MaterializeResult:
+def etablissements_perimetre(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
     mois = _mois(context)
     with observatoire.connect() as con:
         n = indicators.compute_perimeter(con, mois)
@@ -283,9 +356,11 @@ def etablissements_perimetre(
             "group by all order by 2 desc",
             {"mois": mois},
         ).fetchall()
-    return MaterializeResult(
+        check = _gx_check(con, s, "clean", "etablissements_perimetre", mois)
+    yield MaterializeResult(
         metadata={"mois": mois, "lignes": n, "regles": MetadataValue.json(dict(rules))}
     )
+    yield check
 
 
 # ---------------------------------------------------------------- indicators
@@ -376,6 +451,27 @@ sirene_monthly_schedule = build_schedule_from_partitioned_job(
     default_status=DefaultScheduleStatus.STOPPED,
 )
 
+
+@run_failure_sensor(
+    monitored_jobs=[sirene_monthly_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Note dans publication/etat.json qu'un rafraîchissement a échoué et que la publication "
+        "en ligne reste la précédente, pour que les lecteurs (CLI, page web) le disent."
+    ),
+)
+def echec_rafraichissement(context: RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    partition = run.tags.get("dagster/partition")
+    if not partition:
+        return
+    settings = Settings.from_env()
+    message = context.failure_event.message or "échec du run Dagster"
+    publish.record_attempt(
+        settings.publication_dir, partition[:7], run.run_id[:12], message.splitlines()[0]
+    )
+
+
 defs = Definitions(
     assets=[
         ref_nomenclatures,
@@ -390,6 +486,7 @@ defs = Definitions(
     ],
     jobs=[sirene_monthly_job, reference_job],
     schedules=[sirene_monthly_schedule],
+    sensors=[echec_rafraichissement],
     resources={"observatoire": ObservatoireResource()},
     executor=in_process_executor,
 )

@@ -7,7 +7,9 @@ identifiers get valid Luhn keys, so a test fails for the reason it names.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import itertools
+import re
 import zipfile
 from pathlib import Path
 
@@ -33,6 +35,17 @@ def luhn_key(body: str) -> str:
 
 _counter = itertools.count(10_000_001)
 
+# Placeholder replaced by write_stock with a date that fits the stock's month (INSEE extracts
+# the stock of month M at the end of M-1), so that the stock-date check sees a current file.
+DEFAULT_TREATMENT = "{traitement}"
+
+
+def treatment_date(mois: str) -> str:
+    """Last day of the month before `mois`, the latest treatment date INSEE's stock holds."""
+    year, month = (int(x) for x in mois.split("-"))
+    first = dt.date(year, month, 1)
+    return (first - dt.timedelta(days=1)).isoformat() + "T18:30:00"
+
 
 def new_siren() -> str:
     body = f"{next(_counter):08d}"
@@ -51,7 +64,7 @@ def ul_row(siren: str, **fields: str) -> dict[str, str]:
         statutDiffusionUniteLegale="O",
         dateCreationUniteLegale="2010-05-01",
         trancheEffectifsUniteLegale="NN",
-        dateDernierTraitementUniteLegale="2025-01-01T00:00:00",
+        dateDernierTraitementUniteLegale=DEFAULT_TREATMENT,
         nombrePeriodesUniteLegale="1",
         dateDebut="2010-05-01",
         etatAdministratifUniteLegale="A",
@@ -77,7 +90,7 @@ def etab_row(siren: str, n: int = 1, **fields: str) -> dict[str, str]:
         statutDiffusionEtablissement="O",
         dateCreationEtablissement="2010-05-01",
         trancheEffectifsEtablissement="NN",
-        dateDernierTraitementEtablissement="2025-01-01T00:00:00",
+        dateDernierTraitementEtablissement=DEFAULT_TREATMENT,
         etablissementSiege="true" if n == 1 else "false",
         nombrePeriodesEtablissement="1",
         numeroVoieEtablissement="12",
@@ -114,8 +127,18 @@ def write_stock(
     etablissements: list[dict[str, str]],
     *,
     zipped: bool = False,
+    mois: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write both stock files as INSEE names them (optionally zipped like INSEE ships them)."""
+    """Write both stock files as INSEE names them (optionally zipped like INSEE ships them).
+
+    Rows left with the default treatment date get one that fits `mois` (by default the folder's
+    name when it is a month, as in data/sirene/<mois>/).
+    """
+    if mois is None and re.fullmatch(r"\d{4}-\d{2}", folder.name):
+        mois = folder.name
+    stamp = treatment_date(mois) if mois else "2025-01-01T00:00:00"
+    unites_legales = [_stamped(r, stamp) for r in unites_legales]
+    etablissements = [_stamped(r, stamp) for r in etablissements]
     ul = write_csv(folder / "StockUniteLegale_utf8.csv", UNITE_LEGALE_V3_11_NAF25, unites_legales)
     et = write_csv(
         folder / "StockEtablissement_utf8.csv", ETABLISSEMENT_V3_11_NAF25, etablissements
@@ -130,3 +153,7 @@ def write_stock(
         csv_path.unlink()
         out.append(zpath)
     return out[0], out[1]
+
+
+def _stamped(row: dict[str, str], stamp: str) -> dict[str, str]:
+    return {k: (stamp if v == DEFAULT_TREATMENT else v) for k, v in row.items()}

@@ -55,6 +55,9 @@ def test_demo_prints_figures_and_where_results_are(demo):
     assert live is not None
     assert str(live) in out
     assert (live / "csv" / "etablissements_actifs.csv").exists()
+    docs = data / "quality" / "data_docs" / "index.html"
+    assert str(docs.resolve()) in out
+    assert "clean.sirene_etablissements" in docs.read_text(encoding="utf-8")
     assert (
         (live / "csv_excel" / "etablissements_actifs.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     )

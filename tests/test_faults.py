@@ -191,3 +191,42 @@ def test_full_disk_while_publishing_keeps_the_live_snapshot(first_run, stock, tm
     con.close()
     assert publish.current(publication).name == f"{MOIS}_apres-disque-plein"
     assert _published_digest(publication) == expected
+
+
+def test_a_reader_during_refreshes_sees_one_whole_publication_at_a_time(run_month, settings):
+    """Readers resolve `courant` once, then read a snapshot that is complete and never mixed."""
+    import threading
+
+    from sirene_builder import etab_row, new_siren, ul_row
+
+    def month(n: int) -> tuple[list, list]:
+        siren = new_siren()
+        return [ul_row(siren)], [etab_row(siren, i) for i in range(1, n + 1)]
+
+    run_month("2026-09", *month(2))
+    seen: list[tuple[str, int]] = []
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            live = publish.current(settings.publication_dir)
+            manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+            for name, rows in manifest["lignes"].items():
+                for dialect in ("csv", "csv_excel"):
+                    lines = (live / dialect / f"{name}.csv").read_text(encoding="utf-8-sig")
+                    if len(lines.splitlines()) - 1 != rows:
+                        problems.append(f"{live.name} {dialect}/{name}")
+            seen.append((manifest["mois"], manifest["lignes"]["annuaire_ess"]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for mois, size in (("2026-10", 3), ("2026-11", 4), ("2026-11", 5)):
+            run_month(mois, *month(size))
+    finally:
+        stop.set()
+        thread.join()
+    assert problems == []
+    assert len({m for m, _ in seen}) >= 2, seen  # the reader did live through switches
+    assert publish.published_month(settings.publication_dir) == "2026-11"
