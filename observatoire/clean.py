@@ -448,7 +448,8 @@ def clean_month(
     # Batches are ranges of the month table's row ids, in file order: one bounded query at a
     # time (a streaming reader left open beside the writes was measured to hold the whole month
     # in memory).
-    (n_raw,) = con.execute(f"select count(*) from {source}").fetchone()  # type: ignore[misc]
+    # bounds of the row ids, not the count: robust even if rows were ever deleted
+    (n_raw,) = con.execute(f"select coalesce(max(rowid) + 1, 0) from {source}").fetchone()  # type: ignore[misc]
     id_col = "siret" if kind == "etablissements" else "siren"
     candidates = {
         r[0]

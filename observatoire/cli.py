@@ -76,7 +76,7 @@ def _refused(settings: Settings, exc: Exception) -> int:
     status = publish.read_status(settings.publication_dir) or {}
     if status.get("message"):
         print(status["message"], file=sys.stderr)
-    return 2
+    return 1
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -112,7 +112,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             reference_dir=settings.reference_dir,
         )
     print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
-    report = refresh.refresh(settings, DEMO_MOIS)
+    try:
+        report = refresh.refresh(settings, DEMO_MOIS)
+    except refresh.REFUSALS as exc:
+        return _refused(settings, exc)
     _print_report(settings, report)
     print(
         "Données SIRENE de démonstration SYNTHÉTIQUES : "

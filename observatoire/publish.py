@@ -35,6 +35,10 @@ CURRENT = "courant"
 KEEP_SNAPSHOTS = 3
 
 
+class UnverifiedMonthError(RuntimeError):
+    """The quality gate refused the month, or never ran on it: nothing is published."""
+
+
 @dataclass(frozen=True)
 class Publication:
     path: Path
@@ -100,6 +104,14 @@ def publish(
     metadata: dict[str, object] | None = None,
 ) -> Publication:
     _check_outputs()  # the directory's content itself is checked by indicators.check_privacy
+    from observatoire import quality
+
+    problems = quality.month_problems(con, mois)
+    if problems:
+        raise UnverifiedMonthError(
+            f"{mois} ne peut pas être publié, le contrôle qualité ne l'a pas accepté : "
+            + " ; ".join(problems)
+        )
     publication_dir = Path(publication_dir)
     publication_dir.mkdir(parents=True, exist_ok=True)
     final = publication_dir / f"{mois}_{run_id}"
@@ -201,7 +213,8 @@ def record_attempt(publication_dir: Path, mois: str, run_id: str, error: str | N
             if shown
             else "aucune publication n'est encore en ligne."
         )
-    tmp = publication_dir / f".{STATUS}.tmp"
+    # a unique name: the Dagster daemon's sensor and a run may write at the same moment
+    tmp = publication_dir / f".{STATUS}.{os.getpid()}.{run_id}.tmp"
     tmp.write_text(json.dumps(status, ensure_ascii=False, indent=2), encoding="utf-8")
     os.replace(tmp, publication_dir / STATUS)
     return status

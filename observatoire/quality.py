@@ -502,9 +502,12 @@ def _reference_volume(
 ) -> tuple[str, int] | None:
     if not warehouse.table_exists(con, "quality", "volumes"):
         return None
+    # the last month accepted as a whole: a month refused by any suite never becomes a reference,
+    # even for the suites it passed
     row = con.execute(
-        "select mois, lignes from quality.volumes where suite = $suite and mois < $mois "
-        "and succes order by mois desc limit 1",
+        "select v.mois, v.lignes from quality.volumes as v where v.suite = $suite "
+        "and v.mois < $mois and v.succes and not exists (select 1 from quality.volumes as w "
+        "where w.mois = v.mois and not w.succes) order by v.mois desc limit 1",
         {"suite": suite, "mois": mois},
     ).fetchone()
     return (row[0], int(row[1])) if row else None
@@ -573,8 +576,17 @@ def _raw_checks(
     )
 
 
-def _clean_etablissements(b: _Builder, mois: str, rate: float, rejects: str | None) -> None:
-    diffusible = "statut_diffusion = 'O'"
+def _clean_etablissements(
+    b: _Builder, mois: str, rate: float, rejects: str | None, units: str | None
+) -> None:
+    # listed only when the establishment AND its legal unit are diffusible, as in the directory;
+    # before the month's legal units are cleaned, nothing is listed at all
+    diffusible = (
+        "statut_diffusion = 'O' and siren in "
+        f"(select siren from {units} where statut_diffusion = 'O')"
+        if units
+        else "false"
+    )
     b.columns([c for c, _ in CLEAN_TYPES["sirene_etablissements"]])
     b.types(list(CLEAN_TYPES["sirene_etablissements"]))
     b.not_empty()
@@ -951,7 +963,9 @@ def validate(
             else None
         )
         if table == "sirene_etablissements":
-            _clean_etablissements(b, mois, rate, rejects)
+            units = warehouse.month_table("clean", "sirene_unites_legales", mois)
+            present = warehouse.table_exists(con, "clean", units.split(".", 1)[1])
+            _clean_etablissements(b, mois, rate, rejects, units if present else None)
         else:
             _clean_unites_legales(b, mois, rate, rejects)
     if table != "etablissements_perimetre":
@@ -1040,3 +1054,21 @@ def validate_all(
         )
         for suite in SUITES
     ]
+
+
+def month_problems(con: duckdb.DuckDBPyConnection, mois: str) -> list[str]:
+    """Why month `mois` may not be published: suites never run on it, or failed.
+
+    The publication asks this itself, so that no path (a later Dagster run of the publication
+    alone, a script) can publish a month the quality gate refused or never saw.
+    """
+    if not warehouse.table_exists(con, "quality", "volumes"):
+        return [f"aucun contrôle qualité enregistré pour {mois}"]
+    verdicts = dict(
+        con.execute(
+            "select suite, succes from quality.volumes where mois = $mois", {"mois": mois}
+        ).fetchall()
+    )
+    problems = [f"{suite} : non contrôlé" for suite in SUITES if suite not in verdicts]
+    problems += [f"{suite} : refusé" for suite in SUITES if verdicts.get(suite) is False]
+    return problems

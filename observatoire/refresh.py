@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -23,6 +24,9 @@ from observatoire.download import (
 )
 from observatoire.settings import Settings
 
+if TYPE_CHECKING:  # GX is imported only when checks run
+    from observatoire.quality import SuiteResult
+
 log = logging.getLogger("observatoire.refresh")
 
 KINDS = ("etablissements", "unites_legales")
@@ -34,7 +38,7 @@ RejectRateError = clean.RejectRateError
 class QualityError(RuntimeError):
     """A blocking quality check failed: the month is not published."""
 
-    def __init__(self, results: list) -> None:
+    def __init__(self, results: list[SuiteResult]) -> None:
         self.results = results
         super().__init__(" | ".join(r.summary_fr() for r in results if not r.success))
 
@@ -43,6 +47,7 @@ class QualityError(RuntimeError):
 REFUSALS: tuple[type[Exception], ...] = (
     RejectRateError,
     QualityError,
+    publish.UnverifiedMonthError,
     sirene.SireneFileError,
     indicators.PrivacyError,
     DownloadError,
@@ -58,7 +63,7 @@ class RefreshReport:
     perimetre: int = 0
     indicateurs: dict[str, int] = field(default_factory=dict)
     publication: publish.Publication | None = None
-    quality: list = field(default_factory=list)
+    quality: list[SuiteResult] = field(default_factory=list)
 
 
 RAW_SUITES = ("raw.sirene_etablissements", "raw.sirene_unites_legales")
@@ -116,7 +121,7 @@ def clean_kind(
 
 def check_quality(
     con: duckdb.DuckDBPyConnection, settings: Settings, suites: tuple[str, ...], mois: str
-) -> list:
+) -> list[SuiteResult]:
     """Run the Great Expectations suites of one layer; stop the refresh on a blocking failure.
 
     Called after each layer, so that a bad layer stops what depends on it (as Dagster's
@@ -171,6 +176,9 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads,
     ) as con:
+        dropped = warehouse.drop_stale_builds(con)
+        if dropped:
+            log.warning("tables de construction abandonnées supprimées : %s", ", ".join(dropped))
         selected = load_reference_and_territory(con, settings)
         log.info("territoire %s : %d communes", selected.label, len(selected.communes))
         for kind in KINDS:

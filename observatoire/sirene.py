@@ -386,12 +386,13 @@ def _ingest_csv(
     try:
         con.execute(insert.replace("{options}", options), params)
         return 0, None
-    except duckdb.Error as exc:
-        first_error = exc
+    except duckdb.Error:
+        pass  # malformed somewhere: the careful read below says where
     with path.open("rb") as f:
         problem, physical_lines = utf8_problem(f, str(path), layout.columns)
     if problem:
-        raise SireneFileError(problem) from first_error
+        # not chained: DuckDB's message quotes the whole record, which may name a P unit
+        raise SireneFileError(problem) from None
     # DuckDB appends to an existing rejects table: start each file from empty ones
     con.execute("drop table if exists _rejets_csv")
     con.execute("drop table if exists _rejets_scan")
@@ -405,7 +406,7 @@ def _ingest_csv(
     try:
         con.execute(insert.replace("{options}", with_rejects), params)
     except duckdb.Error as exc:
-        raise SireneFileError(f"{path} : lecture CSV impossible — {exc}") from exc
+        raise SireneFileError(f"{path} : lecture CSV impossible — {_reason(exc)}") from None
     # One row per malformed record, even when DuckDB reports several errors on it. A record can
     # span several physical lines (an unclosed quote swallows the lines after it): count those
     # lines, so that the rejection rate and the message say how much of the file was lost.
@@ -429,6 +430,12 @@ def _ingest_csv(
     )
     (n,) = con.execute("select coalesce(sum(lignes), 0) from _rejets_lignes").fetchone()  # type: ignore[misc]
     return int(n), max(physical_lines - 1, 0)
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a reader's error: the rest quotes records, which may name a P unit."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def utf8_problem(stream: BinaryIO, source: str, header: tuple[str, ...]) -> tuple[str | None, int]:
@@ -496,8 +503,13 @@ def _ingest_zip(
                 reader = pacsv.open_csv(
                     raw,
                     read_options=pacsv.ReadOptions(block_size=block_size, encoding="utf8"),
+                    # quoted newlines are valid CSV: without this, Arrow cuts blocks at any
+                    # newline and a record spanning a block boundary breaks the read
                     parse_options=pacsv.ParseOptions(
-                        delimiter=",", quote_char='"', invalid_row_handler=on_invalid
+                        delimiter=",",
+                        quote_char='"',
+                        newlines_in_values=True,
+                        invalid_row_handler=on_invalid,
                     ),
                     convert_options=pacsv.ConvertOptions(
                         include_columns=keep,
@@ -521,8 +533,8 @@ def _ingest_zip(
         with zipfile.ZipFile(path) as zf, zf.open(member) as raw:
             problem, _ = utf8_problem(raw, f"{path}:{member.filename}", layout.columns)
         raise SireneFileError(
-            problem or f"{path} ({member.filename}) : lecture impossible — {exc}"
-        ) from exc
+            problem or f"{path} ({member.filename}) : lecture impossible — {_reason(exc)}"
+        ) from None
     physical = 0
     if bad_rows:
         first_lines = {_first_line(text) for _, _, text in bad_rows}

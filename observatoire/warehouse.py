@@ -8,6 +8,7 @@ can run on fixture databases.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -118,7 +119,8 @@ _MOIS = re.compile(r"^\d{4}-\d{2}$")
 
 
 def _suffix(mois: str) -> str:
-    if not _MOIS.match(mois):
+    """Month as a table-name suffix; validated, since it becomes part of an identifier."""
+    if not _MOIS.fullmatch(mois):
         raise ValueError(f"mois invalide : {mois!r} (AAAA-MM attendu)")
     return mois.replace("-", "_")
 
@@ -137,12 +139,28 @@ def build_table(schema: str, table: str, mois: str) -> str:
 
 def start_build(con: duckdb.DuckDBPyConnection, schema: str, table: str, mois: str) -> str:
     """Drop what an interrupted run may have left and return the build table's name."""
+    migrate_legacy(con, schema, table)
     name = build_table(schema, table, mois)
     con.execute(f"drop table if exists {name}")
     return name
 
 
+def drop_stale_builds(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop every build table: with one writer at a time, any found now belongs to a dead run.
+
+    A killed national run can leave gigabytes in a build table of a month nobody re-runs.
+    """
+    names = con.execute(
+        "select schema_name || '.' || table_name from duckdb_tables() "
+        "where table_name like '\\_build\\_%' escape '\\' and not temporary"
+    ).fetchall()
+    for (name,) in names:
+        con.execute(f"drop table if exists {name}")
+    return [n for (n,) in names]
+
+
 def _month_tables(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    """Qualified names of the month tables behind `schema.table`, oldest first."""
     names = con.execute(
         "select table_name from information_schema.tables where table_schema = ? "
         "and table_type = 'BASE TABLE' order by table_name",
@@ -152,27 +170,40 @@ def _month_tables(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> li
     return [f"{schema}.{n}" for (n,) in names if pattern.match(n)]
 
 
-def _split_legacy(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
-    """A warehouse written before month tables existed holds all months in one table: split it."""
-    kind = con.execute(
-        "select table_type from information_schema.tables "
-        "where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    if kind is None or kind[0] != "BASE TABLE":
-        return
-    for (mois,) in con.execute(f"select distinct mois from {schema}.{table}").fetchall():
+def migrate_legacy(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
+    """Split a table written before month tables existed (all months in one table).
+
+    Runs before any build, never inside a swap: the old table is first renamed aside, then each
+    month is copied in its own committed statement (months that already have a table are left
+    alone), so an interruption is resumed by the next run and nothing is copied twice.
+    """
+    _check_ident(schema, table)
+    kinds = dict(
         con.execute(
-            f"create or replace table {month_table(schema, table, mois)} as "
-            f"select * from {schema}.{table} where mois = $mois",
-            {"mois": mois},
-        )
-    con.execute(f"drop table {schema}.{table}")
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = ? and table_name in (?, ?)",
+            [schema, table, f"{table}__ancien"],
+        ).fetchall()
+    )
+    if kinds.get(table) == "BASE TABLE" and f"{table}__ancien" not in kinds:
+        con.execute(f"alter table {schema}.{table} rename to {table}__ancien")
+    elif f"{table}__ancien" not in kinds:
+        return
+    existing = set(_month_tables(con, schema, table))
+    for (mois,) in con.execute(f"select distinct mois from {schema}.{table}__ancien").fetchall():
+        target = month_table(schema, table, mois)
+        if target not in existing:
+            con.execute(
+                f"create table {target} as select * from {schema}.{table}__ancien "
+                "where mois = $mois",
+                {"mois": mois},
+            )
+    con.execute(f"drop table {schema}.{table}__ancien")
+    refresh_view(con, schema, table)
 
 
 def refresh_view(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
     """(Re)create `schema.table` as the union of its month tables."""
-    _split_legacy(con, schema, table)
     parts = _month_tables(con, schema, table)
     if not parts:
         con.execute(f"drop view if exists {schema}.{table}")
@@ -205,8 +236,12 @@ def swap_month(
             also()
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
-        con.execute(f"drop table if exists {build}")
+        # after a failed commit (full disk) the database may refuse even these: the original
+        # error is the one to report
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"drop table if exists {build}")
         raise
     return int(con.execute(f"select count(*) from {target}").fetchone()[0])  # type: ignore[index]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import publish, refresh, sirene
+from observatoire import publish, refresh, sirene, warehouse
 
 GOOD, BAD = "2026-10", "2026-11"
 
@@ -207,3 +207,46 @@ def test_header_only_month_is_stopped_before_publication(published, settings):
     with pytest.raises(refresh.QualityError, match="au moins une ligne"):
         refresh.refresh(settings, BAD, run_id="empty")
     assert publish.published_month(settings.publication_dir) == GOOD
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["csv", "zip"])
+def test_records_across_read_blocks_keep_their_quoted_newlines(settings, query, zipped):
+    """Blocks of 2 KiB (the header is 1.6 KiB): records with quoted newlines straddle them."""
+    uls, ets, siren = _rows(12)
+    for row in ets:
+        row["denominationUsuelleEtablissement"] = "Atelier\nvélo\nsolidaire"
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    if zipped:
+        et = zip_it(et)
+    with warehouse.connect(settings.warehouse) as con:
+        refresh.load_reference_and_territory(con, settings)
+        result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
+    assert result.rows == 12 and result.malformed == 0
+    names = query("select distinct denominationUsuelleEtablissement from raw.sirene_etablissements")
+    assert names == [("Atelier\nvélo\nsolidaire",)]
+
+
+def test_unclosed_quote_in_a_zip_is_located_too(settings, query):
+    uls, ets, _ = _rows(5)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    unclosed_quote(et)
+    et = zip_it(et)
+    with warehouse.connect(settings.warehouse) as con:
+        refresh.load_reference_and_territory(con, settings)
+        result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
+    assert result.malformed == 4 and result.rows == 1
+    ((line, column, motif),) = query("select ligne, colonne, motif from raw.sirene_rejets_lecture")
+    assert (line, column) == (3, "denominationUsuelleEtablissement")
+    assert "4 lignes physiques" in motif
+
+
+def test_reader_errors_never_quote_the_record(published, settings):
+    """DuckDB's own message quotes the whole line, which may belong to a P unit."""
+    uls, ets, _ = _rows(3)
+    ets[1]["denominationUsuelleEtablissement"] = "Secret Défense SARL"
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    to_cp1252(et)
+    with pytest.raises(sirene.SireneFileError) as caught:
+        refresh.refresh(settings, BAD, run_id="secret")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert "Secret" not in str(caught.value)

@@ -60,7 +60,7 @@ def test_materialise_a_month_in_process(defs, tmp_path, monkeypatch):
         )
         assert result.success
         checks = result.get_asset_check_evaluations()
-        assert {c.check_name for c in checks} == {"taux_de_rejet", "great_expectations"}
+        assert {c.check_name for c in checks} == {"great_expectations"}
         gx_checked = {
             c.asset_key.to_user_string() for c in checks if c.check_name == "great_expectations"
         }

@@ -398,3 +398,44 @@ def test_unknown_suite_or_month_is_refused(run_month, settings):
         check(settings, "clean.autre_table")
     with pytest.raises(LookupError, match="2026-10"):
         check(settings, "clean.sirene_etablissements", "2026-10")
+
+
+def test_establishment_of_a_p_legal_unit_is_masked_everywhere(run_month, settings, tmp_path):
+    """Diffusible establishment, legal unit `P`: its SIRET (which holds the SIREN) is never
+    listed, neither in the samples nor in the Data Docs."""
+    uls, ets, ids = stock(MOIS)
+    shy = new_siren()
+    uls.append(
+        ul_row(shy, statutDiffusionUniteLegale="P", dateDernierTraitementUniteLegale=treated(MOIS))
+    )
+    ets.append(etab_row(shy, dateDernierTraitementEtablissement=treated(MOIS)))
+    run_month(MOIS, uls, ets)
+    table = warehouse.month_table("clean", "sirene_etablissements", MOIS)
+    sql(settings, f"insert into {table} select * from {table} where siren = ?", [shy])
+
+    docs = tmp_path / "qualite"
+    result = check(settings, "clean.sirene_etablissements", docs_dir=docs)
+
+    dup = outcome(result, "siret_unique")
+    assert dup.observed["observed_value"] == 2
+    assert dup.sample == []  # counted (2 rows), never listed, not even masked
+    assert shy not in str(result.outcomes)
+    written = "".join(p.read_text(errors="ignore") for p in docs.rglob("*") if p.is_file())
+    assert shy not in written
+
+
+def test_a_month_refused_by_any_suite_cannot_be_published(run_month, settings):
+    from observatoire import publish
+
+    uls, ets, ids = stock(MOIS)
+    run_month(MOIS, uls, ets)
+    table = warehouse.month_table("clean", "sirene_etablissements", MOIS)
+    sql(settings, f"insert into {table} select * from {table} where siren = ?", [ids["scop"]])
+    check(settings, "clean.sirene_etablissements")  # refused now
+    with warehouse.connect(settings.warehouse) as con:
+        assert quality.month_problems(con, MOIS) == ["clean.sirene_etablissements : refusé"]
+        with pytest.raises(publish.UnverifiedMonthError, match="refusé"):
+            publish.publish(con, settings.publication_dir, MOIS, "apres-refus")
+        assert quality.month_problems(con, "2026-12") == [
+            f"{s} : non contrôlé" for s in quality.SUITES
+        ]

@@ -36,8 +36,8 @@ select
     case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
     case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
     annee,
-    sum(creation) as nb_creations,
-    sum(fermeture) as nb_fermetures
+    sum(creation)::bigint as nb_creations,
+    sum(fermeture)::bigint as nb_fermetures
 from events
 group by niveau, rang, code_territoire, libelle_territoire, annee, cube (perimetre, famille)
 having not (grouping(perimetre) = 1 and grouping(famille) = 0)

@@ -36,11 +36,11 @@ select
     case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
     case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
         as tranche_effectifs,
-    sum(n) as nb_etablissements_employeurs,
+    sum(n)::bigint as nb_etablissements_employeurs,
     coalesce(sum(bas), 0) as emplois_bas,
     coalesce(sum(central), 0) as emplois_central,
     coalesce(sum(haut), 0) as emplois_haut,
-    sum(inconnue) as nb_tranche_inconnue,
+    sum(inconnue)::bigint as nb_tranche_inconnue,
     round(sum(inconnue) / sum(n), 4) as part_tranche_inconnue,
     min(annee_min) as annee_effectifs_min,
     max(annee_max) as annee_effectifs_max

@@ -27,10 +27,10 @@ agg as (
         niveau, code_territoire, libelle_territoire,
         case when grouping(perimetre) = 1 then 'ensemble' else perimetre end as perimetre,
         case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
-        coalesce(sum(n) filter (where courant), 0) as nb_etablissements,
-        coalesce(sum(n) filter (where courant and employeur), 0) as nb_etablissements_employeurs,
-        coalesce(sum(n) filter (where not courant), 0) as nb_etablissements_precedent,
-        coalesce(sum(n) filter (where not courant and employeur), 0)
+        coalesce(sum(n) filter (where courant), 0)::bigint as nb_etablissements,
+        coalesce(sum(n) filter (where courant and employeur), 0)::bigint as nb_etablissements_employeurs,
+        coalesce(sum(n) filter (where not courant), 0)::bigint as nb_etablissements_precedent,
+        coalesce(sum(n) filter (where not courant and employeur), 0)::bigint
             as nb_etablissements_employeurs_precedent
     from p
     group by niveau, rang, code_territoire, libelle_territoire, cube (perimetre, famille)

@@ -30,8 +30,8 @@ select
     case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
     case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
         as tranche_effectifs,
-    sum(n) as nb_etablissements_employeurs_prives,
-    coalesce(sum(n) filter (where ess), 0) as nb_etablissements_employeurs_ess,
+    sum(n)::bigint as nb_etablissements_employeurs_prives,
+    coalesce(sum(n) filter (where ess), 0)::bigint as nb_etablissements_employeurs_ess,
     round(coalesce(sum(n) filter (where ess), 0) / sum(n), 4) as part_ess_etablissements,
     sum(central) as emplois_prives_central,
     coalesce(sum(central) filter (where ess), 0) as emplois_ess_central,

@@ -32,7 +32,7 @@ select
     case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
     case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
         as tranche_effectifs,
-    sum(n) as nb_unites_legales
+    sum(n)::bigint as nb_unites_legales
 from p
 group by niveau, rang, code_territoire, libelle_territoire,
     cube (perimetre, famille, section_naf, tranche_effectifs)
