@@ -425,7 +425,7 @@ def clean_month(
     kind: str,
     mois: str,
     *,
-    batch_rows: int = 1_000_000,
+    batch_rows: int = 500_000,
     max_reject_rate: float | None = None,
 ) -> CleanResult:
     """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` rows.

@@ -16,7 +16,14 @@ def compute_perimeter(con: duckdb.DuckDBPyConnection, mois: str) -> int:
 
 
 def compute_indicator(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> int:
-    n = warehouse.replace_month(con, "indicators", name, mois)
+    # Row order of an indicator table means nothing (publication sorts), and keeping it makes
+    # DuckDB hold aggregates in memory instead of spilling them: measured out of memory
+    # nationally. The raw layer keeps the setting (file order decides which copy is first).
+    con.execute("set preserve_insertion_order = false")
+    try:
+        n = warehouse.replace_month(con, "indicators", name, mois)
+    finally:
+        con.execute("set preserve_insertion_order = true")
     if name == "annuaire_ess":
         check_privacy(con, mois)
     return n

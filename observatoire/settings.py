@@ -43,7 +43,7 @@ class Settings:
     # a month's row count must stay within this band of the last accepted month (drift gate)
     count_band: tuple[float, float] = (0.98, 1.05)
     quality_docs_dir: Path | None = Path("data/quality/data_docs")  # None: no HTML
-    duckdb_memory_limit: str = "3GB"
+    duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -74,7 +74,7 @@ class Settings:
             quality_docs_dir=Path(
                 _env("OBSERVATOIRE_DATA_DOCS", str(data_dir / "quality" / "data_docs"))
             ),
-            duckdb_memory_limit=_env("OBSERVATOIRE_DUCKDB_MEMORY", "3GB"),
+            duckdb_memory_limit=_env("OBSERVATOIRE_DUCKDB_MEMORY", "2GB"),
             duckdb_threads=int(_env("OBSERVATOIRE_DUCKDB_THREADS", "2")),
         )
 

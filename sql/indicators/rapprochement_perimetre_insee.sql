@@ -6,7 +6,7 @@
 -- out of the ESS by its activity, 'naf_exclu'). Rows cas = regle = 'ensemble' are the totals.
 with p as (
     select
-        n.niveau, n.rang, n.code_territoire, n.libelle_territoire, e.siren, e.regle,
+        e.code_commune, e.siren, e.regle,
         case
             when e.categorie_juridique is null then 'unite_legale_absente'
             when e.categorie_juridique = '1000' and e.indicateur_ess_insee = 'O'
@@ -20,18 +20,45 @@ with p as (
             else 'hors_ess_concordant'
         end as cas
     from clean.etablissements_perimetre as e
-    join ref.territoire_niveaux as n on n.code_commune = e.code_commune
     where e.mois = $mois and e.actif
+),
+-- Legal units are counted once per level even when they have establishments in several of its
+-- communes: count(distinct) over 42 M rows x 5 levels does not fit in memory nationally, so the
+-- distinct is made by ordinary (spillable) grouping, one row per legal unit and level.
+base as (
+    select code_commune, cas, regle, siren, count(*) as n from p group by all
+),
+by_unit as (
+    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.cas, b.regle, b.siren,
+        sum(b.n) as n
+    from base as b
+    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    group by all
+),
+by_case as (
+    select niveau, rang, code_territoire, libelle_territoire, cas, regle,
+        sum(n)::bigint as nb_etablissements_actifs, count(*) as nb_unites_legales
+    from by_unit
+    group by all
+),
+totals as (
+    select niveau, rang, code_territoire, libelle_territoire,
+        sum(n)::bigint as nb_etablissements_actifs, count(*) as nb_unites_legales
+    from (
+        select niveau, rang, code_territoire, libelle_territoire, siren, sum(n) as n
+        from by_unit group by all
+    )
+    group by all
 )
 select
-    $mois as mois,
-    niveau, code_territoire, libelle_territoire,
-    case when grouping(cas) = 1 then 'ensemble' else cas end as cas,
-    case when grouping(regle) = 1 then 'ensemble' else regle end as regle,
-    case when grouping(cas) = 1 then null else cas in (
+    $mois as mois, niveau, code_territoire, libelle_territoire, cas, regle,
+    cas in (
         'categorie_ess_indicateur_n', 'categorie_ess_indicateur_vide',
-        'categorie_hors_ess_indicateur_o', 'personne_physique_indicateur_o') end as desaccord,
-    count(*) as nb_etablissements_actifs,
-    count(distinct siren) as nb_unites_legales
-from p
-group by niveau, rang, code_territoire, libelle_territoire, grouping sets ((cas, regle), ())
+        'categorie_hors_ess_indicateur_o', 'personne_physique_indicateur_o') as desaccord,
+    nb_etablissements_actifs, nb_unites_legales
+from by_case
+union all
+select
+    $mois, niveau, code_territoire, libelle_territoire, 'ensemble', 'ensemble', null,
+    nb_etablissements_actifs, nb_unites_legales
+from totals
