@@ -160,7 +160,11 @@ def refresh(settings: Settings, mois: str, run_id: str | None = None) -> Refresh
     try:
         return _refresh(settings, mois, run_id)
     except Exception as exc:
-        publish.record_attempt(settings.publication_dir, mois, run_id, _first_line(exc))
+        # on a full disk even this small file may not be written: the original error matters more
+        try:
+            publish.record_attempt(settings.publication_dir, mois, run_id, _first_line(exc))
+        except OSError as status_error:
+            log.error("etat.json non écrit : %s", status_error)
         raise
 
 
