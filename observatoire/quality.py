@@ -576,6 +576,24 @@ def _raw_checks(
     )
 
 
+def _identified_rows(
+    b: _Builder, table: str, identifier: str, width: int, mois: str, diffusible: str
+) -> None:
+    """What every clean SIRENE table must hold: its shape, its month, one valid id per row."""
+    b.columns([c for c, _ in CLEAN_TYPES[table]])
+    b.types(list(CLEAN_TYPES[table]))
+    b.not_empty()
+    b.month(mois)
+    b.add(
+        f"{identifier}_renseigne",
+        f"{identifier} renseigné",
+        identifier,
+        b.gx.expectations.ExpectColumnValuesToNotBeNull(column=identifier),
+    )
+    b.unique(identifier, diffusible)
+    b.digits(identifier, width, diffusible)
+
+
 def _clean_etablissements(
     b: _Builder, mois: str, rate: float, rejects: str | None, units: str | None
 ) -> None:
@@ -587,18 +605,7 @@ def _clean_etablissements(
         if units
         else "false"
     )
-    b.columns([c for c, _ in CLEAN_TYPES["sirene_etablissements"]])
-    b.types(list(CLEAN_TYPES["sirene_etablissements"]))
-    b.not_empty()
-    b.month(mois)
-    b.add(
-        "siret_renseigne",
-        "siret renseigné",
-        "siret",
-        b.gx.expectations.ExpectColumnValuesToNotBeNull(column="siret"),
-    )
-    b.unique("siret", diffusible)
-    b.digits("siret", 14, diffusible)
+    _identified_rows(b, "sirene_etablissements", "siret", 14, mois, diffusible)
     b.digits("siren", 9, diffusible)
     b.sql(
         "siret_commence_par_siren",
@@ -640,18 +647,7 @@ def _clean_etablissements(
 
 def _clean_unites_legales(b: _Builder, mois: str, rate: float, rejects: str | None) -> None:
     diffusible = "statut_diffusion = 'O'"
-    b.columns([c for c, _ in CLEAN_TYPES["sirene_unites_legales"]])
-    b.types(list(CLEAN_TYPES["sirene_unites_legales"]))
-    b.not_empty()
-    b.month(mois)
-    b.add(
-        "siren_renseigne",
-        "siren renseigné",
-        "siren",
-        b.gx.expectations.ExpectColumnValuesToNotBeNull(column="siren"),
-    )
-    b.unique("siren", diffusible)
-    b.digits("siren", 9, diffusible)
+    _identified_rows(b, "sirene_unites_legales", "siren", 9, mois, diffusible)
     b.sql(
         "categorie_juridique",
         "catégorie juridique renseignée et connue (niveau III)",

@@ -169,8 +169,7 @@ def refresh(settings: Settings, mois: str, run_id: str | None = None) -> Refresh
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:1000]
+    return f"{type(exc).__name__}: {sirene.error_summary(exc)}"[:1000]
 
 
 def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:

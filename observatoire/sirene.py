@@ -406,7 +406,7 @@ def _ingest_csv(
     try:
         con.execute(insert.replace("{options}", with_rejects), params)
     except duckdb.Error as exc:
-        raise SireneFileError(f"{path} : lecture CSV impossible — {_reason(exc)}") from None
+        raise SireneFileError(f"{path} : lecture CSV impossible — {error_summary(exc)}") from None
     # One row per malformed record, even when DuckDB reports several errors on it. A record can
     # span several physical lines (an unclosed quote swallows the lines after it): count those
     # lines, so that the rejection rate and the message say how much of the file was lost.
@@ -432,7 +432,7 @@ def _ingest_csv(
     return int(n), max(physical_lines - 1, 0)
 
 
-def _reason(exc: Exception) -> str:
+def error_summary(exc: BaseException) -> str:
     """The first line of a reader's error: the rest quotes records, which may name a P unit."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -533,7 +533,7 @@ def _ingest_zip(
         with zipfile.ZipFile(path) as zf, zf.open(member) as raw:
             problem, _ = utf8_problem(raw, f"{path}:{member.filename}", layout.columns)
         raise SireneFileError(
-            problem or f"{path} ({member.filename}) : lecture impossible — {_reason(exc)}"
+            problem or f"{path} ({member.filename}) : lecture impossible — {error_summary(exc)}"
         ) from None
     physical = 0
     if bad_rows:
