@@ -28,6 +28,8 @@ def normalise_label(text: str | None) -> str | None:
     """Upper case, no accents or punctuation, usual abbreviations expanded, CEDEX dropped."""
     if text is None:
         return None
+    # ligatures have no decomposition: "Vandœuvre" would lose its "oe" with the accents
+    text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().upper()
     plain = plain.replace("S/", " SUR ")
     words = _NON_ALNUM.sub(" ", plain).split()

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from observatoire import publish, refresh, warehouse
+from observatoire import publish, refresh, sources, warehouse
 from observatoire.settings import Settings
 
 # Month of the bundled synthetic SIRENE extract (the stock INSEE published on 1 November 2026).
@@ -60,7 +60,12 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     stable = (settings.publication_dir / publish.CURRENT).absolute()
     print(f"  (lien stable)          : {stable}")
     print(f"  fichiers CSV           : {(pub.path / 'csv').resolve()}")
-    print("Quarantaine              : tables clean.sirene_*_rejets et raw.sirene_rejets_lecture")
+    if report.sources is not None:
+        _print_sources(report.sources)
+    print(
+        "Quarantaine              : tables clean.*_rejets, raw.*_rejets_lecture "
+        "(SIRENE, questionnaires, réseaux)"
+    )
     if report.quality:
         passed = sum(len(r.outcomes) - len(r.failures()) for r in report.quality)
         total = sum(len(r.outcomes) for r in report.quality)
@@ -68,6 +73,30 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
         if settings.quality_docs_dir is not None:
             index = (settings.quality_docs_dir / "index.html").resolve()
             print(f"  rapport (Data Docs)    : {index}")
+
+
+def _print_sources(src: sources.SourcesReport) -> None:
+    for wave in src.vagues:
+        print(
+            f"questionnaire {wave.vague} : {wave.nb_reponses} réponses, "
+            f"{wave.nb_rejets} valeurs en quarantaine"
+        )
+    for net in src.reseaux:
+        print(f"réseau {net.reseau} : {net.nb_membres} membres, {net.nb_rejets} lignes signalées")
+    link = src.rapprochement
+    if link is not None:
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(link.by_method.items()) if n)
+        print(
+            f"rapprochement SIRENE     : {link.records} enregistrements, {link.linked} liés "
+            f"(dont {link.closed} à un établissement fermé), {link.to_review} à revoir, "
+            f"{link.unlinked} non liés ; par méthode : {methods}"
+        )
+    if src.file_a_revoir is not None:
+        print(f"  file de revue (CSV)    : {src.file_a_revoir.resolve()}")
+        print(
+            "  décisions : compléter les colonnes decision et siret_retenu, puis déposer le "
+            "fichier dans data/inbox/decisions/"
+        )
 
 
 def _refused(settings: Settings, exc: Exception) -> int:
@@ -90,12 +119,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the bundled synthetic extract if needed, then run a full refresh on it."""
+    """Generate the bundled synthetic data if needed, then run a full refresh on it."""
     from observatoire import synthetic
 
     settings = _settings(args)
     target = settings.data_dir / "sirene" / DEMO_MOIS
     manifest = target / "synthetic_manifest.json"
+    regenerated = False
     if not manifest.exists() or args.regenerer:
         print(f"Génération des données SIRENE synthétiques de démonstration dans {target} …")
         with warehouse.connect(":memory:") as con:
@@ -111,6 +141,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=DEMO_SEED,
             reference_dir=settings.reference_dir,
         )
+        regenerated = True
+    truth = demo_truth_path(settings)
+    if regenerated or not truth.exists():
+        from observatoire import synthetic_sources
+
+        print(
+            f"Génération d'une vague de questionnaire et de deux listes de réseaux synthétiques "
+            f"dans {settings.inbox_dir} …"
+        )
+        synthetic_sources.generate_sources(
+            target, settings.inbox_dir, truth, mois=DEMO_MOIS, seed=DEMO_SEED
+        )
     print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
     try:
         report = refresh.refresh(settings, DEMO_MOIS)
@@ -118,10 +160,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _refused(settings, exc)
     _print_report(settings, report)
     print(
-        "Données SIRENE de démonstration SYNTHÉTIQUES : "
+        "Données de démonstration SYNTHÉTIQUES (SIRENE, questionnaire, réseaux) : "
         "les chiffres ne décrivent pas le territoire réel."
     )
     return 0
+
+
+def demo_truth_path(settings: Settings) -> Path:
+    """Where the demo's linkage truth is kept: outside the inbox, which the sensor watches."""
+    return settings.data_dir / "synthetique" / "verite_rapprochement.csv"
 
 
 def cmd_generer(args: argparse.Namespace) -> int:

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from observatoire import clean, indicators, publish, reference, sirene, territory, warehouse
+from observatoire import (
+    clean,
+    indicators,
+    publish,
+    reference,
+    sirene,
+    sources,
+    territory,
+    warehouse,
+)
 from observatoire.download import (
     DownloadError,
     fetch,
@@ -64,6 +73,7 @@ class RefreshReport:
     indicateurs: dict[str, int] = field(default_factory=dict)
     publication: publish.Publication | None = None
     quality: list[SuiteResult] = field(default_factory=list)
+    sources: sources.SourcesReport | None = None
 
 
 RAW_SUITES = ("raw.sirene_etablissements", "raw.sirene_unites_legales")
@@ -184,6 +194,9 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
             log.warning("tables de construction abandonnées supprimées : %s", ", ".join(dropped))
         selected = load_reference_and_territory(con, settings)
         log.info("territoire %s : %d communes", selected.label, len(selected.communes))
+        # the dropped files first: a broken wave or list is refused before the long SIRENE read
+        report.sources = sources.ingest(con, settings)
+        report.quality += check_quality(con, settings, sources.RAW_SUITES, mois)
         for kind in KINDS:
             report.ingested[kind] = ingest(con, settings, kind, mois)
         report.quality += check_quality(con, settings, RAW_SUITES, mois)
@@ -192,6 +205,13 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         report.quality += check_quality(con, settings, CLEAN_SUITES, mois)
         report.perimetre = indicators.compute_perimeter(con, mois)
         report.quality += check_quality(con, settings, ("clean.etablissements_perimetre",), mois)
+        cleaned = sources.clean(con, settings)
+        report.quality += check_quality(con, settings, sources.CLEAN_SUITES, mois)
+        linked = sources.link(con, settings, mois)
+        report.quality += check_quality(con, settings, sources.LINK_SUITES, mois)
+        report.sources.vagues, report.sources.reseaux = cleaned.vagues, cleaned.reseaux
+        report.sources.rapprochement = linked.rapprochement
+        report.sources.file_a_revoir = linked.file_a_revoir
         report.indicateurs = indicators.compute_all(con, mois)
         report.publication = publish.publish(
             con,

@@ -35,6 +35,11 @@ class Settings:
     reference_dir: Path = Path("data/reference")
     download_dir: Path = Path("data/sources")
     publication_dir: Path = Path("data/publication")
+    # questionnaire waves, network lists and review decisions are dropped here
+    # (docs/sources_externes.md)
+    inbox_dir: Path = Path("data/inbox")
+    # the linkage review queue is written here for the data team
+    review_dir: Path = Path("data/revue")
     territoire: str = "ept:T12"
     # `{mois}` is replaced by the partition month (YYYY-MM); a URL is downloaded first.
     sirene_etablissements: str = "data/sirene/{mois}/StockEtablissement_utf8.zip"
@@ -60,6 +65,8 @@ class Settings:
             publication_dir=Path(
                 _env("OBSERVATOIRE_PUBLICATION_DIR", str(data_dir / "publication"))
             ),
+            inbox_dir=Path(_env("OBSERVATOIRE_INBOX", str(data_dir / "inbox"))),
+            review_dir=Path(_env("OBSERVATOIRE_REVUE", str(data_dir / "revue"))),
             territoire=_env("OBSERVATOIRE_TERRITOIRE", "ept:T12"),
             sirene_etablissements=_env(
                 "OBSERVATOIRE_SIRENE_ETABLISSEMENTS",

@@ -6,6 +6,7 @@ same DuckDB file, so runs execute in process and one at a time (dagster.yaml).
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 from dagster import (
@@ -25,6 +26,10 @@ from dagster import (
     MetadataValue,
     MonthlyPartitionsDefinition,
     RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     TimeWindowPartitionMapping,
     asset,
     build_schedule_from_partitioned_job,
@@ -32,9 +37,10 @@ from dagster import (
     in_process_executor,
     multi_asset,
     run_failure_sensor,
+    sensor,
 )
 
-from observatoire import catalogue, indicators, publish, reference, refresh, warehouse
+from observatoire import catalogue, indicators, publish, reference, refresh, sources, warehouse
 from observatoire.settings import Settings
 
 # INSEE publishes the stock on the first days of each month; the month's key is that month.
@@ -352,6 +358,219 @@ def etablissements_perimetre(context: AssetExecutionContext, observatoire: Obser
     yield check
 
 
+# ---------------------------------------------------------------- questionnaires and networks
+
+# Waves and lists are not monthly: they are read from data/inbox/ as they stand when a run
+# starts. Their checks are recorded under the month being published (the run's partition), which
+# is what the publication gate asks about.
+
+
+def _run_month(context: AssetExecutionContext, con: duckdb.DuckDBPyConnection) -> str:
+    """The month a source's verdict is recorded for: the run's partition, else the latest one."""
+    tag = context.run.tags.get("dagster/partition")
+    if tag:
+        return tag[:7]
+    row = None
+    if warehouse.table_exists(con, "clean", "etablissements_perimetre"):
+        row = con.execute("select max(mois) from clean.etablissements_perimetre").fetchone()
+    if row is None or row[0] is None:
+        raise RuntimeError(
+            "aucun mois SIRENE dans l'entrepôt : lancer d'abord le rafraîchissement mensuel "
+            "(job sirene_mensuel), puis les sources déposées seront rapprochées de ce mois"
+        )
+    return str(row[0])
+
+
+@asset(
+    key=["raw", "questionnaire_cellules"],
+    group_name="raw",
+    deps=[["ref", "communes"]],
+    check_specs=[_gx_spec("raw", "questionnaire_cellules")],
+    description=(
+        "Réponses des vagues du questionnaire « Mieux vous connaître » déposées dans "
+        "data/inbox/questionnaires/, cellule par cellule, telles que dans le fichier (données "
+        "personnelles comprises : elles ne vont jamais plus loin que cette couche)."
+    ),
+)
+def raw_questionnaires(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
+    with observatoire.connect() as con:
+        mois = _run_month(context, con)
+        sources.ensure_tables(con)
+        from observatoire import questionnaire
+
+        waves = questionnaire.ingest_all(
+            con,
+            s.inbox_dir,
+            download_dir=Path(s.download_dir) / "questionnaires",
+            max_reject_rate=s.max_reject_rate,
+        )
+        preview = _preview(
+            con,
+            "select vague, fichier_source, encodage, separateur, lignes_lues, "
+            "lignes_mal_formees from raw.questionnaire_lectures order by vague",
+            {},
+        )
+        check = _gx_check(con, s, "raw", "questionnaire_cellules", mois)
+    yield MaterializeResult(
+        metadata={"vagues": len(waves), "mois_controle": mois, "lectures": preview}
+    )
+    yield check
+
+
+@asset(
+    key=["raw", "reseaux_cellules"],
+    group_name="raw",
+    deps=[["ref", "communes"]],
+    check_specs=[_gx_spec("raw", "reseaux_cellules")],
+    description=(
+        "Listes de membres des réseaux (ressourceries, SIAE, ESUS, SCOP…) déclarées dans "
+        "data/inbox/reseaux/*.toml, depuis un fichier ou une URL, cellule par cellule."
+    ),
+)
+def raw_reseaux(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
+    with observatoire.connect() as con:
+        mois = _run_month(context, con)
+        sources.ensure_tables(con)
+        from observatoire import reseaux
+
+        lists = reseaux.ingest_all(
+            con, s.inbox_dir, download_dir=Path(s.download_dir), max_reject_rate=s.max_reject_rate
+        )
+        preview = _preview(
+            con,
+            "select reseau, fichier_source, lignes_lues, lignes_mal_formees "
+            "from raw.reseaux_lectures order by reseau",
+            {},
+        )
+        check = _gx_check(con, s, "raw", "reseaux_cellules", mois)
+    yield MaterializeResult(
+        metadata={"reseaux": len(lists), "mois_controle": mois, "lectures": preview}
+    )
+    yield check
+
+
+@asset(
+    key=["clean", "questionnaire_reponses"],
+    group_name="clean",
+    deps=[["raw", "questionnaire_cellules"], ["ref", "communes"]],
+    check_specs=[_gx_spec("clean", "questionnaire_reponses")],
+    description=(
+        "Réponses nettoyées (sans nom, courriel ni téléphone des répondants), valeurs typées "
+        "et rattachées à la taxonomie des besoins ; rejets dans clean.questionnaire_rejets."
+    ),
+)
+def clean_questionnaires(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
+    with observatoire.connect() as con:
+        mois = _run_month(context, con)
+        sources.ensure_tables(con)
+        from observatoire import questionnaire
+
+        questionnaire.clean_all(con, s.inbox_dir)
+        counts = con.execute(
+            "select vague, count(*) from clean.questionnaire_reponses group by all order by 1"
+        ).fetchall()
+        preview = _preview(
+            con,
+            "select vague, ligne, colonne, motif from clean.questionnaire_rejets "
+            "order by vague, ligne limit 10",
+            {},
+        )
+        check = _gx_check(con, s, "clean", "questionnaire_reponses", mois)
+    yield MaterializeResult(
+        metadata={"reponses": MetadataValue.json(dict(counts)), "rejets_apercu": preview}
+    )
+    yield check
+
+
+@asset(
+    key=["clean", "reseaux_membres"],
+    group_name="clean",
+    deps=[["raw", "reseaux_cellules"], ["ref", "communes"]],
+    check_specs=[_gx_spec("clean", "reseaux_membres")],
+    description=(
+        "Membres des réseaux, champs déclarés seulement (aucune donnée de contact) ; "
+        "rejets dans clean.reseaux_rejets."
+    ),
+)
+def clean_reseaux(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
+    with observatoire.connect() as con:
+        mois = _run_month(context, con)
+        sources.ensure_tables(con)
+        from observatoire import reseaux
+
+        reseaux.clean_all(con, s.inbox_dir)
+        counts = con.execute(
+            "select reseau, count(*) from clean.reseaux_membres group by all order by 1"
+        ).fetchall()
+        preview = _preview(
+            con,
+            "select reseau, ligne, colonne, motif from clean.reseaux_rejets "
+            "order by reseau, ligne limit 10",
+            {},
+        )
+        check = _gx_check(con, s, "clean", "reseaux_membres", mois)
+    yield MaterializeResult(
+        metadata={"membres": MetadataValue.json(dict(counts)), "rejets_apercu": preview}
+    )
+    yield check
+
+
+@asset(
+    key=["clean", "rapprochements"],
+    group_name="clean",
+    partitions_def=monthly,
+    deps=[
+        ["clean", "questionnaire_reponses"],
+        ["clean", "reseaux_membres"],
+        ["clean", "sirene_etablissements"],
+        ["clean", "sirene_unites_legales"],
+    ],
+    check_specs=[_gx_spec("clean", "rapprochements")],
+    description=(
+        "Réponses et membres rapprochés des établissements SIRENE du mois (SIRET, SIREN + "
+        "commune, nom + adresse par splink, décisions de revue) ; file de revue exportée en CSV "
+        "dans data/revue/."
+    ),
+)
+def rapprochements(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
+    s = observatoire.settings()
+    mois = _mois(context)
+    with observatoire.connect() as con:
+        sources.ensure_tables(con)
+        decisions = sources.import_inbox_decisions(con, s.inbox_dir)
+        report = sources.link(con, s, mois)
+        by_method = con.execute(
+            "select source, methode, statut, count(*) from clean.rapprochements "
+            "where mois = $mois group by all order by all",
+            {"mois": mois},
+        ).fetchall()
+        check = _gx_check(con, s, "clean", "rapprochements", mois)
+    yield MaterializeResult(
+        metadata={
+            "mois": mois,
+            "decisions_importees": decisions,
+            "liens": MetadataValue.json(
+                [{"source": a, "methode": b, "statut": c, "n": n} for a, b, c, n in by_method]
+            ),
+            "file_a_revoir": MetadataValue.path(str(report.file_a_revoir)),
+        }
+    )
+    yield check
+
+
+SOURCE_ASSETS = [
+    raw_questionnaires,
+    raw_reseaux,
+    clean_questionnaires,
+    clean_reseaux,
+    rapprochements,
+]
+
+
 # ---------------------------------------------------------------- indicators
 
 
@@ -368,11 +587,16 @@ def _indicator_asset(name: str):  # noqa: ANN202 - dagster decorator
             ),
         )
 
+    deps: list[AssetDep | list[str]] = [perimeter, ["ref", "territoire_niveaux"]]
+    if "clean.rapprochements" in warehouse.sql_text("indicators", name):
+        # needs and network indicators read the month's links to SIRENE
+        deps.append(["clean", "rapprochements"])
+
     @asset(
         key=["indicators", name],
         group_name="indicators",
         partitions_def=monthly,
-        deps=[perimeter, ["ref", "territoire_niveaux"]],
+        deps=deps,
         description=f"{entry.titre}. {entry.definition} Unité de compte : {entry.unite_de_compte}.",
         metadata={"sql": f"sql/indicators/{name}.sql", "unite": entry.unite},
     )
@@ -441,8 +665,63 @@ sirene_monthly_schedule = build_schedule_from_partitioned_job(
 )
 
 
+sources_job = define_asset_job(
+    "sources_externes",
+    selection=AssetSelection.assets(*(k for a in SOURCE_ASSETS for k in a.keys)).downstream(),
+    description=(
+        "Questionnaires, listes de réseaux et décisions de revue déposés dans data/inbox/ -> "
+        "rapprochement SIRENE du mois publié -> indicateurs de besoins et de réseaux -> "
+        "publication."
+    ),
+)
+
+
+@sensor(
+    job=sources_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Surveille data/inbox/ (questionnaires/, reseaux/, decisions/) : un fichier nouveau, "
+        "modifié ou retiré lance le job sources_externes sur le dernier mois publié ; le run "
+        "porte en étiquette la liste des fichiers en cause."
+    ),
+)
+def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    import hashlib
+    import json
+
+    settings = Settings.from_env()
+    state = sources.inbox_state(settings.inbox_dir)
+    before = json.loads(context.cursor) if context.cursor else {}
+    changes = sources.describe_changes(before, state)
+    if not changes:
+        return SkipReason("aucun changement dans " + str(settings.inbox_dir))
+    mois = publish.published_month(settings.publication_dir)
+    if mois is None:
+        # keep the old cursor: the change is taken up once a month has been published
+        return SkipReason(
+            "fichiers déposés, mais aucun mois publié : lancer d'abord le job sirene_mensuel"
+        )
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+    context.log.info("dépôt dans %s : %s", settings.inbox_dir, " ; ".join(changes))
+    reason = " ; ".join(changes)
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"inbox-{mois}-{digest}",
+                partition_key=f"{mois}-01",
+                tags={
+                    "observatoire/declencheur": reason[:4000],
+                    "observatoire/nb_fichiers_changes": str(len(changes)),
+                },
+            )
+        ],
+        cursor=json.dumps(state, sort_keys=True),
+    )
+
+
 @run_failure_sensor(
-    monitored_jobs=[sirene_monthly_job],
+    monitored_jobs=[sirene_monthly_job, sources_job],
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Note dans publication/etat.json qu'un rafraîchissement a échoué et que la publication "
@@ -470,12 +749,13 @@ defs = Definitions(
         clean_etablissements,
         clean_unites_legales,
         etablissements_perimetre,
+        *SOURCE_ASSETS,
         *indicator_assets,
         publication,
     ],
-    jobs=[sirene_monthly_job, reference_job],
+    jobs=[sirene_monthly_job, reference_job, sources_job],
     schedules=[sirene_monthly_schedule],
-    sensors=[echec_rafraichissement],
+    sensors=[echec_rafraichissement, depot_inbox],
     resources={"observatoire": ObservatoireResource()},
     executor=in_process_executor,
 )
