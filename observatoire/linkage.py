@@ -10,6 +10,8 @@ trust, and the first that concludes wins:
 3. `siren_commune`: a valid SIREN (declared, or taken from a SIRET whose key is wrong or that
    is absent from the month) with an establishment in the record's commune;
 4. `nom_commune`: probabilistic linkage with splink on name, address and commune;
+   then a link to a closed establishment follows the structure's move within the commune
+   (`transfert`, see _follow_moves);
 5. `aucune`: nothing; the record stays, as `non_lie`, and goes to the review queue.
 
 Unlinked records are never dropped: every record of `clean.a_rapprocher` has one row in
@@ -128,7 +130,7 @@ STREET_STOP_WORDS = (
 )  # fmt: skip
 
 STATUSES = ("lie", "a_revoir", "non_lie")
-METHODS = ("decision", "siret", "siren_commune", "nom_commune", "aucune")
+METHODS = ("decision", "siret", "siren_commune", "nom_commune", "transfert", "aucune")
 DECISIONS = ("accepte", "rejete")
 
 MOTIF_NONE = "aucun candidat"
@@ -186,6 +188,7 @@ _TEMP_TABLES = (
     "_lk_cand_tous",
     "_lk_cand",
     "_lk_pred",
+    "_lk_moves",
 )
 
 
@@ -480,6 +483,7 @@ def _load_establishments(con: duckdb.DuckDBPyConnection, mois: str) -> int:
             e.etat_administratif = 'A' as actif,
             coalesce(e.etablissement_siege, false) as siege,
             e.etat_administratif = 'F' as ferme,
+            coalesce(e.statut_diffusion = 'O' and u.statut_diffusion = 'O', false) as diffusible,
             -- shown only when both the establishment and its unit are diffusible
             case when e.statut_diffusion = 'O' and u.statut_diffusion = 'O'
                 then coalesce(u.denomination, e.denomination_usuelle, e.enseigne, u.sigle)
@@ -879,6 +883,40 @@ def _link_names(con: duckdb.DuckDBPyConnection, seuil: float, seuil_revue: float
     )
 
 
+def _follow_moves(con: duckdb.DuckDBPyConnection) -> None:
+    """A closed establishment whose structure has one active establishment in the same commune.
+
+    Lists and answers keep a SIRET for years; when a structure moves within its commune, SIRENE
+    closes the old SIRET and opens a new one under the same SIREN (the stock carries no
+    successor link). Counting the member as closed would be wrong, and a reviewer would only
+    confirm the obvious, so the link follows the move (`transfert`). With no active
+    establishment (the structure ceased) or several (which one?), the closed link stays and is
+    flagged. A reviewer's decision is never moved.
+    """
+    con.execute(
+        """
+        create or replace temp table _lk_moves as
+        with closed as (
+            select o.rid, e.siren, e.code_commune
+            from _lk_out as o
+            join _lk_etab as e on e.siret = o.siret
+            where o.statut = 'lie' and o.methode <> 'decision' and e.ferme
+        ),
+        successors as (
+            select c.rid, a.siret, count(*) over (partition by c.rid) as n
+            from closed as c
+            join _lk_etab as a
+                on a.siren = c.siren and a.code_commune = c.code_commune and a.actif
+        )
+        select rid, siret from successors where n = 1
+        """
+    )
+    con.execute(
+        "update _lk_out set siret = m.siret, methode = 'transfert' "
+        "from _lk_moves as m where _lk_out.rid = m.rid"
+    )
+
+
 def _link_rest(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
@@ -931,7 +969,11 @@ def _write(con: duckdb.DuckDBPyConnection, mois: str) -> None:
             """
             insert into clean.rapprochements_a_revoir by name
             select $mois as mois, r.source, r.cle_source, r.enregistrement_id, r.empreinte,
-                r.nom_brut as nom, r.code_commune, o.candidat as siret_candidat,
+                -- next to a candidate that is not diffusible, the record's own name would
+                -- name that unit: the reviewer decides on the SIRET alone
+                case when e.siret is not null and not e.diffusible then null
+                    else r.nom_brut end as nom,
+                r.code_commune, o.candidat as siret_candidat,
                 e.nom_affiche as nom_candidat, o.score, o.motif
             from _lk_out as o
             join _lk_rec as r using (rid)
@@ -980,6 +1022,7 @@ def link_month(
         _link_siret(con)
         _link_siren_commune(con)
         _link_names(con, seuil, seuil_revue)
+        _follow_moves(con)
         _link_rest(con)
         _write(con, mois)
     finally:

@@ -73,7 +73,7 @@ NEEDS = (
     "autre",
 )
 NETWORK_KINDS = ("ressourcerie", "siae", "esus", "scop_scic", "cress", "autre")
-LINK_METHODS = ("decision", "siret", "siren_commune", "nom_commune", "aucune")
+LINK_METHODS = ("decision", "siret", "siren_commune", "nom_commune", "transfert", "aucune")
 LINK_STATUSES = ("lie", "a_revoir", "non_lie")
 # what an e-mail address or a French phone number looks like, wherever it should not be
 # (no braces: GX formats these queries with str.format)

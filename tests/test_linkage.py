@@ -487,6 +487,51 @@ def test_closed_establishment_is_flagged(db, month: Month):
     )
 
 
+def test_a_move_within_the_commune_is_followed(db, month: Month):
+    """Closed SIRET, one active establishment of the same unit in the commune: it moved."""
+    siren = month.unit("RECYCLERIE DU FORT")
+    old = month.establishment(siren, 1, etat="F", numero="3", voie="RUE DU FORT")
+    new = month.establishment(siren, 2, numero="40", voie="AVENUE DE LA PAIX")
+    by_siret = record(db, siret=old)
+    # the list still has the old address: the name path finds the closed one first
+    by_name = record(db, nom="Recyclerie du Fort", adresse="3 rue du Fort")
+    ceased = month.unit("ATELIER CESSE", etat="C")
+    gone = month.establishment(ceased, 1, etat="F")
+    by_ceased = record(db, siret=gone)
+    two = month.unit("DEUX SITES")
+    closed_two = month.establishment(two, 1, etat="F")
+    month.establishment(two, 2)
+    month.establishment(two, 3)
+    ambiguous = record(db, siret=closed_two)
+    linkage.link_month(db, MOIS)
+    got = links(db)
+    for rec in (by_siret, by_name):
+        assert (got[rec]["siret"], got[rec]["methode"], got[rec]["ferme"]) == (
+            new,
+            "transfert",
+            False,
+        )
+    # no active establishment left, or two to choose from: the closed link stays, flagged
+    assert (got[by_ceased]["siret"], got[by_ceased]["ferme"]) == (gone, True)
+    assert (got[ambiguous]["siret"], got[ambiguous]["methode"], got[ambiguous]["ferme"]) == (
+        closed_two,
+        "siret",
+        True,
+    )
+
+
+def test_record_name_hidden_next_to_a_non_diffusible_candidate(db, month: Month, tmp_path):
+    """The respondent typed the unit's name: shown beside a P candidate, it would name it."""
+    hidden = month.structure("ABRI DISCRET", unit_statut="P")
+    rec = record(db, nom="Abri discret des familles")
+    linkage.link_month(db, MOIS)
+    row = queue(db)[rec]
+    assert (row["siret_candidat"], row["nom"], row["nom_candidat"]) == (hidden, None, None)
+    path = tmp_path / "revue.csv"
+    linkage.export_review_queue(db, MOIS, path)
+    assert "DISCRET" not in path.read_text(encoding="utf-8-sig").upper()
+
+
 def test_names_of_non_diffusible_candidates_are_never_shown(db, month: Month, tmp_path: Path):
     hidden_unit = month.structure("REFUGE SECRET DES CHATS", unit_statut="P")
     hidden_sign = month.establishment(
