@@ -76,13 +76,19 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
 
 
 def _print_sources(src: sources.SourcesReport) -> None:
+    broken = {w.vague: w.lignes_mal_formees for w in src.lectures_vagues}
     for wave in src.vagues:
         print(
             f"questionnaire {wave.vague} : {wave.nb_reponses} réponses, "
+            f"{broken.get(wave.vague, 0)} lignes mal formées, "
             f"{wave.nb_rejets} valeurs en quarantaine"
         )
+    broken = {n.reseau: n.lignes_mal_formees for n in src.lectures_reseaux}
     for net in src.reseaux:
-        print(f"réseau {net.reseau} : {net.nb_membres} membres, {net.nb_rejets} lignes signalées")
+        print(
+            f"réseau {net.reseau} : {net.nb_membres} membres, "
+            f"{broken.get(net.reseau, 0)} lignes mal formées, {net.nb_rejets} valeurs signalées"
+        )
     link = src.rapprochement
     if link is not None:
         methods = ", ".join(f"{m} {n}" for m, n in sorted(link.by_method.items()) if n)

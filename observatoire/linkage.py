@@ -48,6 +48,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from observatoire.contacts import mask_contacts
 from observatoire.identifiers import normalise, siren_valid, siret_valid
 
 # A link is accepted without review from this splink match probability. With the fixed
@@ -156,8 +157,6 @@ REVIEW_COLUMNS = (
 
 _MOIS = re.compile(r"^\d{4}-\d{2}$")
 _EMPREINTE = re.compile(r"^[0-9a-f]{40}$")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"(?:(?:\+|00)33[\s.-]?|0)[1-9](?:[\s.-]?\d{2}){4}")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _DDL_RAPPROCHEMENTS = """
@@ -1151,8 +1150,7 @@ def _mask_comment(value: str | None) -> str | None:
     """Reviewers' comments may quote an e-mail or a phone number: keep neither."""
     if not value or not value.strip():
         return None
-    text = _EMAIL.sub("[courriel masqué]", value.strip())
-    return _PHONE.sub("[téléphone masqué]", text)
+    return mask_contacts(value.strip())
 
 
 def import_decisions(

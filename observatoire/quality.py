@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from observatoire import warehouse
+from observatoire import linkage, questionnaire, reseaux, warehouse
 from observatoire.clean import month_end
 from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
@@ -61,21 +61,11 @@ SOURCE_SUITES: tuple[str, ...] = (
 )
 SUITES: tuple[str, ...] = SIRENE_SUITES + SOURCE_SUITES
 
-NEEDS = (
-    "locaux",
-    "recrutement",
-    "rh_appui",
-    "financement",
-    "commande_publique",
-    "cooperation_mutualisation",
-    "visibilite_communication",
-    "formation",
-    "autre",
-)
-NETWORK_KINDS = ("ressourcerie", "siae", "esus", "scop_scic", "cress", "autre")
-LINK_METHODS = ("decision", "siret", "siren_commune", "nom_commune", "transfert", "aucune")
-LINK_STATUSES = ("lie", "a_revoir", "non_lie")
-# what an e-mail address or a French phone number looks like, wherever it should not be
+# the vocabularies are the readers' and the linker's own, so a check can never drift from them
+NEEDS = questionnaire.NEEDS
+NETWORK_KINDS = reseaux.NETWORK_TYPES
+LINK_METHODS = linkage.METHODS
+LINK_STATUSES = linkage.STATUSES
 # (no braces: GX formats these queries with str.format)
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z][A-Za-z]+"
 PHONE_PATTERN = r"(\+33|0)\s?[1-9]" + r"[\s.-]?[0-9][0-9]" * 4

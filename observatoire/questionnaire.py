@@ -35,6 +35,7 @@ import polars as pl
 import pyarrow as pa
 
 from observatoire.adresses import CommuneResolver
+from observatoire.contacts import mask_contacts
 from observatoire.download import fetch
 from observatoire.identifiers import normalise
 from observatoire.warehouse import table_exists
@@ -809,28 +810,38 @@ def ingest_all(
     max_reject_rate: float,
     read_at: datetime | None = None,
 ) -> list[WaveIngest]:
-    """Every wave of the inbox; waves only in the warehouse stay there (history)."""
-    return [
-        ingest_wave(
-            con, d, download_dir=download_dir, max_reject_rate=max_reject_rate, read_at=read_at
+    """Every wave of the inbox; waves only in the warehouse stay there (history).
+
+    One broken wave must not keep the others from being updated; the errors are raised
+    together at the end, on one line that names every file at fault (etat.json keeps one line).
+    """
+    results: list[WaveIngest] = []
+    errors: list[str] = []
+    dirs = wave_dirs(inbox_dir)
+    for d in dirs:
+        try:
+            results.append(
+                ingest_wave(
+                    con,
+                    d,
+                    download_dir=download_dir,
+                    max_reject_rate=max_reject_rate,
+                    read_at=read_at,
+                )
+            )
+        except QuestionnaireError as exc:
+            errors.append(" ".join(str(exc).split()))
+    if len(errors) == 1:
+        raise QuestionnaireError(errors[0])
+    if errors:
+        raise QuestionnaireError(
+            f"{len(errors)} vagues refusées sur {len(dirs)} : " + " | ".join(errors)
         )
-        for d in wave_dirs(inbox_dir)
-    ]
+    return results
 
 
 # --------------------------------------------------------------------------------------------
 # Values as typed by respondents and form tools
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:(?:\+|00)\s?33\s?(?:\(0\)\s?)?|0)[1-9](?:[\s.\-]?\d{2}){4}(?!\d)"
-)
-
-
-def mask_contacts(text: str) -> str:
-    """Free text may carry a respondent's e-mail or phone number: never let them reach clean."""
-    return _PHONE.sub("[téléphone masqué]", _EMAIL.sub("[courriel masqué]", text))
-
 
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 _SPACES = re.compile(r"[\s\u00a0\u202f]")

@@ -60,6 +60,10 @@ REFUSALS: tuple[type[Exception], ...] = (
     sirene.SireneFileError,
     indicators.PrivacyError,
     DownloadError,
+    # a wave, a network list or a decisions file dropped in the inbox that cannot be used
+    sources.questionnaire.QuestionnaireError,
+    sources.reseaux.NetworkListError,
+    sources.linkage.DecisionFileError,
 )
 
 

@@ -27,6 +27,7 @@ import csv
 import hashlib
 import itertools
 import json
+import logging
 import re
 import tomllib
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ import polars as pl
 
 from observatoire.adresses import CommuneResolver
 from observatoire.clean import RejectRateError
+from observatoire.contacts import mask_contacts
 from observatoire.download import DownloadError, fetch
 from observatoire.identifiers import normalise, siren_valid, siret_valid
 
@@ -89,6 +91,9 @@ _NETWORK_ID = re.compile(r"[a-z0-9_]+")
 _SUFFIX_FORMAT = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".json": "json"}
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _SPACES = re.compile(r"\s+")
+
+
+log = logging.getLogger("observatoire.reseaux")
 
 
 class NetworkListError(ValueError):
@@ -714,9 +719,11 @@ def _run_all(paths: list[Path], step) -> list:
         except NetworkListError as exc:
             errors.append(str(exc))
     if errors:
+        # one line: etat.json and the CLI keep the first line of an error, and it must name
+        # the files at fault
         raise NetworkListError(
-            f"{len(errors)} liste(s) de réseau refusée(s) sur {len(paths)} :\n- "
-            + "\n- ".join(errors)
+            f"{len(errors)} liste(s) de réseau refusée(s) sur {len(paths)} : "
+            + " | ".join(" ".join(e.split()) for e in errors)
         )
     return results
 
@@ -731,17 +738,49 @@ def ingest_all(
 ) -> list[NetworkIngest]:
     """Ingest every `inbox_dir/reseaux/*.toml`, sorted by name.
 
-    Networks whose declaration left the inbox keep their last load (as questionnaire waves do):
-    an inbox emptied by mistake must not wipe the warehouse.
+    The declarations in the inbox are the networks the territory follows: a network whose
+    declaration was removed is withdrawn from raw and clean too, once every declared list has
+    been read (a list is current state, unlike a questionnaire wave, which is a record of its
+    time and stays). The files are the data team's: putting the declaration back restores it.
     """
     paths = declarations(inbox_dir)
     create_tables(con)
-    return _run_all(
+    results = _run_all(
         paths,
         lambda p: ingest_network(
             con, p, download_dir=download_dir, max_reject_rate=max_reject_rate, read_at=read_at
         ),
     )
+    withdraw_undeclared(con, [p.stem for p in paths])
+    return results
+
+
+def withdraw_undeclared(con: duckdb.DuckDBPyConnection, declared: list[str]) -> list[str]:
+    """Remove the networks not in `declared` from every raw and clean table, in one step."""
+    known = {
+        r[0]
+        for r in con.execute(
+            "select distinct reseau from raw.reseaux_lectures "
+            "union select distinct reseau from clean.reseaux"
+        ).fetchall()
+    }
+    gone = sorted(known - set(declared))
+    if not gone:
+        return []
+    con.execute("begin transaction")
+    try:
+        for schema, tables in (("raw", RAW_TABLES), ("clean", CLEAN_TABLES)):
+            for table in tables:
+                con.execute(
+                    f"delete from {schema}.{table} where reseau in (select unnest($gone))",
+                    {"gone": gone},
+                )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    log.warning("réseaux retirés (déclaration absente de la boîte de dépôt) : %s", ", ".join(gone))
+    return gone
 
 
 # --------------------------------------------------------------------------------------------
@@ -784,6 +823,10 @@ class NetworkClean:
     nb_rejets: int  # rows of clean.reseaux_rejets (a kept member may have some)
     nb_ecartes: int  # records dropped: neither a usable identifier nor a name
     nb_code_commune: int  # members whose commune was resolved to a COG code
+
+
+def _masked(value: str | None) -> str | None:
+    return None if value is None else mask_contacts(value)
 
 
 def _tidy(value: str | None) -> str | None:
@@ -884,7 +927,8 @@ def clean_network(
         rejects: list[tuple[str, str]] = []
         siret = _identifier(get("siret"), 14, "SIRET", col.get("siret", ""), rejects)
         siren = _identifier(get("siren"), 9, "SIREN", col.get("siren", ""), rejects)
-        nom = get("nom")
+        # a list's name or address cell sometimes carries a contact: it stays in raw
+        nom = _masked(get("nom"))
         if siret is None and siren is None and nom is None:
             all_rejects.extend((line, c, m) for c, m in rejects)
             all_rejects.append(
@@ -892,8 +936,8 @@ def clean_network(
             )
             dropped += 1
             continue
-        adresse = get("adresse") or _tidy(
-            " ".join(v for v in (get("numero_voie"), get("voie")) if v)
+        adresse = _masked(
+            get("adresse") or _tidy(" ".join(v for v in (get("numero_voie"), get("voie")) if v))
         )
         code_postal = None
         if (raw_cp := get("code_postal")) is not None:

@@ -69,8 +69,10 @@ def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]
 
 @dataclass
 class SourcesReport:
-    vagues: list[Any] = field(default_factory=list)
-    reseaux: list[Any] = field(default_factory=list)
+    lectures_vagues: list[Any] = field(default_factory=list)  # questionnaire.WaveIngest
+    lectures_reseaux: list[Any] = field(default_factory=list)  # reseaux.NetworkIngest
+    vagues: list[Any] = field(default_factory=list)  # questionnaire.WaveClean
+    reseaux: list[Any] = field(default_factory=list)  # reseaux.NetworkClean
     decisions: int = 0
     rapprochement: Any = None
     file_a_revoir: Path | None = None
@@ -92,13 +94,13 @@ def ingest(con: duckdb.DuckDBPyConnection, settings: Settings) -> SourcesReport:
     ensure_tables(con)
     report = SourcesReport()
     download = Path(settings.download_dir)
-    report.vagues = questionnaire.ingest_all(
+    report.lectures_vagues = questionnaire.ingest_all(
         con,
         settings.inbox_dir,
         download_dir=download / "questionnaires",
         max_reject_rate=settings.max_reject_rate,
     )
-    report.reseaux = reseaux.ingest_all(
+    report.lectures_reseaux = reseaux.ingest_all(
         con, settings.inbox_dir, download_dir=download, max_reject_rate=settings.max_reject_rate
     )
     report.decisions = import_inbox_decisions(con, settings.inbox_dir)

@@ -5,7 +5,7 @@ in group `clean`). SIRENE-derived assets are partitioned by stock month; every a
 same DuckDB file, so runs execute in process and one at a time (dagster.yaml).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -381,142 +381,134 @@ def _run_month(context: AssetExecutionContext, con: duckdb.DuckDBPyConnection) -
     return str(row[0])
 
 
-@asset(
-    key=["raw", "questionnaire_cellules"],
-    group_name="raw",
-    deps=[["ref", "communes"]],
-    check_specs=[_gx_spec("raw", "questionnaire_cellules")],
-    description=(
-        "Réponses des vagues du questionnaire « Mieux vous connaître » déposées dans "
-        "data/inbox/questionnaires/, cellule par cellule, telles que dans le fichier (données "
-        "personnelles comprises : elles ne vont jamais plus loin que cette couche)."
-    ),
-)
-def raw_questionnaires(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
-    s = observatoire.settings()
-    with observatoire.connect() as con:
-        mois = _run_month(context, con)
-        sources.ensure_tables(con)
-        from observatoire import questionnaire
+def _source_asset(
+    schema: str,
+    table: str,
+    deps: list[list[str]],
+    description: str,
+    step: Callable[[duckdb.DuckDBPyConnection, Settings], dict[str, object]],
+):  # noqa: ANN202 - dagster decorator
+    """An unpartitioned asset over one step of observatoire.sources, with its blocking check."""
 
-        waves = questionnaire.ingest_all(
-            con,
-            s.inbox_dir,
-            download_dir=Path(s.download_dir) / "questionnaires",
-            max_reject_rate=s.max_reject_rate,
-        )
-        preview = _preview(
+    @asset(
+        key=[schema, table],
+        group_name=schema,
+        deps=deps,
+        check_specs=[_gx_spec(schema, table)],
+        description=description,
+    )
+    def _source(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN202
+        s = observatoire.settings()
+        with observatoire.connect() as con:
+            mois = _run_month(context, con)
+            sources.ensure_tables(con)
+            metadata = step(con, s)
+            check = _gx_check(con, s, schema, table, mois)
+        yield MaterializeResult(metadata={"mois_controle": mois, **metadata})
+        yield check
+
+    return _source
+
+
+def _ingest_waves(con: duckdb.DuckDBPyConnection, s: Settings) -> dict[str, object]:
+    from observatoire import questionnaire
+
+    waves = questionnaire.ingest_all(
+        con,
+        s.inbox_dir,
+        download_dir=Path(s.download_dir) / "questionnaires",
+        max_reject_rate=s.max_reject_rate,
+    )
+    return {
+        "vagues": len(waves),
+        "lectures": _preview(
             con,
             "select vague, fichier_source, encodage, separateur, lignes_lues, "
             "lignes_mal_formees from raw.questionnaire_lectures order by vague",
             {},
-        )
-        check = _gx_check(con, s, "raw", "questionnaire_cellules", mois)
-    yield MaterializeResult(
-        metadata={"vagues": len(waves), "mois_controle": mois, "lectures": preview}
+        ),
+    }
+
+
+def _ingest_lists(con: duckdb.DuckDBPyConnection, s: Settings) -> dict[str, object]:
+    from observatoire import reseaux
+
+    lists = reseaux.ingest_all(
+        con, s.inbox_dir, download_dir=Path(s.download_dir), max_reject_rate=s.max_reject_rate
     )
-    yield check
-
-
-@asset(
-    key=["raw", "reseaux_cellules"],
-    group_name="raw",
-    deps=[["ref", "communes"]],
-    check_specs=[_gx_spec("raw", "reseaux_cellules")],
-    description=(
-        "Listes de membres des réseaux (ressourceries, SIAE, ESUS, SCOP…) déclarées dans "
-        "data/inbox/reseaux/*.toml, depuis un fichier ou une URL, cellule par cellule."
-    ),
-)
-def raw_reseaux(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
-    s = observatoire.settings()
-    with observatoire.connect() as con:
-        mois = _run_month(context, con)
-        sources.ensure_tables(con)
-        from observatoire import reseaux
-
-        lists = reseaux.ingest_all(
-            con, s.inbox_dir, download_dir=Path(s.download_dir), max_reject_rate=s.max_reject_rate
-        )
-        preview = _preview(
+    return {
+        "reseaux": len(lists),
+        "lectures": _preview(
             con,
             "select reseau, fichier_source, lignes_lues, lignes_mal_formees "
             "from raw.reseaux_lectures order by reseau",
             {},
-        )
-        check = _gx_check(con, s, "raw", "reseaux_cellules", mois)
-    yield MaterializeResult(
-        metadata={"reseaux": len(lists), "mois_controle": mois, "lectures": preview}
-    )
-    yield check
+        ),
+    }
 
 
-@asset(
-    key=["clean", "questionnaire_reponses"],
-    group_name="clean",
-    deps=[["raw", "questionnaire_cellules"], ["ref", "communes"]],
-    check_specs=[_gx_spec("clean", "questionnaire_reponses")],
-    description=(
-        "Réponses nettoyées (sans nom, courriel ni téléphone des répondants), valeurs typées "
-        "et rattachées à la taxonomie des besoins ; rejets dans clean.questionnaire_rejets."
-    ),
-)
-def clean_questionnaires(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
-    s = observatoire.settings()
-    with observatoire.connect() as con:
-        mois = _run_month(context, con)
-        sources.ensure_tables(con)
-        from observatoire import questionnaire
-
-        questionnaire.clean_all(con, s.inbox_dir)
-        counts = con.execute(
-            "select vague, count(*) from clean.questionnaire_reponses group by all order by 1"
-        ).fetchall()
-        preview = _preview(
+def _cleaned(
+    con: duckdb.DuckDBPyConnection, table: str, key: str, rejects: str, label: str
+) -> dict[str, object]:
+    counts = con.execute(f"select {key}, count(*) from clean.{table} group by all order by 1")
+    return {
+        label: MetadataValue.json(dict(counts.fetchall())),
+        "rejets_apercu": _preview(
             con,
-            "select vague, ligne, colonne, motif from clean.questionnaire_rejets "
-            "order by vague, ligne limit 10",
+            f"select {key}, ligne, colonne, motif from clean.{rejects} "
+            f"order by {key}, ligne limit 10",
             {},
-        )
-        check = _gx_check(con, s, "clean", "questionnaire_reponses", mois)
-    yield MaterializeResult(
-        metadata={"reponses": MetadataValue.json(dict(counts)), "rejets_apercu": preview}
-    )
-    yield check
+        ),
+    }
 
 
-@asset(
-    key=["clean", "reseaux_membres"],
-    group_name="clean",
-    deps=[["raw", "reseaux_cellules"], ["ref", "communes"]],
-    check_specs=[_gx_spec("clean", "reseaux_membres")],
-    description=(
-        "Membres des réseaux, champs déclarés seulement (aucune donnée de contact) ; "
-        "rejets dans clean.reseaux_rejets."
-    ),
+def _clean_waves(con: duckdb.DuckDBPyConnection, s: Settings) -> dict[str, object]:
+    from observatoire import questionnaire
+
+    questionnaire.clean_all(con, s.inbox_dir)
+    return _cleaned(con, "questionnaire_reponses", "vague", "questionnaire_rejets", "reponses")
+
+
+def _clean_lists(con: duckdb.DuckDBPyConnection, s: Settings) -> dict[str, object]:
+    from observatoire import reseaux
+
+    reseaux.clean_all(con, s.inbox_dir)
+    return _cleaned(con, "reseaux_membres", "reseau", "reseaux_rejets", "membres")
+
+
+raw_questionnaires = _source_asset(
+    "raw",
+    "questionnaire_cellules",
+    [["ref", "communes"]],
+    "Réponses des vagues du questionnaire « Mieux vous connaître » déposées dans "
+    "data/inbox/questionnaires/, cellule par cellule, telles que dans le fichier (données "
+    "personnelles comprises : elles ne vont jamais plus loin que cette couche).",
+    _ingest_waves,
 )
-def clean_reseaux(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN201
-    s = observatoire.settings()
-    with observatoire.connect() as con:
-        mois = _run_month(context, con)
-        sources.ensure_tables(con)
-        from observatoire import reseaux
-
-        reseaux.clean_all(con, s.inbox_dir)
-        counts = con.execute(
-            "select reseau, count(*) from clean.reseaux_membres group by all order by 1"
-        ).fetchall()
-        preview = _preview(
-            con,
-            "select reseau, ligne, colonne, motif from clean.reseaux_rejets "
-            "order by reseau, ligne limit 10",
-            {},
-        )
-        check = _gx_check(con, s, "clean", "reseaux_membres", mois)
-    yield MaterializeResult(
-        metadata={"membres": MetadataValue.json(dict(counts)), "rejets_apercu": preview}
-    )
-    yield check
+raw_reseaux = _source_asset(
+    "raw",
+    "reseaux_cellules",
+    [["ref", "communes"]],
+    "Listes de membres des réseaux (ressourceries, SIAE, ESUS, SCOP…) déclarées dans "
+    "data/inbox/reseaux/*.toml, depuis un fichier ou une URL, cellule par cellule.",
+    _ingest_lists,
+)
+clean_questionnaires = _source_asset(
+    "clean",
+    "questionnaire_reponses",
+    [["raw", "questionnaire_cellules"], ["ref", "communes"]],
+    "Réponses nettoyées (sans nom, courriel ni téléphone des répondants), valeurs typées "
+    "et rattachées à la taxonomie des besoins ; rejets dans clean.questionnaire_rejets.",
+    _clean_waves,
+)
+clean_reseaux = _source_asset(
+    "clean",
+    "reseaux_membres",
+    [["raw", "reseaux_cellules"], ["ref", "communes"]],
+    "Membres des réseaux, champs déclarés seulement (aucune donnée de contact) ; "
+    "rejets dans clean.reseaux_rejets.",
+    _clean_lists,
+)
 
 
 @asset(
@@ -692,7 +684,12 @@ def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
 
     settings = Settings.from_env()
     state = sources.inbox_state(settings.inbox_dir)
-    before = json.loads(context.cursor) if context.cursor else {}
+    # cursor: the inbox as last seen, and how many runs it started; the count goes into the
+    # run key, so a file put back to an earlier content still gets a run of its own (Dagster
+    # starts one run per key, ever)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    before = cursor.get("etat", {}) if "etat" in cursor else cursor
+    count = int(cursor.get("n", 0)) if "etat" in cursor else 0
     changes = sources.describe_changes(before, state)
     if not changes:
         return SkipReason("aucun changement dans " + str(settings.inbox_dir))
@@ -703,12 +700,12 @@ def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
             "fichiers déposés, mais aucun mois publié : lancer d'abord le job sirene_mensuel"
         )
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
-    context.log.info("dépôt dans %s : %s", settings.inbox_dir, " ; ".join(changes))
     reason = " ; ".join(changes)
+    context.log.info("dépôt dans %s : %s", settings.inbox_dir, reason)
     return SensorResult(
         run_requests=[
             RunRequest(
-                run_key=f"inbox-{mois}-{digest}",
+                run_key=f"inbox-{mois}-{count + 1}-{digest}",
                 partition_key=f"{mois}-01",
                 tags={
                     "observatoire/declencheur": reason[:4000],
@@ -716,7 +713,7 @@ def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
                 },
             )
         ],
-        cursor=json.dumps(state, sort_keys=True),
+        cursor=json.dumps({"etat": state, "n": count + 1}, sort_keys=True),
     )
 
 

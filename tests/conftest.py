@@ -27,6 +27,9 @@ def settings(tmp_path: Path) -> Settings:
         reference_dir=ROOT / "data" / "reference",
         download_dir=tmp_path / "sources",
         publication_dir=tmp_path / "publication",
+        # never the repository's data/inbox (the demo's wave and lists) nor its data/revue
+        inbox_dir=tmp_path / "inbox",
+        review_dir=tmp_path / "revue",
         territoire="ept:T12",
         sirene_etablissements=str(tmp_path / "sirene" / "{mois}" / "StockEtablissement_utf8.csv"),
         sirene_unites_legales=str(tmp_path / "sirene" / "{mois}" / "StockUniteLegale_utf8.csv"),

@@ -83,10 +83,15 @@ def test_a_clean_month_passes_every_suite_and_is_recorded(run_month, settings):
     for result in results:
         assert result.success, result.summary_fr()
         assert result.failures() == [], result.summary_fr()
-        assert result.rows > 0
+        # no wave or list in this month's inbox: their suites pass on empty tables
+        assert result.rows > 0 or result.suite in quality.SOURCE_SUITES
     volume = outcome(results[2], "volume")
     assert volume.success and volume.observed == {"note": quality.NO_REFERENCE}
-    assert sql(settings, "select suite, lignes, succes from quality.volumes order by suite") == [
+    assert sql(
+        settings,
+        "select suite, lignes, succes from quality.volumes "
+        "where suite like '%sirene%' or suite like '%perimetre' order by suite",
+    ) == [
         ("clean.etablissements_perimetre", len(ets), True),
         ("clean.sirene_etablissements", len(ets), True),
         ("clean.sirene_unites_legales", len(uls), True),

@@ -656,3 +656,35 @@ def test_siae_sirene_fixture_matches_its_truth(tmp_path: Path) -> None:
     # P units read "[ND]" where INSEE masks
     nd = [r for r in read_rows(truth.unites_legales) if r["statutDiffusionUniteLegale"] == "P"]
     assert nd and all(r["denominationUniteLegale"] == "[ND]" for r in nd)
+
+
+def test_a_withdrawn_declaration_withdraws_its_network(con, inbox: Path, tmp_path: Path) -> None:
+    write_csv(inbox / "reseaux" / "a.csv", HEADER, ROWS, ";", "utf-8")
+    declare(inbox, "a", "a.csv")
+    declare(inbox, "b", "a.csv")
+    sources = tmp_path / "sources"
+    reseaux.ingest_all(con, inbox, download_dir=sources, max_reject_rate=0.05)
+    reseaux.clean_all(con, inbox)
+    assert {len(members(con, "a")), len(members(con, "b"))} == {2}
+    (inbox / "reseaux" / "b.toml").unlink()
+    reseaux.ingest_all(con, inbox, download_dir=sources, max_reject_rate=0.05)
+    reseaux.clean_all(con, inbox)
+    for schema, tables in (("raw", reseaux.RAW_TABLES), ("clean", reseaux.CLEAN_TABLES)):
+        for table in tables:
+            left = con.execute(f"select distinct reseau from {schema}.{table}").fetchall()
+            assert left in ([("a",)], []), (table, left)
+    assert len(members(con, "a")) == 2
+
+
+def test_contacts_typed_in_a_name_or_an_address_are_masked(
+    con, inbox: Path, tmp_path: Path
+) -> None:
+    rows = [
+        [SIRET_A, "Régie (contact@regie.example)", "12", "rue Marat 01 45 21 00 00", "94200",
+         "IVRY SUR SEINE", "", ""],
+    ]  # fmt: skip
+    write_csv(inbox / "reseaux" / "a.csv", HEADER, rows, ";", "utf-8")
+    run(con, declare(inbox, "a", "a.csv"), tmp_path)
+    (member,) = members(con, "a")
+    assert member["nom"] == "Régie ([courriel masqué])"
+    assert member["adresse"] == "12 rue Marat [téléphone masqué]"
