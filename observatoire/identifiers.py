@@ -29,6 +29,20 @@ def normalise(value: str | None, length: int) -> str | None:
     return digits.zfill(length)
 
 
+def normalise_declared(value: str | None, length: int) -> str | None:
+    """An identifier typed by a person: `length` digits, or one fewer (a lost leading zero).
+
+    Stricter than `normalise`, which pads any short number: in a form's SIRET box, ten digits
+    are a phone number, not a SIRET to pad, and must not travel further as one.
+    """
+    if value is None:
+        return None
+    digits = _NON_DIGITS.sub("", str(value))
+    if not digits.isdigit() or len(digits) not in (length, length - 1):
+        return None
+    return digits.zfill(length)
+
+
 def luhn_valid(digits: str) -> bool:
     """Luhn key as used by INSEE for SIREN (9 digits) and SIRET (14 digits)."""
     if not digits.isdigit():

@@ -68,7 +68,8 @@ LINK_METHODS = linkage.METHODS
 LINK_STATUSES = linkage.STATUSES
 # (no braces: GX formats these queries with str.format)
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z][A-Za-z]+"
-PHONE_PATTERN = r"(\+33|0)\s?[1-9]" + r"[\s.-]?[0-9][0-9]" * 4
+# not inside a longer number: a SIRET starting with 0 holds ten digits that look like a phone
+PHONE_PATTERN = r"(^|[^0-9+])(\+33|0)\s?[1-9]" + r"[\s.-]?[0-9][0-9]" * 4 + r"([^0-9]|$)"
 
 # Rules `sql/clean/etablissements_perimetre.sql` can write in `regle` (a test keeps them in step).
 PERIMETER_RULES: tuple[str, ...] = (
@@ -885,6 +886,7 @@ def _clean_reponses(b: _Builder, rate: float) -> None:
         "where q.type = 'nombre' and v.valeur_nombre is null",
     )
     _no_contact(b, "valeurs_sans_contact", "clean.questionnaire_valeurs", "reponse_id", ("valeur",))
+    _no_contact(b, "rejets_sans_contact", "clean.questionnaire_rejets", "vague", ("motif",))
     _no_contact(
         b,
         "reponses_sans_contact",
@@ -923,6 +925,7 @@ def _clean_membres(b: _Builder, rate: float) -> None:
     )
     _identifiers_declared(b, "membre_id")
     _no_contact(b, "membres_sans_contact", "clean.reseaux_membres", "membre_id", ("nom", "adresse"))
+    _no_contact(b, "rejets_sans_contact", "clean.reseaux_rejets", "reseau", ("motif",))
     b.sql(
         "taux_membres_en_quarantaine",
         f"part des lignes de liste écartées au plus {_pct(rate)} par réseau",
@@ -981,12 +984,13 @@ def _rapprochements(b: _Builder, mois: str) -> None:
     )
     b.sql(
         "file_de_revue_sans_nom_non_diffusible",
-        "la file de revue ne nomme aucun établissement non diffusible",
+        "la file de revue ne nomme aucun établissement non diffusible (ni par son nom dans "
+        "SIRENE, ni par celui que l'enregistrement déclare à côté de lui)",
         None,
         "select q.enregistrement_id from clean.rapprochements_a_revoir as q "
         "join clean.sirene_etablissements as e on e.mois = q.mois and e.siret = q.siret_candidat "
         "left join clean.sirene_unites_legales as u on u.mois = e.mois and u.siren = e.siren "
-        f"where q.mois = '{mois}' and q.nom_candidat is not null and "
+        f"where q.mois = '{mois}' and (q.nom_candidat is not null or q.nom is not null) and "
         "(e.statut_diffusion is distinct from 'O' or u.statut_diffusion is distinct from 'O')",
     )
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import hashlib
-import io
 import re
 import tomllib
 import unicodedata
@@ -36,8 +34,9 @@ import pyarrow as pa
 
 from observatoire.adresses import CommuneResolver
 from observatoire.contacts import mask_contacts
+from observatoire.csvfiles import physical_lines, read_records, xlsx_duplicate_headers
 from observatoire.download import fetch
-from observatoire.identifiers import normalise
+from observatoire.identifiers import normalise, normalise_declared
 from observatoire.warehouse import table_exists
 
 __all__ = [
@@ -455,16 +454,6 @@ def _decode(data: bytes, source: Path, encoding: str) -> str:
         ) from None
 
 
-def _unterminated(lines: Sequence[str], start: int, end: int, separator: str) -> bool:
-    """Whether a record still inside quotes at end of file (the lenient reader accepts it)."""
-    try:
-        for _ in csv.reader(lines[start - 1 : end], delimiter=separator, strict=True):
-            pass
-    except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
-
-
 def read_csv_export(
     path: Path, *, encoding: str | None = None, separator: str | None = None
 ) -> Export:
@@ -478,55 +467,16 @@ def read_csv_export(
     text = _decode(data, path, encoding)
     if text.startswith("\ufeff"):  # a BOM left by an explicit "utf-8"
         text = text[1:]
-    # universal newlines, endings kept: element i is physical line i + 1
-    lines = list(io.StringIO(text, newline=""))
+    lines = physical_lines(text)  # element i is physical line i + 1
     if not lines or not text.strip():
         raise QuestionnaireError(f"{path} : fichier vide (pas de ligne d'en-tête)")
     separator = separator or sniff_separator(lines[0])
-    reader = csv.reader(lines, delimiter=separator, quotechar='"')
-    header: list[str] | None = None
-    records: list[tuple[int, list[str]]] = []
-    rejects: list[tuple[int, str]] = []
-    previous_end = 0
-    while True:
-        start = previous_end + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            rejects.append((start, f"enregistrement illisible ({exc})"))
-            previous_end = reader.line_num
-            continue
-        end = reader.line_num
-        previous_end = end
-        if header is None:
-            header = [h.strip() for h in row]
-            if not any(header):
-                raise QuestionnaireError(f"{path}, ligne 1 : ligne d'en-tête vide")
-            continue
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
-        spans = end - start + 1
-        if end == len(lines) and _unterminated(lines, start, end, separator):
-            rejects.append(
-                (
-                    start,
-                    f"guillemet non fermé en fin de fichier (l'enregistrement couvre {spans} "
-                    "lignes physiques)",
-                )
-            )
-        elif len(row) != len(header):
-            motif = f"nombre de champs : {len(row)} au lieu de {len(header)}"
-            if spans > 1:
-                motif += (
-                    f" ; l'enregistrement couvre {spans} lignes physiques (guillemet non fermé ?)"
-                )
-            rejects.append((start, motif))
-        else:
-            records.append((start, row))
-    if header is None:
+    read = read_records(lines, separator)
+    if read is None:
         raise QuestionnaireError(f"{path} : fichier vide (pas de ligne d'en-tête)")
+    header, records, rejects = read.header, read.records, read.rejects
+    if not any(header):
+        raise QuestionnaireError(f"{path}, ligne {read.header_line} : ligne d'en-tête vide")
     return Export(path, header, records, rejects, len(lines), encoding, separator)
 
 
@@ -552,6 +502,10 @@ def read_xlsx_export(path: Path, *, sheet: str | None = None) -> Export:
                 summary = f"feuille « {sheet} » introuvable (feuilles : {names})"
         raise QuestionnaireError(f"{path} : {summary}") from None
     header = [str(c).strip() for c in frame.columns]
+    # Polars renamed a repeated header (`Besoin_1`): give it its name back, so that a mapped
+    # column present twice is refused as it is in a CSV export (_check_columns)
+    for name in xlsx_duplicate_headers(path, sheet):
+        header = [name if re.fullmatch(rf"{re.escape(name)}_\d+", h) else h for h in header]
     if frame.width == 0:
         raise QuestionnaireError(f"{path} : feuille vide (pas de ligne d'en-tête)")
     frame = frame.select(pl.all().cast(pl.String))
@@ -996,12 +950,12 @@ def _identifiers(siret_text: str | None, siren_text: str | None) -> tuple[str | 
     Padding a 9-digit SIREN to 14 digits would invent a SIRET that does not exist; the reverse
     mistake (a SIRET in the SIREN box) is as common.
     """
-    siret = normalise(siret_text, 14)
-    siren = normalise(siren_text, 9)
-    if _digit_count(siret_text) == 9:
-        siret, siren = None, siren or normalise(siret_text, 9)
-    if siret is None and _digit_count(siren_text) == 14:
-        siret = normalise(siren_text, 14)
+    siret = normalise_declared(siret_text, 14)
+    siren = normalise_declared(siren_text, 9)
+    if _digit_count(siret_text) in (8, 9):
+        siret, siren = None, siren or normalise_declared(siret_text, 9)
+    if siret is None and _digit_count(siren_text) in (13, 14):
+        siret = normalise_declared(siren_text, 14)
     return siret, siren
 
 
@@ -1032,6 +986,17 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
         {"vague": vague, "cols": wanted},
     ).fetchall():
         answers.setdefault(int(line), {})[column] = value
+    # The respondent's own personal data, read only to mask it where they typed it again (a
+    # name in a comment, or as the structure's name): it is never stored outside raw.
+    personal: dict[int, list[str]] = {}
+    if mapping.donnees_personnelles:
+        for line, value in con.execute(
+            "select ligne, valeur from raw.questionnaire_cellules "
+            "where vague = $vague and list_contains($cols, colonne)",
+            {"vague": vague, "cols": list(mapping.donnees_personnelles)},
+        ).fetchall():
+            if value and value.strip():
+                personal.setdefault(int(line), []).append(value.strip())
     # answers with only personal data filled in still count as answers
     for (line,) in con.execute(
         "select distinct ligne from raw.questionnaire_cellules where vague = ?", [vague]
@@ -1065,11 +1030,11 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
                 if horodatage is None:
                     reject(line, ident["horodatage"], f"horodatage illisible : {_quote(stamp)}")
         siret, siren = _identifiers(field_("siret"), field_("siren"))
-        for name, length in (("siret", 14), ("siren", 9)):
+        for name in ("siret", "siren"):
             text = field_(name)
-            count = _digit_count(text)
-            # a SIRET in the SIREN box is taken as a SIRET by _identifiers
-            if text is not None and count not in range(1, length + 1) and count != 14:
+            # either box may hold either identifier (_identifiers); anything else, a phone
+            # number typed in the SIRET box for one, is no identifier and goes no further
+            if text is not None and _digit_count(text) not in (8, 9, 13, 14):
                 reject(line, ident[name], f"{name.upper()} illisible : {_quote(text)}")
         code_postal_text = field_("code_postal")
         code_postal = normalise(code_postal_text, 5) if code_postal_text else None
@@ -1096,8 +1061,10 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
             horodatage=horodatage,
             siret_declare=siret,
             siren_declare=siren,
-            nom=mask_contacts(nom) if nom else None,
-            adresse=mask_contacts(adresse) if adresse else None,
+            nom=mask_person(mask_contacts(nom), personal.get(line, ())) if nom else None,
+            adresse=(
+                mask_person(mask_contacts(adresse), personal.get(line, ())) if adresse else None
+            ),
             code_postal=code_postal,
             code_commune=code_commune,
             libelle_commune=labels.get(code_commune) if code_commune else None,
@@ -1108,6 +1075,8 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
             if cell is None:
                 continue
             for value, number, besoin in _question_values(q, cell, line, reject):
+                if q.type == "texte":
+                    value = mask_person(value, personal.get(line, ()), words=True)
                 valeurs.add(
                     vague=vague,
                     reponse_id=reponse_id,
@@ -1145,6 +1114,25 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
         },
     )
     return WaveClean(vague, len(reponses), len(valeurs), len(rejets))
+
+
+PERSON_MASK = "[donnée personnelle masquée]"
+
+
+def mask_person(text: str, values: Sequence[str], *, words: bool = False) -> str:
+    """Mask what the respondent gave as personal data wherever they typed it again.
+
+    The whole values always ("Camille Durand" typed as the structure's name); with `words`,
+    also each word of three letters or more of those values (a signature "Camille D." in a
+    comment). Words are not masked in a structure's name, where "Marie" may belong to
+    "Maison Marie Curie" and the name is needed for the linkage.
+    """
+    pieces = {v for v in values if len(v) >= 3}
+    if words:
+        pieces |= {w for v in values for w in re.findall(r"[^\W\d_]{3,}", v)}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(piece)}(?!\w)", PERSON_MASK, text, flags=re.I)
+    return text
 
 
 def _question_values(

@@ -215,7 +215,7 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         report.quality += check_quality(con, settings, sources.LINK_SUITES, mois)
         report.sources.vagues, report.sources.reseaux = cleaned.vagues, cleaned.reseaux
         report.sources.rapprochement = linked.rapprochement
-        report.sources.file_a_revoir = linked.file_a_revoir
+        report.sources.file_a_revoir = sources.export_review(con, settings, mois)
         report.indicateurs = indicators.compute_all(con, mois)
         report.publication = publish.publish(
             con,

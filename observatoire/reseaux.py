@@ -23,14 +23,11 @@ message format serves every format.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import itertools
 import json
 import logging
 import re
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -43,8 +40,9 @@ import polars as pl
 from observatoire.adresses import CommuneResolver
 from observatoire.clean import RejectRateError
 from observatoire.contacts import mask_contacts
+from observatoire.csvfiles import physical_lines, read_records, xlsx_duplicate_headers
 from observatoire.download import DownloadError, fetch
-from observatoire.identifiers import normalise, siren_valid, siret_valid
+from observatoire.identifiers import normalise, normalise_declared, siren_valid, siret_valid
 
 __all__ = [
     "NETWORK_TYPES",
@@ -311,18 +309,6 @@ def _decode(data: bytes, declared: str | None, source: str) -> tuple[str, str]:
     )
 
 
-def _physical_lines(text: str) -> list[str]:
-    """Lines with their terminators; only CR, LF and CRLF end a line (as in the csv module)."""
-    lines = []
-    start = 0
-    for m in _LINE_BREAK.finditer(text):
-        lines.append(text[start : m.end()])
-        start = m.end()
-    if start < len(text):
-        lines.append(text[start:])
-    return lines
-
-
 def _sniff_separator(header: str) -> str:
     """The candidate separator found most often in the header outside quotes (`,` if none)."""
     outside = re.sub(r'"[^"]*"', "", header)
@@ -342,96 +328,24 @@ def _header_names(raw: list[str]) -> list[str]:
     return names
 
 
-def _csv_records(
-    lines: list[str], separator: str
-) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
-    """(first line, last line, fields or None, csv error) for each record, blank lines skipped.
-
-    The csv module is restarted after a broken multi-line record: an unterminated quote swallows
-    the following lines into one field, and those lines are records of their own that must not
-    be lost with it. The caller `send`s back the line number after which to resume (the broken
-    record's first line), or calls `next` to go on.
-    """
-    i = 0
-    while i < len(lines):
-        reader = csv.reader(
-            itertools.islice(lines, i, None), delimiter=separator, quotechar='"', strict=False
-        )
-        consumed = 0
-        restart: int | None = None
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                first = i + consumed + 1
-                restart = yield first, first, None, str(exc)
-                if restart is None:
-                    restart = first
-                break
-            first, last = i + consumed + 1, i + reader.line_num
-            consumed = reader.line_num
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            restart = yield first, last, fields, None
-            if restart is not None:
-                break
-        i = restart
-
-
 def _read_csv(path: Path, decl: NetworkDeclaration, source: str) -> ListRead:
     text, encoding = _decode(path.read_bytes(), decl.encodage, source)
-    lines = _physical_lines(text)
+    lines = physical_lines(text)
     if not any(line.strip() for line in lines):
         raise NetworkListError(f"fichier {source} : fichier vide (pas de ligne d'en-tête)")
     header_index = next(i for i, line in enumerate(lines) if line.strip())
     separator = decl.separateur or _sniff_separator(lines[header_index])
-    records: list[tuple[int, list[str]]] = []
-    rejects: list[tuple[int, str]] = []
-    columns: list[str] | None = None
-    header_line = 1
-    gen = _csv_records(lines, separator)
-    restart: int | None = None
-    while True:
-        try:
-            first, last, fields, error = gen.send(restart) if restart is not None else next(gen)
-        except StopIteration:
-            break
-        restart = None
-        if error is not None:
-            rejects.append((first, f"ligne illisible : {error}"))
-            restart = first  # resume at the next physical line
-            continue
-        assert fields is not None
-        if columns is None:
-            columns, header_line = _header_names(fields), first
-            continue
-        n, expected = len(fields), len(columns)
-        if n > expected and all(not f.strip() for f in fields[expected:]):
-            fields, n = fields[:expected], expected  # trailing separators, as Excel writes
-        if n == expected:
-            records.append((first, fields))
-        elif last > first:
-            rejects.append(
-                (
-                    first,
-                    f"guillemet non fermé : l'enregistrement court de la ligne {first} à la "
-                    f"ligne {last} et compte {n} champs au lieu de {expected}",
-                )
-            )
-            restart = first  # the swallowed lines are read again as records of their own
-        else:
-            rejects.append((first, f"{n} champ(s) au lieu de {expected}"))
-    assert columns is not None
+    read = read_records(lines, separator)
+    if read is None:
+        raise NetworkListError(f"fichier {source} : ligne d'en-tête illisible")
     return ListRead(
         path=path,
-        columns=columns,
-        records=records,
-        rejects=rejects,
+        columns=_header_names(read.header),
+        records=read.records,
+        rejects=read.rejects,
         encoding=encoding,
         separator=separator,
-        header_line=header_line,
+        header_line=read.header_line,
         file_lines=len(lines),
     )
 
@@ -448,7 +362,15 @@ def _read_xlsx(path: Path, decl: NetworkDeclaration, source: str) -> ListRead:
     except Exception as exc:  # calamine raises several types for unreadable workbooks
         sheet = f", feuille « {decl.feuille} »" if decl.feuille else ""
         raise NetworkListError(f"fichier {source}{sheet} : classeur illisible ({exc})") from None
-    columns = _header_names(frame.columns)
+    raw_names = list(frame.columns)
+    # Polars renamed a repeated header (`SIRET_1`): name it as the CSV reader does, `SIRET (2)`
+    for name in xlsx_duplicate_headers(path, decl.feuille):
+        k = 1
+        for i, h in enumerate(raw_names):
+            if re.fullmatch(rf"{re.escape(name)}_\d+", h):
+                k += 1
+                raw_names[i] = f"{name} ({k})"
+    columns = _header_names(raw_names)
     records = []
     for index, row in enumerate(frame.iter_rows()):
         values = ["" if v is None else str(v) for v in row]
@@ -518,6 +440,12 @@ def _read_json(path: Path, decl: NetworkDeclaration, source: str) -> ListRead:
 
 
 def _check_columns(decl: NetworkDeclaration, columns: list[str], header_line: int, source: str):
+    twice = [c for c in decl.colonnes.values() if f"{c} (2)" in columns]
+    if twice:
+        raise NetworkListError(
+            f"réseau {decl.reseau} ({decl.path.name}) : fichier {source}, ligne {header_line} : "
+            f"colonne déclarée « {twice[0]} » présente plusieurs fois ; renommez-la dans le fichier"
+        )
     missing = [(f, c) for f, c in decl.colonnes.items() if c not in columns]
     if not missing:
         return
@@ -825,6 +753,11 @@ class NetworkClean:
     nb_code_commune: int  # members whose commune was resolved to a COG code
 
 
+def _shown(value: str) -> str:
+    """A cell quoted in a reject reason: short, and a contact typed there stays in raw."""
+    return mask_contacts(value)[:40]
+
+
 def _masked(value: str | None) -> str | None:
     return None if value is None else mask_contacts(value)
 
@@ -842,10 +775,11 @@ def _identifier(
     """Normalised identifier, kept with a wrong key (the linker weighs near misses)."""
     if value is None:
         return None
-    digits = normalise(value, length)
+    digits = normalise_declared(value, length)
     if digits is None:
+        # the cell is quoted for the data team, but a contact typed there stays in raw
         rejects.append(
-            (column, f"{label} « {value} » illisible : chiffres attendus, {length} au plus")
+            (column, f"{label} « {_shown(value)} » illisible : {length} chiffres attendus")
         )
         return None
     valid = siret_valid(digits) if length == 14 else siren_valid(digits)
@@ -943,13 +877,15 @@ def clean_network(
         if (raw_cp := get("code_postal")) is not None:
             code_postal = normalise(raw_cp, 5)
             if code_postal is None:
-                rejects.append((col["code_postal"], f"code postal « {raw_cp} » illisible"))
+                rejects.append((col["code_postal"], f"code postal « {_shown(raw_cp)} » illisible"))
         commune = get("commune")
         code_commune = None
         if (raw_code := get("code_commune")) is not None:
             code_commune = _commune_code(raw_code)
             if code_commune not in labels:
-                rejects.append((col["code_commune"], f"code commune « {raw_code} » absent du COG"))
+                rejects.append(
+                    (col["code_commune"], f"code commune « {_shown(raw_code)} » absent du COG")
+                )
                 code_commune = None
         if code_commune is None and commune is not None:
             key = (commune, code_postal)
@@ -958,7 +894,9 @@ def clean_network(
             code_commune = resolved[key]
             if code_commune is None:
                 where = f" (code postal {code_postal})" if code_postal else ""
-                rejects.append((col["commune"], f"commune « {commune} »{where} non reconnue"))
+                rejects.append(
+                    (col["commune"], f"commune « {_shown(commune)} »{where} non reconnue")
+                )
         elif code_commune is None and "commune" in col and "code_commune" not in col:
             rejects.append((col["commune"], "commune absente"))
         members.append(

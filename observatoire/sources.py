@@ -128,12 +128,20 @@ def clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> SourcesReport:
 
 
 def link(con: duckdb.DuckDBPyConnection, settings: Settings, mois: str) -> SourcesReport:
-    """Link the month's records to SIRENE and write the review queue for the data team."""
+    """Link the month's records to SIRENE (the review queue is exported once it is checked)."""
     ensure_tables(con)
     report = SourcesReport()
     report.rapprochement = linkage.link_month(con, mois)
+    return report
+
+
+def export_review(con: duckdb.DuckDBPyConnection, settings: Settings, mois: str) -> Path:
+    """Write the month's review queue for the data team.
+
+    Called only after the links' quality suite passed: that suite checks that the queue names
+    no unit that is not diffusible, and a file on disk cannot be taken back.
+    """
     path = Path(settings.review_dir) / f"a_revoir_{mois}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     linkage.export_review_queue(con, mois, path)
-    report.file_a_revoir = path
-    return report
+    return path

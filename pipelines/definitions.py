@@ -534,13 +534,15 @@ def rapprochements(context: AssetExecutionContext, observatoire: ObservatoireRes
     with observatoire.connect() as con:
         sources.ensure_tables(con)
         decisions = sources.import_inbox_decisions(con, s.inbox_dir)
-        report = sources.link(con, s, mois)
+        sources.link(con, s, mois)
         by_method = con.execute(
             "select source, methode, statut, count(*) from clean.rapprochements "
             "where mois = $mois group by all order by all",
             {"mois": mois},
         ).fetchall()
         check = _gx_check(con, s, "clean", "rapprochements", mois)
+        # written only once checked: the check says the queue names no non-diffusible unit
+        queue = sources.export_review(con, s, mois) if check.passed else None
     yield MaterializeResult(
         metadata={
             "mois": mois,
@@ -548,7 +550,7 @@ def rapprochements(context: AssetExecutionContext, observatoire: ObservatoireRes
             "liens": MetadataValue.json(
                 [{"source": a, "methode": b, "statut": c, "n": n} for a, b, c, n in by_method]
             ),
-            "file_a_revoir": MetadataValue.path(str(report.file_a_revoir)),
+            "file_a_revoir": MetadataValue.path(str(queue)) if queue else "non écrite",
         }
     )
     yield check

@@ -91,3 +91,13 @@ def test_la_poste_exception():
         False,
         False,
     ]
+
+
+def test_normalise_declared_takes_only_identifier_lengths():
+    from observatoire.identifiers import normalise_declared
+
+    assert normalise_declared("356 000 000 00048", 14) == "35600000000048"
+    assert normalise_declared("1234567890123", 14) == "01234567890123"  # leading zero lost
+    assert normalise_declared("06 12 34 56 78", 14) is None  # a phone number, not a SIRET
+    assert normalise_declared("12345", 9) is None
+    assert normalise_declared("12345678", 9) == "012345678"

@@ -255,6 +255,21 @@ def test_xlsx_missing_sheet(con, inbox):
         run(con, folder)
 
 
+def test_xlsx_mapped_column_present_twice_is_refused(con, inbox):
+    """Polars renames a repeated header (`…_1`): the second column must not be ignored silently."""
+    import xlsxwriter
+
+    folder = write_wave(inbox, "v1", None)
+    book = xlsxwriter.Workbook(folder / "export.xlsx")
+    sheet = book.add_worksheet("Réponses")
+    sheet.write_row(0, 0, [*HEADER, "Combien de salariés ?"])
+    sheet.write_row(1, 0, [*answer(), "15"])
+    book.close()
+    with pytest.raises(q.QuestionnaireError) as err:
+        run(con, folder)
+    assert "ligne 1 : colonne « Combien de salariés ? » présente 2 fois" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("outil", "stamp", "expected"),
     [
@@ -400,6 +415,7 @@ def test_identifiers_normalised_and_kept_with_wrong_key(con, inbox):
             answer(numéro="552 100 554"),  # a SIREN typed in the SIRET box
             answer(numéro="1234567890012"),  # leading zero lost by a spreadsheet
             answer(numéro="inconnu"),
+            answer(numéro=PHONE),  # a phone number is no identifier, and goes no further
         ]
     )
     run(con, write_wave(inbox, "v1", data))
@@ -412,14 +428,24 @@ def test_identifiers_normalised_and_kept_with_wrong_key(con, inbox):
         (3, None, "552100554"),
         (4, "01234567890012", None),
         (5, None, None),
+        (6, None, None),
     ]
-    assert rows(con, "select ligne, motif from clean.questionnaire_rejets") == [
-        (5, "SIRET illisible : « inconnu »")
+    assert rows(con, "select ligne, motif from clean.questionnaire_rejets order by ligne") == [
+        (5, "SIRET illisible : « inconnu »"),
+        (6, "SIRET illisible : « [téléphone masqué] »"),
     ]
 
 
 def test_personal_data_in_raw_never_in_clean(con, inbox):
-    data = csv_bytes([answer(), answer(autre=f"Contact : {EMAIL}, {PHONE}")])
+    data = csv_bytes(
+        [
+            answer(),
+            answer(autre=f"Contact : {EMAIL}, {PHONE}"),
+            # the respondent types their own name again: signing a comment, or as the
+            # structure's name (a sole trader's association)
+            answer(autre="Merci, Camille (directrice)", nom=PERSON),
+        ]
+    )
     run(con, write_wave(inbox, "v1", data))
     raw = {v for (v,) in rows(con, "select valeur from raw.questionnaire_cellules")}
     assert {EMAIL, PHONE, PERSON} <= raw
@@ -439,6 +465,31 @@ def test_personal_data_in_raw_never_in_clean(con, inbox):
             f"%{PERSON}%",
         )
         assert found == [(0,)], (table, column)
+    assert rows(
+        con, "select valeur from clean.questionnaire_valeurs where question = 'commentaire'"
+    ) == [
+        ("Merci !",),
+        ("Contact : [courriel masqué], [téléphone masqué]",),
+        ("Merci, [donnée personnelle masquée] (directrice)",),
+    ]
+    assert rows(con, "select nom from clean.questionnaire_reponses order by ligne") == [
+        ("Ressourcerie Créteil ï",),
+        ("Ressourcerie Créteil ï",),
+        ("[donnée personnelle masquée]",),
+    ]
+
+
+def test_mask_person_whole_values_and_words():
+    values = ["Camille Durand", "camille.durand@example.org"]
+    assert q.mask_person("Association Camille Durand", values) == (
+        "Association [donnée personnelle masquée]"
+    )
+    # words only where asked: a structure may carry a first name ("Maison Camille Claudel")
+    assert q.mask_person("Maison Camille Claudel", values) == "Maison Camille Claudel"
+    assert q.mask_person("Signé : camille D.", values, words=True) == (
+        "Signé : [donnée personnelle masquée] D."
+    )
+    assert q.mask_person("Camillerie", values, words=True) == "Camillerie"
 
 
 # --------------------------------------------------------------------------------------------

@@ -395,9 +395,9 @@ def test_broken_rows_are_quarantined_with_their_line(con, inbox: Path, tmp_path:
         "select ligne, motif from raw.reseaux_rejets_lecture order by 1"
     ).fetchall()
     assert [line for line, _ in rejects] == [3, 6, 9]
-    assert rejects[0][1] == "7 champ(s) au lieu de 6"
+    assert rejects[0][1] == "nombre de champs : 7 au lieu de 6"
     assert rejects[1][1].startswith("guillemet non fermé : l'enregistrement court de la ligne 6")
-    assert rejects[2][1] == "2 champ(s) au lieu de 6"
+    assert rejects[2][1] == "nombre de champs : 2 au lieu de 6"
     assert [r["ligne"] for r in members(con, "r")] == [2, 4, 8]
     assert members(con, "r")[1]["nom"] == "Adresse sur deux lignes"
     # contents of broken rows are not copied (they may hold contact data)
@@ -472,7 +472,7 @@ def test_clean_rejects_keep_linkable_rows(con, inbox: Path, tmp_path: Path) -> N
     ).fetchall()
     assert rejects == [
         (2, "SIRET", f"SIRET {bad_key} : clé de contrôle invalide (conservé, à rapprocher)"),
-        (3, "SIRET", "SIRET « 12 AB » illisible : chiffres attendus, 14 au plus"),
+        (3, "SIRET", "SIRET « 12 AB » illisible : 14 chiffres attendus"),
         (4, None, "ni SIRET/SIREN utilisable ni nom : ligne non rapprochable, écartée"),
         (5, "Ville", "commune « Atlantide-sur-Mer » (code postal 01500) non reconnue"),
         (6, "Ville", "commune absente"),
@@ -688,3 +688,33 @@ def test_contacts_typed_in_a_name_or_an_address_are_masked(
     (member,) = members(con, "a")
     assert member["nom"] == "Régie ([courriel masqué])"
     assert member["adresse"] == "12 rue Marat [téléphone masqué]"
+
+
+def test_a_phone_number_in_the_siret_column_goes_no_further(
+    con, inbox: Path, tmp_path: Path
+) -> None:
+    rows = [["06 12 34 56 78", "Régie", "12", "rue Marat", "94200", "IVRY SUR SEINE", "", ""]]
+    write_csv(inbox / "reseaux" / "a.csv", HEADER, rows, ";", "utf-8")
+    run(con, declare(inbox, "a", "a.csv"), tmp_path)
+    (member,) = members(con, "a")
+    assert member["siret_declare"] is None and member["nom"] == "Régie"
+    (motif,) = con.execute("select motif from clean.reseaux_rejets").fetchone()
+    assert motif == "SIRET « [téléphone masqué] » illisible : 14 chiffres attendus"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_declared_column_present_twice_is_refused(con, inbox: Path, tmp_path: Path, fmt) -> None:
+    header = [*HEADER, "SIRET"]
+    rows = [[*ROWS[0], SIRET_B]]
+    if fmt == "csv":
+        write_csv(inbox / "reseaux" / "a.csv", header, rows, ";", "utf-8")
+    else:
+        import xlsxwriter
+
+        book = xlsxwriter.Workbook(inbox / "reseaux" / "a.xlsx")
+        sheet = book.add_worksheet()
+        for r, row in enumerate([header, *rows]):
+            sheet.write_row(r, 0, row)
+        book.close()
+    with pytest.raises(NetworkListError, match="ligne 1 : colonne déclarée « SIRET » présente"):
+        run(con, declare(inbox, "a", f"a.{fmt}"), tmp_path)
