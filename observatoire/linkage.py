@@ -482,6 +482,9 @@ def _load_establishments(con: duckdb.DuckDBPyConnection, mois: str) -> int:
             e.etat_administratif = 'A' as actif,
             coalesce(e.etablissement_siege, false) as siege,
             e.etat_administratif = 'F' as ferme,
+            e.date_creation,
+            -- for a closed establishment, the start of its closed period: its closing date
+            e.date_debut,
             coalesce(e.statut_diffusion = 'O' and u.statut_diffusion = 'O', false) as diffusible,
             -- shown only when both the establishment and its unit are diffusible
             case when e.statut_diffusion = 'O' and u.statut_diffusion = 'O'
@@ -883,29 +886,34 @@ def _link_names(con: duckdb.DuckDBPyConnection, seuil: float, seuil_revue: float
 
 
 def _follow_moves(con: duckdb.DuckDBPyConnection) -> None:
-    """A closed establishment whose structure has one active establishment in the same commune.
+    """A closed establishment whose structure opened one establishment in the commune meanwhile.
 
     Lists and answers keep a SIRET for years; when a structure moves within its commune, SIRENE
-    closes the old SIRET and opens a new one under the same SIREN (the stock carries no
-    successor link). Counting the member as closed would be wrong, and a reviewer would only
-    confirm the obvious, so the link follows the move (`transfert`). With no active
-    establishment (the structure ceased) or several (which one?), the closed link stays and is
-    flagged. A reviewer's decision is never moved.
+    closes the old SIRET and opens a new one under the same SIREN around the same date (the
+    stock carries no successor link). An active establishment created long before the closure
+    is another site, not the move's destination. Counting the member as closed would be wrong,
+    and a reviewer would only confirm the obvious, so the link follows the move (`transfert`).
+    With no such establishment (the structure ceased) or several (which one?), the closed link
+    stays and is flagged. A reviewer's decision is never moved.
     """
     con.execute(
         """
         create or replace temp table _lk_moves as
         with closed as (
-            select o.rid, e.siren, e.code_commune
+            select o.rid, e.siren, e.code_commune, e.date_debut as ferme_le
             from _lk_out as o
             join _lk_etab as e on e.siret = o.siret
             where o.statut = 'lie' and o.methode <> 'decision' and e.ferme
         ),
         successors as (
+            -- opened around the closure (up to a quarter before it): a move; an establishment
+            -- that was already there is another site of the structure, not where it went
             select c.rid, a.siret, count(*) over (partition by c.rid) as n
             from closed as c
             join _lk_etab as a
                 on a.siren = c.siren and a.code_commune = c.code_commune and a.actif
+            where c.ferme_le is not null and a.date_creation is not null
+                and a.date_creation >= c.ferme_le - interval 92 day
         )
         select rid, siret from successors where n = 1
         """

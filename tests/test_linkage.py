@@ -76,6 +76,8 @@ class Month:
         etat: str = "A",
         statut: str = "O",
         siege: bool | None = None,
+        created: str | None = None,
+        debut: str | None = None,
     ) -> str:
         siret = siret_for(siren, n)
         insert(
@@ -95,6 +97,8 @@ class Month:
             etat_administratif=etat,
             enseigne=enseigne,
             denomination_usuelle=usuelle,
+            date_creation=created,
+            date_debut=debut,
         )
         return siret
 
@@ -488,10 +492,15 @@ def test_closed_establishment_is_flagged(db, month: Month):
 
 
 def test_a_move_within_the_commune_is_followed(db, month: Month):
-    """Closed SIRET, one active establishment of the same unit in the commune: it moved."""
+    """Closed SIRET, one establishment of the unit opened in the commune around then: it moved."""
     siren = month.unit("RECYCLERIE DU FORT")
-    old = month.establishment(siren, 1, etat="F", numero="3", voie="RUE DU FORT")
-    new = month.establishment(siren, 2, numero="40", voie="AVENUE DE LA PAIX")
+    old = month.establishment(
+        siren, 1, etat="F", numero="3", voie="RUE DU FORT", created="2001-05-02", debut="2024-06-30"
+    )
+    # opened when the old one closed (a month before: the lease overlapped)
+    new = month.establishment(
+        siren, 2, numero="40", voie="AVENUE DE LA PAIX", created="2024-06-01", debut="2024-06-01"
+    )
     by_siret = record(db, siret=old)
     # the list still has the old address: the name path finds the closed one first
     by_name = record(db, nom="Recyclerie du Fort", adresse="3 rue du Fort")
@@ -499,10 +508,15 @@ def test_a_move_within_the_commune_is_followed(db, month: Month):
     gone = month.establishment(ceased, 1, etat="F")
     by_ceased = record(db, siret=gone)
     two = month.unit("DEUX SITES")
-    closed_two = month.establishment(two, 1, etat="F")
-    month.establishment(two, 2)
-    month.establishment(two, 3)
+    closed_two = month.establishment(two, 1, etat="F", debut="2025-01-31")
+    month.establishment(two, 2, created="2025-02-01")
+    month.establishment(two, 3, created="2025-02-01")
     ambiguous = record(db, siret=closed_two)
+    # a site that was already there when the other closed: not where the structure went
+    other = month.unit("AUTRE SITE")
+    closed_other = month.establishment(other, 1, etat="F", debut="2025-01-31")
+    month.establishment(other, 2, created="2010-09-01")
+    second_site = record(db, siret=closed_other)
     linkage.link_month(db, MOIS)
     got = links(db)
     for rec in (by_siret, by_name):
@@ -518,6 +532,7 @@ def test_a_move_within_the_commune_is_followed(db, month: Month):
         "siret",
         True,
     )
+    assert (got[second_site]["siret"], got[second_site]["ferme"]) == (closed_other, True)
 
 
 def test_record_name_hidden_next_to_a_non_diffusible_candidate(db, month: Month, tmp_path):
