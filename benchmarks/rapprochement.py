@@ -10,10 +10,16 @@ Two measurements, each on data whose right answer is known:
    `observatoire/siae_fixture.py`), through a full refresh with territory `france`; once with
    the list's SIRET column declared, once without it (names, addresses and communes only).
 
+3. `volume`: wall time and peak memory of `linkage.link_month` on 450,000 establishments and
+   600 records (the volume of tests/test_linkage.py), each step in its own process, against a
+   baseline measured in the same run: the plain SQL join of the records' SIRETs on the same
+   establishments, the cheapest linkage there is.
+
 Not a test: the figures are reported, not asserted (tests/test_linkage.py asserts behaviour).
 
     uv run python benchmarks/rapprochement.py demo
     uv run python benchmarks/rapprochement.py siae
+    uv run python benchmarks/rapprochement.py volume
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from observatoire import linkage, refresh, warehouse  # noqa: E402
 from observatoire.settings import Settings  # noqa: E402
@@ -152,14 +159,62 @@ def siae() -> None:
         _table(title, figures)
 
 
+VOLUME_UNITS = 225_000  # two establishments each: 450,000
+
+
+def _volume_step(step: str, db: Path) -> None:
+    """One measured step, run in its own process by `volume`."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    # the test module's builders: the benchmark measures the volume the test checks
+    from test_linkage import build_volume, build_volume_records
+
+    if step == "preparer":
+        with warehouse.connect(db) as con:
+            build_volume(con, units=VOLUME_UNITS)
+            build_volume_records(con, units=VOLUME_UNITS)
+    elif step == "jointure":
+        with warehouse.connect(db) as con:
+            con.execute(
+                "create or replace table jointure as select a.enregistrement_id, e.siret "
+                "from clean.a_rapprocher as a join clean.sirene_etablissements as e "
+                "on e.siret = replace(a.siret_declare, ' ', '')"
+            )
+    else:
+        with warehouse.connect(db) as con:
+            print(linkage.link_month(con, MOIS))
+
+
+def volume() -> None:
+    from run_benchmark import measure
+
+    with tempfile.TemporaryDirectory(prefix="rapprochement_") as tmp:
+        db = Path(tmp) / "volume.duckdb"
+        me = [sys.executable, str(Path(__file__).resolve()), "_etape"]
+        measure(
+            "préparation (450 000 établissements, 600 enregistrements)", [*me, "preparer", str(db)]
+        )
+        base = measure("référence : jointure SQL sur le SIRET", [*me, "jointure", str(db)])
+        link = measure("link_month (toutes les méthodes, splink)", [*me, "rapprocher", str(db)])
+    ratio = float(link["secondes"]) / max(float(base["secondes"]), 0.1)
+    print("\n| étape | s | Mo max |\n|---|---|---|")
+    for r in (base, link):
+        print(f"| {r['etape']} | {r['secondes']} | {r['memoire_max_mo']} |")
+    print(f"\nlink_month / jointure : {ratio:.1f}×")
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "_etape":
+        _volume_step(sys.argv[2], Path(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("jeu", choices=["demo", "siae"])
+    parser.add_argument("jeu", choices=["demo", "siae", "volume"])
     args = parser.parse_args()
     if args.jeu == "demo":
         demo(Settings.from_env())
-    else:
+    elif args.jeu == "siae":
         siae()
+    else:
+        volume()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -425,22 +424,19 @@ def build_volume_records(con: duckdb.DuckDBPyConnection, units: int) -> dict[str
     return truth
 
 
-def test_volume_runs_in_seconds(tmp_path: Path):
-    """450 k establishments, 600 records: the month links in seconds, and mostly right."""
+def test_volume_links_mostly_right(tmp_path: Path):
+    """450 k establishments, 600 records: blocking keeps the right candidates at this volume.
+
+    Its speed is measured by `benchmarks/rapprochement.py volume`, not asserted here.
+    """
     with warehouse.connect(tmp_path / "obs.duckdb") as con:
         build_volume(con, units=225_000)
         truth = build_volume_records(con, units=225_000)
         assert con.execute("select count(*) from clean.sirene_etablissements").fetchone()[0] == (
             450_000
         )
-        start = time.perf_counter()
         result = linkage.link_month(con, MOIS)
-        elapsed = time.perf_counter() - start
         quality = linkage.evaluate(con, MOIS, truth)
-    print(f"\nlink_month on 450 000 establishments, 600 records: {elapsed:.1f} s")
-    print(result)
-    print({k: v for k, v in quality.items() if k != "missing"})
-    assert elapsed < 60
     assert result.records == 600
     assert quality["precision"] >= 0.97
     assert quality["recall"] >= 0.8
