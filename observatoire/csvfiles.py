@@ -10,6 +10,7 @@ so that both keep every record or say which line was set aside and why.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import re
@@ -18,6 +19,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+# what the form tools and spreadsheets write: French Excel saves CSV in Windows-1252
+ENCODINGS = ("utf-8", "utf-8-sig", "cp1252")
+SEPARATORS = (",", ";", "\t")
+
+
+def detect_encoding(data: bytes) -> str:
+    """BOM, else UTF-8 if the bytes decode strictly, else Windows-1252 (French Excel).
+
+    Strict UTF-8 almost never accepts a cp1252 file with accented letters by accident, so the
+    order is safe.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def sniff_separator(header_line: str) -> str:
+    """The most frequent of `,` `;` tab outside quotes in the header line (`,` if none)."""
+    counts = dict.fromkeys(SEPARATORS, 0)
+    quoted = False
+    for ch in header_line:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(SEPARATORS, key=lambda s: counts[s])
+    return best if counts[best] else ","
 
 
 def physical_lines(text: str) -> list[str]:

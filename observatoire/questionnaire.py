@@ -14,7 +14,6 @@ line, column" to the person who has to fix the export.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import re
@@ -34,7 +33,15 @@ import pyarrow as pa
 
 from observatoire.adresses import CommuneResolver
 from observatoire.contacts import mask_contacts
-from observatoire.csvfiles import physical_lines, read_records, xlsx_duplicate_headers
+from observatoire.csvfiles import (
+    ENCODINGS,
+    SEPARATORS,
+    detect_encoding,
+    physical_lines,
+    read_records,
+    sniff_separator,
+    xlsx_duplicate_headers,
+)
 from observatoire.download import fetch
 from observatoire.identifiers import normalise, normalise_declared
 from observatoire.warehouse import table_exists
@@ -74,8 +81,6 @@ NEEDS = (
     "autre",
 )
 TOOLS = ("limesurvey", "framaforms", "google_forms", "kobotoolbox", "autre")
-ENCODINGS = ("utf-8", "utf-8-sig", "cp1252")
-SEPARATORS = (",", ";", "\t")
 IDENTIFICATION_FIELDS = ("horodatage", "siret", "siren", "nom", "adresse", "code_postal", "commune")
 
 _WAVE_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -417,30 +422,6 @@ class Export:
     def reject_rate(self) -> float:
         total = len(self.records) + len(self.rejects)
         return len(self.rejects) / total if total else 0.0
-
-
-def detect_encoding(data: bytes) -> str:
-    """BOM, else UTF-8 if the bytes decode strictly, else Windows-1252 (French Excel)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "cp1252"
-    return "utf-8"
-
-
-def sniff_separator(header_line: str) -> str:
-    """The most frequent of `,` `;` tab outside quotes in the header line."""
-    counts = dict.fromkeys(SEPARATORS, 0)
-    quoted = False
-    for ch in header_line:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in counts:
-            counts[ch] += 1
-    best = max(SEPARATORS, key=lambda s: counts[s])
-    return best if counts[best] else ","
 
 
 def _decode(data: bytes, source: Path, encoding: str) -> str:

@@ -40,7 +40,15 @@ import polars as pl
 from observatoire.adresses import CommuneResolver
 from observatoire.clean import RejectRateError
 from observatoire.contacts import mask_contacts
-from observatoire.csvfiles import physical_lines, read_records, xlsx_duplicate_headers
+from observatoire.csvfiles import (
+    ENCODINGS,
+    SEPARATORS,
+    detect_encoding,
+    physical_lines,
+    read_records,
+    sniff_separator,
+    xlsx_duplicate_headers,
+)
 from observatoire.download import DownloadError, fetch
 from observatoire.identifiers import normalise, normalise_declared, siren_valid, siret_valid
 
@@ -79,15 +87,12 @@ STANDARD_FIELDS = (
 # fields that make a row linkable: an identifier or a name
 LINK_FIELDS = ("siret", "siren", "nom")
 FORMATS = ("csv", "xlsx", "json")
-ENCODINGS = ("utf-8", "utf-8-sig", "cp1252")
-SEPARATORS = (",", ";", "\t")
 _TOP_KEYS = frozenset(
     ("nom", "type", "fichier", "format", "encodage", "separateur", "feuille", "cle_json")
     + ("colonnes",)
 )
 _NETWORK_ID = re.compile(r"[a-z0-9_]+")
 _SUFFIX_FORMAT = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".json": "json"}
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _SPACES = re.compile(r"\s+")
 
 
@@ -281,40 +286,18 @@ class ListRead:
 
 
 def _decode(data: bytes, declared: str | None, source: str) -> tuple[str, str]:
-    """Text of the file and the encoding used, as agreed: BOM, then strict UTF-8, then cp1252.
-
-    Strict UTF-8 almost never accepts a cp1252 file with accented letters by accident, so the
-    order is safe; cp1252 is what Excel on Windows writes by default.
-    """
-    if declared is not None:
-        candidates = [declared]
-    elif data.startswith(b"\xef\xbb\xbf"):
-        candidates = ["utf-8-sig"]
-    else:
-        candidates = ["utf-8", "cp1252"]
-    error: UnicodeDecodeError | None = None
-    for encoding in candidates:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError as exc:
-            error = exc
-            continue
-        return text.removeprefix("\ufeff"), encoding
-    assert error is not None
-    line = data.count(b"\n", 0, error.start) + 1
-    tried = " ni en ".join(candidates)
-    raise NetworkListError(
-        f"fichier {source}, ligne {line} : octet 0x{data[error.start]:02X} illisible en "
-        f"{tried} ; réenregistrer le fichier en UTF-8 ou déclarer son encodage"
-    )
-
-
-def _sniff_separator(header: str) -> str:
-    """The candidate separator found most often in the header outside quotes (`,` if none)."""
-    outside = re.sub(r'"[^"]*"', "", header)
-    counts = {sep: outside.count(sep) for sep in SEPARATORS}
-    best = max(SEPARATORS, key=lambda s: counts[s])
-    return best if counts[best] else ","
+    """Text of the file and the encoding used: the declared one, else detected."""
+    encoding = declared or detect_encoding(data)
+    try:
+        return data.decode(encoding).removeprefix("\ufeff"), encoding
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        # detection falls back to cp1252 only once strict UTF-8 has failed
+        tried = "utf-8 ni en cp1252" if not declared and encoding == "cp1252" else encoding
+        raise NetworkListError(
+            f"fichier {source}, ligne {line} : octet 0x{data[error.start]:02X} illisible en "
+            f"{tried} ; réenregistrer le fichier en UTF-8 ou déclarer son encodage"
+        ) from None
 
 
 def _header_names(raw: list[str]) -> list[str]:
@@ -334,7 +317,7 @@ def _read_csv(path: Path, decl: NetworkDeclaration, source: str) -> ListRead:
     if not any(line.strip() for line in lines):
         raise NetworkListError(f"fichier {source} : fichier vide (pas de ligne d'en-tête)")
     header_index = next(i for i, line in enumerate(lines) if line.strip())
-    separator = decl.separateur or _sniff_separator(lines[header_index])
+    separator = decl.separateur or sniff_separator(lines[header_index])
     read = read_records(lines, separator)
     if read is None:
         raise NetworkListError(f"fichier {source} : ligne d'en-tête illisible")
