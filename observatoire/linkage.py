@@ -48,6 +48,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from observatoire import warehouse
 from observatoire.contacts import mask_contacts
 from observatoire.identifiers import normalise, siren_valid, siret_valid
 
@@ -356,16 +357,6 @@ def _check_mois(mois: str) -> None:
         raise ValueError(f"mois invalide : {mois!r} (AAAA-MM attendu)")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]  # type: ignore[index]
-    )
-
-
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for name in _TEMP_TABLES:
         with contextlib.suppress(duckdb.Error):
@@ -510,7 +501,7 @@ def _link_decisions(con: duckdb.DuckDBPyConnection) -> None:
         "create or replace temp table _lk_out (rid bigint, siret varchar, methode varchar, "
         "score double, statut varchar, candidat varchar, motif varchar)"
     )
-    if not _exists(con, "ref", "decisions_rapprochement"):
+    if not warehouse.table_exists(con, "ref", "decisions_rapprochement"):
         return
     con.execute(
         """
@@ -937,8 +928,7 @@ def _link_rest(con: duckdb.DuckDBPyConnection) -> None:
 
 def _write(con: duckdb.DuckDBPyConnection, mois: str) -> None:
     """Replace the month in both tables at once: readers see the old month or the new one."""
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         con.execute(_DDL_RAPPROCHEMENTS)
         con.execute(_DDL_A_REVOIR)
         con.execute("delete from clean.rapprochements where mois = $mois", {"mois": mois})
@@ -989,11 +979,6 @@ def _write(con: duckdb.DuckDBPyConnection, mois: str) -> None:
             """,
             {"mois": mois},
         )
-        con.execute("commit")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise
 
 
 def link_month(
@@ -1018,7 +1003,7 @@ def link_month(
         ("clean", "sirene_etablissements"),
         ("clean", "sirene_unites_legales"),
     ):
-        if not _exists(con, schema, name):
+        if not warehouse.table_exists(con, schema, name):
             raise ValueError(f"table {schema}.{name} absente : rapprochement impossible")
     _install_macros(con)
     try:
@@ -1081,7 +1066,7 @@ def export_review_queue(con: duckdb.DuckDBPyConnection, mois: str, path: Path) -
     """
     _check_mois(mois)
     rows: list[tuple[Any, ...]] = []
-    if _exists(con, "clean", "rapprochements_a_revoir"):
+    if warehouse.table_exists(con, "clean", "rapprochements_a_revoir"):
         rows = con.execute(
             """
             select source, cle_source, enregistrement_id, empreinte, nom, code_commune,
@@ -1177,7 +1162,7 @@ def import_decisions(
         if required not in header:
             raise DecisionFileError(path, 1, required, "colonne absente de l'en-tête")
     known: dict[str, tuple[str | None, str | None, str | None]] = {}
-    if _exists(con, "clean", "rapprochements_a_revoir"):
+    if warehouse.table_exists(con, "clean", "rapprochements_a_revoir"):
         for emp, source, cle, cand in con.execute(
             "select empreinte, source, cle_source, siret_candidat "
             "from clean.rapprochements_a_revoir order by mois"
@@ -1264,21 +1249,16 @@ def import_decisions(
         ),
     )
     con.register("_lk_decisions_py", table)
-    con.execute("begin transaction")
     try:
-        con.execute(_DDL_DECISIONS)
-        con.execute(
-            "delete from ref.decisions_rapprochement "
-            "where empreinte in (select empreinte from _lk_decisions_py)"
-        )
-        con.execute(
-            "insert into ref.decisions_rapprochement by name select * from _lk_decisions_py"
-        )
-        con.execute("commit")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise
+        with warehouse.transaction(con):
+            con.execute(_DDL_DECISIONS)
+            con.execute(
+                "delete from ref.decisions_rapprochement "
+                "where empreinte in (select empreinte from _lk_decisions_py)"
+            )
+            con.execute(
+                "insert into ref.decisions_rapprochement by name select * from _lk_decisions_py"
+            )
     finally:
         con.unregister("_lk_decisions_py")
     return len(decisions)

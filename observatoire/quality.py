@@ -1174,8 +1174,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: SuiteResult) -> None:
         "(mois varchar, suite varchar, lignes bigint, succes boolean)"
     )
     key = {"mois": result.mois, "suite": result.suite}
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         con.execute("delete from quality.resultats where mois = $mois and suite = $suite", key)
         con.execute("delete from quality.volumes where mois = $mois and suite = $suite", key)
         con.executemany(
@@ -1199,10 +1198,6 @@ def _record(con: duckdb.DuckDBPyConnection, result: SuiteResult) -> None:
             "insert into quality.volumes values ($mois, $suite, $lignes, $succes)",
             {**key, "lignes": result.rows, "succes": result.success},
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 # ---------------------------------------------------------------- entry point

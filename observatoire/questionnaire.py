@@ -31,6 +31,7 @@ import fastexcel
 import polars as pl
 import pyarrow as pa
 
+from observatoire import warehouse
 from observatoire.adresses import CommuneResolver
 from observatoire.contacts import mask_contacts
 from observatoire.csvfiles import (
@@ -581,15 +582,9 @@ def _create_tables(con: duckdb.DuckDBPyConnection, schema: str, tables: dict[str
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw and clean tables empty, so that readers work before the first wave."""
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         _create_tables(con, "raw", RAW_TABLES)
         _create_tables(con, "clean", CLEAN_TABLES)
-        con.execute("commit")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise
 
 
 def _insert(
@@ -628,17 +623,11 @@ def _replace(
     rows: dict[str, dict[str, list[Any]]],
 ) -> None:
     """Delete the wave's rows and insert the new ones, in one transaction per layer."""
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         _create_tables(con, schema, tables)
         for table, columns in rows.items():
             con.execute(f"delete from {schema}.{table} where vague = ?", [vague])
             _insert(con, f"{schema}.{table}", columns, tables[table])
-        con.execute("commit")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise
 
 
 def ingest_wave(

@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 import polars as pl
 
+from observatoire import warehouse
 from observatoire.adresses import CommuneResolver
 from observatoire.clean import RejectRateError
 from observatoire.contacts import mask_contacts
@@ -562,44 +563,42 @@ def ingest_network(
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
     params = {"reseau": decl.reseau, "fichier": path.name}
     create_tables(con)
-    con.execute("begin transaction")
     try:
-        for table in RAW_TABLES:
-            con.execute(f"delete from raw.{table} where reseau = $reseau", {"reseau": decl.reseau})
-        con.register("_reseau_cellules", cells)
-        con.register("_reseau_rejets", rejects)
-        con.execute(
-            "insert into raw.reseaux_cellules select $reseau, $fichier, ligne, colonne, valeur "
-            "from _reseau_cellules order by ligne",
-            params,
-        )
-        con.execute(
-            "insert into raw.reseaux_rejets_lecture select $reseau, $fichier, ligne, motif "
-            "from _reseau_rejets order by ligne",
-            params,
-        )
-        con.execute(
-            "insert into raw.reseaux_lectures values ($reseau, $fichier, $source, $empreinte, "
-            "$format, $encodage, $separateur, $colonnes, $lignes_fichier, $lignes_lues, "
-            "$mal_formees, coalesce($lu_le, current_timestamp::timestamp))",
-            {
-                **params,
-                "source": decl.fichier,
-                "empreinte": fingerprint,
-                "format": decl.format,
-                "encodage": read.encoding,
-                "separateur": read.separator,
-                "colonnes": read.columns,
-                "lignes_fichier": read.file_lines,
-                "lignes_lues": len(read.records),
-                "mal_formees": len(read.rejects),
-                "lu_le": read_at,
-            },
-        )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        with warehouse.transaction(con):
+            for table in RAW_TABLES:
+                con.execute(
+                    f"delete from raw.{table} where reseau = $reseau", {"reseau": decl.reseau}
+                )
+            con.register("_reseau_cellules", cells)
+            con.register("_reseau_rejets", rejects)
+            con.execute(
+                "insert into raw.reseaux_cellules select $reseau, $fichier, ligne, colonne, valeur "
+                "from _reseau_cellules order by ligne",
+                params,
+            )
+            con.execute(
+                "insert into raw.reseaux_rejets_lecture select $reseau, $fichier, ligne, motif "
+                "from _reseau_rejets order by ligne",
+                params,
+            )
+            con.execute(
+                "insert into raw.reseaux_lectures values ($reseau, $fichier, $source, $empreinte, "
+                "$format, $encodage, $separateur, $colonnes, $lignes_fichier, $lignes_lues, "
+                "$mal_formees, coalesce($lu_le, current_timestamp::timestamp))",
+                {
+                    **params,
+                    "source": decl.fichier,
+                    "empreinte": fingerprint,
+                    "format": decl.format,
+                    "encodage": read.encoding,
+                    "separateur": read.separator,
+                    "colonnes": read.columns,
+                    "lignes_fichier": read.file_lines,
+                    "lignes_lues": len(read.records),
+                    "mal_formees": len(read.rejects),
+                    "lu_le": read_at,
+                },
+            )
     finally:
         con.unregister("_reseau_cellules")
         con.unregister("_reseau_rejets")
@@ -678,18 +677,13 @@ def withdraw_undeclared(con: duckdb.DuckDBPyConnection, declared: list[str]) -> 
     gone = sorted(known - set(declared))
     if not gone:
         return []
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         for schema, tables in (("raw", RAW_TABLES), ("clean", CLEAN_TABLES)):
             for table in tables:
                 con.execute(
                     f"delete from {schema}.{table} where reseau in (select unnest($gone))",
                     {"gone": gone},
                 )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     log.warning("réseaux retirés (déclaration absente de la boîte de dépôt) : %s", ", ".join(gone))
     return gone
 
@@ -800,7 +794,7 @@ def clean_network(
             "select fichier_source, colonnes from raw.reseaux_lectures where reseau = $reseau",
             {"reseau": decl.reseau},
         ).fetchone()
-        if _table_exists(con, "raw", "reseaux_lectures")
+        if warehouse.table_exists(con, "raw", "reseaux_lectures")
         else None
     )
     if reading is None:
@@ -908,37 +902,34 @@ def clean_network(
         orient="row",
     )
     create_tables(con)
-    con.execute("begin transaction")
     try:
-        for table in CLEAN_TABLES:
+        with warehouse.transaction(con):
+            for table in CLEAN_TABLES:
+                con.execute(
+                    f"delete from clean.{table} where reseau = $reseau", {"reseau": decl.reseau}
+                )
+            con.register("_reseau_membres", frame)
+            con.register("_reseau_rejets_clean", rejects_frame)
             con.execute(
-                f"delete from clean.{table} where reseau = $reseau", {"reseau": decl.reseau}
+                "insert into clean.reseaux_membres by name "
+                "select * from _reseau_membres order by ligne"
             )
-        con.register("_reseau_membres", frame)
-        con.register("_reseau_rejets_clean", rejects_frame)
-        con.execute(
-            "insert into clean.reseaux_membres by name select * from _reseau_membres order by ligne"
-        )
-        con.execute(
-            "insert into clean.reseaux_rejets select $reseau, ligne, colonne, motif "
-            "from _reseau_rejets_clean order by ligne",
-            {"reseau": decl.reseau},
-        )
-        con.execute(
-            "insert into clean.reseaux values ($reseau, $nom, $type, $source, $fichier, $n)",
-            {
-                "reseau": decl.reseau,
-                "nom": decl.nom,
-                "type": decl.type,
-                "source": decl.fichier,
-                "fichier": fichier_source,
-                "n": frame.height,
-            },
-        )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+            con.execute(
+                "insert into clean.reseaux_rejets select $reseau, ligne, colonne, motif "
+                "from _reseau_rejets_clean order by ligne",
+                {"reseau": decl.reseau},
+            )
+            con.execute(
+                "insert into clean.reseaux values ($reseau, $nom, $type, $source, $fichier, $n)",
+                {
+                    "reseau": decl.reseau,
+                    "nom": decl.nom,
+                    "type": decl.type,
+                    "source": decl.fichier,
+                    "fichier": fichier_source,
+                    "n": frame.height,
+                },
+            )
     finally:
         con.unregister("_reseau_membres")
         con.unregister("_reseau_rejets_clean")
@@ -949,16 +940,6 @@ def clean_network(
         nb_rejets=rejects_frame.height,
         nb_ecartes=dropped,
         nb_code_commune=int(frame["code_commune"].is_not_null().sum()),
-    )
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = $s and table_name = $t",
-            {"s": schema, "t": table},
-        ).fetchone()[0]  # type: ignore[index]
     )
 
 

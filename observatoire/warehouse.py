@@ -82,6 +82,23 @@ def connect(
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    After a failed commit (a full disk) DuckDB may refuse even the rollback: the original error
+    is the one to report, so a refused rollback is not raised over it.
+    """
+    con.execute("begin transaction")
+    try:
+        yield
+        con.execute("commit")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise
+
+
 def _used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """DuckDB rejects unused named parameters: pass only those the query mentions."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
@@ -272,8 +289,7 @@ def replace_month(
             con.execute(f"drop table if exists {build}")
             raise
         return swap_month(con, schema, table, mois)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(
             f"create table if not exists {schema}.{table} as select * from ({sql}) limit 0",
             used,
@@ -283,10 +299,6 @@ def replace_month(
         n = con.execute(
             f"select count(*) from {schema}.{table} where mois = $mois", {"mois": mois}
         ).fetchone()[0]  # type: ignore[index]
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return int(n)
 
 
