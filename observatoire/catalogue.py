@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-REQUIRED = ("titre", "definition", "unite", "unite_de_compte", "source", "methode", "colonnes")
+REQUIRED = (
+    "titre",
+    "definition",
+    "unite",
+    "unite_de_compte",
+    "source",
+    "methode",
+    "colonnes",
+    "dimensions",
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,22 @@ class Indicator:
     source: str
     methode: str
     colonnes: tuple[str, ...]
+    dimensions: tuple[str, ...] = ()
+
+    @property
+    def mesures(self) -> tuple[str, ...]:
+        """Columns emptied on a secret row: everything but the keys and the secret status."""
+        return tuple(
+            c for c in self.colonnes if c not in self.dimensions and c not in SECRET_COLUMNS
+        )
+
+    @property
+    def listing(self) -> bool:
+        """A list of units (diffusible ones only), not a table of cells: no secret status."""
+        return "statut_secret" not in self.colonnes
+
+
+SECRET_COLUMNS = ("statut_secret", "motif_secret")
 
 
 @cache
@@ -38,7 +63,14 @@ def indicators() -> dict[str, Indicator]:
         missing = [k for k in REQUIRED if not entry.get(k)]
         if missing:
             raise ValueError(f"catalogue.toml, indicateur {name} : champs manquants {missing}")
-        out[name] = Indicator(name=name, **{**entry, "colonnes": tuple(entry["colonnes"])})
+        out[name] = Indicator(
+            name=name,
+            **{
+                **entry,
+                "colonnes": tuple(entry["colonnes"]),
+                "dimensions": tuple(entry["dimensions"]),
+            },
+        )
     return out
 
 

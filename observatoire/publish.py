@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue
+from observatoire import catalogue, secret_tables
 
 # The only published table allowed to name or locate units (diffusible ones only).
 LISTINGS = {"annuaire_ess"}
@@ -69,7 +69,7 @@ def _copy_csv(
     quoted = ", ".join(f'"{c}"' for c in columns)
     con.execute(
         f"create or replace temp table _publication as select {quoted} "
-        f"from indicators.{name} where mois = $mois order by {quoted}",
+        f"from {secret_tables.SCHEMA}.{name} where mois = $mois order by {quoted}",
         {"mois": mois},
     )
     con.execute(f"copy _publication to {_literal(standard)} (header, delimiter ',')")
@@ -112,6 +112,17 @@ def publish(
             f"{mois} ne peut pas être publié, le contrôle qualité ne l'a pas accepté : "
             + " ; ".join(problems)
         )
+    # the statistical-secrecy mask of the month, computed on everything published at once;
+    # months published before the mask existed get theirs too (readers see every month)
+    mask = secret_tables.protect_month(con, mois)
+    earlier = [
+        m
+        for (m,) in con.execute(
+            "select distinct mois from indicators.etablissements_actifs where mois < $mois",
+            {"mois": mois},
+        ).fetchall()
+    ]
+    secret_tables.ensure_protected(con, sorted(earlier))
     publication_dir = Path(publication_dir)
     publication_dir.mkdir(parents=True, exist_ok=True)
     final = publication_dir / f"{mois}_{run_id}"
@@ -147,15 +158,24 @@ def publish(
                 months = "mois = $mois" if name in LISTINGS else "mois <= $mois"
                 con.execute(
                     f"create table _snapshot.indicators.{name} as "
-                    f"select * from indicators.{name} where {months} order by all",
+                    f"select * from {secret_tables.SCHEMA}.{name} where {months} order by all",
                     {"mois": mois},
                 )
+            secret_tables.write_reference(con, "_snapshot.indicators")
         finally:
             con.execute("detach _snapshot")
         manifest = {
             "mois": mois,
             "run_id": run_id,
             "lignes": rows,
+            "secret_statistique": {
+                "cases": mask.cells,
+                "primaires": mask.primary,
+                "secondaires": mask.secondary,
+                "tours": mask.rounds,
+                "programmes_lineaires": mask.lp_solves,
+                "non_audites": mask.unaudited,
+            },
             "indicateurs": {
                 n: {"titre": i.titre, "unite_de_compte": i.unite_de_compte}
                 for n, i in catalogue.indicators().items()

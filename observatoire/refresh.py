@@ -222,9 +222,18 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
             settings.publication_dir,
             mois,
             run_id,
-            metadata={"territoire": settings.territoire, "libelle_territoire": selected.label},
+            metadata={
+                "territoire": settings.territoire,
+                "libelle_territoire": selected.label,
+                "synthetique": synthetic_sources(settings, mois),
+            },
         )
     return report
+
+
+def synthetic_sources(settings: Settings, mois: str) -> bool:
+    """Generated demo data must say so wherever its figures are read (page, bundles)."""
+    return (settings.data_dir / "sirene" / mois / "synthetic_manifest.json").exists()
 
 
 def headline(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, object]:

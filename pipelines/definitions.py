@@ -629,7 +629,10 @@ def publication(
             s.publication_dir,
             mois,
             context.run.run_id[:12],
-            metadata={"territoire": s.territoire},
+            metadata={
+                "territoire": s.territoire,
+                "synthetique": refresh.synthetic_sources(s, mois),
+            },
         )
         figures = refresh.headline(con, mois)
     return MaterializeResult(
