@@ -84,6 +84,7 @@ class System:
     rhs: np.ndarray
     anchor: np.ndarray
     suppressed: np.ndarray = field(init=False)
+    excluded: np.ndarray = field(init=False)
     reason: np.ndarray = field(init=False)
     rounds: int = 0
     lp_solves: int = 0
@@ -92,6 +93,17 @@ class System:
     def __post_init__(self) -> None:
         prim = self.cells["primary"].to_numpy()
         self.suppressed = prim & self.cells["publishable"].to_numpy()
+        # a cell equal to a territory's grand total (the total's only non-empty part) can
+        # never be protected while the total is published: never a partner
+        self.excluded = np.zeros(self.n_cells, dtype=bool)
+        if "frozen" in self.cells.columns and self.lines.height:
+            frozen = self.cells["frozen"].to_numpy()
+            lid = self.lines["lid"].to_numpy()
+            cid = self.lines["cid"].to_numpy()
+            size = np.bincount(lid, minlength=self.rhs.size)
+            nfrozen = np.bincount(lid, weights=frozen[cid].astype(float), minlength=self.rhs.size)
+            pair = (size[lid] == 2) & (nfrozen[lid] == 1) & (self.anchor[lid] < 0)
+            self.excluded[cid[pair & ~frozen[cid]]] = True
         self.reason = np.array(self.cells["motif"].to_list(), dtype=object)
 
     @property
@@ -334,6 +346,12 @@ def _cheapest_partner(
         return {}
     # partners of 1 pin an attacker's interval at the bound: prefer values above prefer_value
     penalty = np.where(value[cid] > prefer_value, 0.0, 1e12)
+    # a cell once found determined by the published figures is a poor partner: last choice
+    penalty = penalty + np.where(system.excluded[cid], 1e15, 0.0)
+    ok = ~system.excluded[cid]
+    lid, cid, penalty = lid[ok], cid[ok], penalty[ok]
+    if lid.size == 0:
+        return {}
     order = np.lexsort((cid, cost[cid] + penalty, lid))
     lid, cid = lid[order], cid[order]
     first = np.ones(lid.size, dtype=bool)
@@ -368,11 +386,12 @@ def secondary_fixpoint(system: System) -> int:
         )
         if not partners:
             # the revealing lines have no published cell left: the figures in them come from
-            # other lines; suppress around the leaking cells themselves
-            partners = _neighbours(system, leaking)
-            if not partners:
-                raise RuntimeError("secret statistique : aucune case ne peut protéger la case")
-        new = np.array(sorted(set(partners.values())), dtype=np.int64)
+            # other lines; suppress around the leaking cells themselves, further if need be
+            partners = _neighbours(system, leaking, prefer_value=1.0)
+        if partners:
+            new = np.array(sorted(set(partners.values())), dtype=np.int64)
+        else:
+            new = np.array(sorted(_further_partners(system, leaking)), dtype=np.int64)
         system.suppressed[new] = True
         system.reason[new] = np.where(system.reason[new] == None, LIEN, system.reason[new])  # noqa: E711
         added += new.size
@@ -597,25 +616,15 @@ def protect(system: System, audit: bool = True) -> System:
             return system
         partners = _neighbours(system, narrow, prefer_value=1.0)
         new = set(partners.values())
-        lonely = [c for c in narrow.tolist() if c not in partners]
-        # every line of theirs is fully secret: look one line further, then another
-        frontier = np.array(lonely, dtype=np.int64)
-        for _ in range(4):
-            if not frontier.size:
-                break
+        lonely = np.array([c for c in narrow.tolist() if c not in partners], dtype=np.int64)
+        for cell in lonely.tolist():
+            # every line of the cell is secret: what pins it is a published jobs total (the
+            # anchor of an equation) on it or next to it, or a cell further out
+            one = np.array([cell], dtype=np.int64)
             lines = _active_lines(system)
-            lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
-            ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
-            found = _neighbours(system, ring, prefer_value=1.0)
-            if found:
-                new |= {min(found.values(), key=lambda c: system.cells["cost"][c])}
-                lonely = []
-                break
-            frontier = ring
-        if lonely:
-            # no published cell left in any line of theirs: the published figure that pins
-            # them is a jobs total (an equation's anchor), so that figure goes
-            new |= _anchors_of(system, np.array(lonely, dtype=np.int64))
+            ring = _rows_with(lines, "lid", _rows_with(lines, "cid", one)["lid"].to_numpy())
+            near = ring["cid"].unique().to_numpy()
+            new |= _anchors_of(system, near) or _further_partners(system, one)
         if not new:
             keys = system.cells[narrow[:3].tolist()].select("tab", "geo", "d1", "d2", "d3")
             raise RuntimeError(
@@ -626,6 +635,44 @@ def protect(system: System, audit: bool = True) -> System:
         system.suppressed[add] = True
         system.reason[add] = np.where(system.reason[add] == None, LIEN, system.reason[add])  # noqa: E711
     raise RuntimeError("secret statistique : l'audit ne converge pas")
+
+
+def _further_partners(system: System, cells: np.ndarray) -> set[int]:
+    """A partner for cells whose own lines are all secret: one line further, then another.
+
+    As a last resort every published cell around goes, grand totals included: a commune so
+    small that nothing else can protect its cells cannot have its total published either.
+    """
+    frontier = cells
+    for _ in range(4):
+        lines = _active_lines(system)
+        lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
+        ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
+        found = _neighbours(system, ring, prefer_value=1.0)
+        if found:
+            cost = system.cells["cost"].to_numpy()
+            return {min(found.values(), key=lambda c: cost[c])}
+        frontier = ring
+    # nothing else: the cheapest published figure nearest to the cells goes, even a total;
+    # a territory too small for any of its cells to be protected loses its totals one by one
+    unknown = system.unknown()
+    cost = system.cells["cost"].to_numpy()
+    frontier = cells
+    for _ in range(6):
+        lines = _active_lines(system)
+        lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
+        ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
+        rest = [c for c in ring.tolist() if not unknown[c]]
+        if rest:
+            pick = min(rest, key=lambda c: cost[c])
+            if "frozen" in system.cells.columns:
+                keep = system.cells["frozen"].to_numpy().copy()
+                keep[pick] = False
+                system.cells = system.cells.with_columns(pl.Series("frozen", keep))
+            system.excluded[pick] = False
+            return {pick}
+        frontier = ring
+    return set()
 
 
 def _anchors_of(system: System, cells: np.ndarray) -> set[int]:

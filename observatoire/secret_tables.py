@@ -353,8 +353,10 @@ def _costs(cells: pl.DataFrame) -> pl.DataFrame:
     # a territory's grand totals are never secondary cells: they are what readers come for,
     # and every secret cell can be protected inside the territory's own breakdowns
     grand = (
-        (pl.col("d1") == ENSEMBLE) & pl.col("d2").is_in([ENSEMBLE, NONE])
-        & pl.col("d3").is_in([ENSEMBLE, NONE]) & pl.col("tab").is_in(["A", "E", "U"])
+        (pl.col("d1") == ENSEMBLE)
+        & pl.col("d2").is_in([ENSEMBLE, NONE])
+        & pl.col("d3").is_in([ENSEMBLE, NONE])
+        & pl.col("tab").is_in(["A", "E", "U"])
     )
     return cells.with_columns(
         grand.alias("frozen"),
@@ -362,7 +364,7 @@ def _costs(cells: pl.DataFrame) -> pl.DataFrame:
             (pl.col("value") + 1.0)
             * weight
             * pl.when(total).then(pl.lit(1000.0)).otherwise(pl.lit(1.0))
-        ).alias("cost")
+        ).alias("cost"),
     )
 
 

@@ -21,6 +21,11 @@ from sirene_builder import write_stock  # noqa: E402
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def make_settings(tmp_path: Path) -> Settings:
+    """Test settings under one directory (also for module-scoped fixtures)."""
     return Settings(
         data_dir=tmp_path,
         warehouse=tmp_path / "warehouse" / "obs.duckdb",
