@@ -25,6 +25,9 @@ from observatoire import catalogue, publish
 NOT_SERVED = frozenset(publish.LISTINGS)
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
 PUBLISHED = "publie"
+# offline (no extension download) and two threads; a reader in the same process must open the
+# file with the same configuration (DuckDB refuses two configurations of one file)
+CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2}
 
 LEVELS: dict[str, str] = {
     "commune": "Commune",
@@ -114,15 +117,7 @@ class Snapshot:
 
 def _open(path: Path) -> Snapshot:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    con = duckdb.connect(
-        str(path / "indicateurs.duckdb"),
-        read_only=True,
-        config={
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "threads": 2,
-        },
-    )
+    con = duckdb.connect(str(path / "indicateurs.duckdb"), read_only=True, config=CONFIG)
     rows = con.execute(
         "select table_name, column_name, data_type from information_schema.columns "
         "where table_schema = 'indicators' order by table_name, ordinal_position"
