@@ -305,15 +305,16 @@ def create_app(publication_dir: Path, geo_dir: Path | None = None) -> FastAPI:
         ] = None,
         niveau: Annotated[str | None, Query(description="Niveau : " + ", ".join(LEVELS))] = None,
         limite: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Nombre maximal")] = 1000,
+        decalage: Annotated[int, Query(ge=0, description="Territoires à sauter")] = 0,
     ) -> dict[str, Any]:
         snap = snapshot_or_503()
         if niveau is not None and niveau not in LEVELS:
             raise HTTPException(404, f"Niveau inconnu : {niveau}.")
         found = (
-            search(snap, q, niveau, limite)
+            search(snap, q, niveau, decalage + limite)
             if q
-            else [t for t in snap.territories if niveau in (None, t.niveau)][:limite]
-        )
+            else [t for t in snap.territories if niveau in (None, t.niveau)]
+        )[decalage : decalage + limite]
         return {
             "mois": snap.mois,
             "territoires": [

@@ -124,9 +124,11 @@ def draw(outlines: Outlines, communes: list[tuple[str, str, object]]) -> MapView
     span_y = max(max(lats) - min(lats), 1e-9)
     scale = WIDTH / span_x
     height = span_y * scale
+    width = WIDTH
     if height > WIDTH * 1.2:  # a tall territory: fit the height instead
         scale = WIDTH * 1.2 / span_y
         height = WIDTH * 1.2
+        width = span_x * scale
     x0, y1 = min(lons), max(lats)
     values = [
         float(v.value)
@@ -160,7 +162,7 @@ def draw(outlines: Outlines, communes: list[tuple[str, str, object]]) -> MapView
         low = bound + 1
     if any(v.secret for _, _, v in drawn):  # type: ignore[attr-defined]
         legend.append((SECRET_FILL, "secret statistique"))
-    return MapView(items, WIDTH, round(height, 1), legend, missing)
+    return MapView(items, round(width, 1), round(height, 1), legend, missing)
 
 
 def _fr_int(x: float) -> str:
