@@ -144,8 +144,11 @@ def build_national(template_publication: Path, out: Path, cog: Path) -> Path:
           union all select 'epci', code_epci, nom_epci, code_commune from cog where code_epci <> ''
           union all select 'departement', code_departement, nom_departement, code_commune from cog
           union all select 'region', code_region, nom_region, code_commune from cog
-          union all select distinct 'ept', code_territoire, libelle_territoire, code_territoire
-            from tpl.indicators.etablissements_actifs where niveau = 'commune'
+          union all select 'ept', e.code, e.libelle, c.code
+            from (select distinct code_territoire as code, libelle_territoire as libelle
+                  from tpl.indicators.etablissements_actifs where niveau = 'ept') e,
+                 (select distinct code_territoire as code
+                  from tpl.indicators.etablissements_actifs where niveau = 'commune') c
         ) order by niveau, code_territoire, code_commune
         """
     )
