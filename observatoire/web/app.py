@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
@@ -331,7 +332,10 @@ def create_app(publication_dir: Path, geo_dir: Path | None = None) -> FastAPI:
         "soumise au secret statistique est vide, avec son statut.",
         tags=["territoires"],
     )
-    def api_territory(niveau: str, code: str) -> dict[str, Any]:
+    def api_territory(
+        niveau: Annotated[str, PathParam(description="Niveau : " + ", ".join(LEVELS))],
+        code: Annotated[str, PathParam(description="Code du territoire, par ex. 94081, T12")],
+    ) -> dict[str, Any]:
         snap = snapshot_or_503()
         t = territory_or_404(snap, niveau, code)
         page, _ = page_for(snap, t)
@@ -396,7 +400,9 @@ def create_app(publication_dir: Path, geo_dir: Path | None = None) -> FastAPI:
     )
     def api_indicator(
         request: Request,
-        nom: str,
+        nom: Annotated[
+            str, PathParam(description="Nom de l'indicateur (voir /api/v1/indicateurs)")
+        ],
         niveau: Annotated[str | None, Query(description="Niveau géographique")] = None,
         code_territoire: Annotated[str | None, Query(description="Code du territoire")] = None,
         mois: Annotated[
