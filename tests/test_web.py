@@ -387,3 +387,10 @@ def test_no_publication_yet(tmp_path):
     with TestClient(create_app(tmp_path / "vide", GEO)) as c:
         assert "Aucune publication" in c.get("/").text
         assert c.get("/api/v1/territoires").status_code == 503
+
+
+def test_the_page_command_defaults_to_localhost():
+    from observatoire.cli import build_parser, cmd_page
+
+    args = build_parser().parse_args(["page"])
+    assert (args.hote, args.port, args.func) == ("127.0.0.1", 8000, cmd_page)

@@ -133,6 +133,8 @@ def create_app(publication_dir: Path, geo_dir: Path | None = None) -> FastAPI:
     """The page and the API over `publication_dir/courant`; map outlines from `geo_dir`."""
     store = SnapshotStore(Path(publication_dir))
     outlines = geo.Outlines(Path(geo_dir) if geo_dir else None)
+    # read the outlines now, beside the start-up, rather than during the first map
+    threading.Thread(target=outlines.shapes, daemon=True, name="contours").start()
     app = FastAPI(
         title="Observatoire ESS — API",
         version="1",
