@@ -394,3 +394,109 @@ def test_the_page_command_defaults_to_localhost():
 
     args = build_parser().parse_args(["page"])
     assert (args.hote, args.port, args.func) == ("127.0.0.1", 8000, cmd_page)
+
+
+def test_needs_and_networks_tables_show_the_snapshot_rows(web_data, tmp_path):  # noqa: F811
+    """The fixture has no questionnaire nor network list: rows shaped like a real refresh's
+    (the demo's columns) are added to a COPY of its snapshot, one of them secret."""
+    pub = tmp_path / "publication"
+    shutil.copytree(web_data.publication, pub, symlinks=True)
+    con = duckdb.connect(str(pub / publish.CURRENT / "indicateurs.duckdb"))
+    t12 = {"mois": MOIS, "niveau": "ept", "code_territoire": "T12"}
+    t12["libelle_territoire"] = "Grand-Orly Seine Bièvre"
+    ens = {"famille": "ensemble", "section_naf": "ensemble", "tranche_effectifs": "ensemble"}
+    rows = {
+        "taux_reponse": [
+            {
+                **t12,
+                **ens,
+                "vague": "2026-printemps",
+                "nb_etablissements_ess": 25,
+                "nb_repondants": 5,
+                "taux_reponse": 0.2,
+                "nb_repondants_hors_ess": 1,
+            },
+        ],
+        "besoins_cites": [
+            {
+                **t12,
+                **ens,
+                "vague": "2026-printemps",
+                "besoin": "locaux",
+                "nb_repondants": 5,
+                "nb_citant": 3,
+                "part_citant": 0.6,
+            },
+            {
+                **t12,
+                **ens,
+                "vague": "2026-printemps",
+                "besoin": "formation",
+                "nb_repondants": 5,
+                "nb_citant": 1,
+                "part_citant": 0.2,
+            },
+        ],
+        "reseaux_couverture": [
+            {
+                **t12,
+                "reseau": "ressourceries",
+                "type_reseau": "ressourcerie",
+                "nb_membres": 4,
+                "nb_trouves_sirene": 4,
+                "nb_actifs": 4,
+                "nb_fermes": 0,
+                "nb_ess": 4,
+                "nb_hors_ess": 0,
+                "nb_non_trouves": 0,
+                "emplois_bas": 10,
+                "emplois_central": 14.5,
+                "emplois_haut": 19,
+                "nb_etablissements_emplois": 3,
+                "emplois_max_unite": 7.5,
+            },
+        ],
+        "ressourceries": [
+            {
+                **t12,
+                "nb_ressourceries": 4,
+                "emplois_bas": 10,
+                "emplois_central": 14.5,
+                "emplois_haut": 19,
+                "nb_etablissements_emplois": 3,
+                "emplois_max_unite": 7.5,
+            },
+        ],
+    }
+    for table, items in rows.items():
+        for item in items:
+            names = ", ".join(item)
+            values = ", ".join(f"${k}" for k in item)
+            con.execute(f"insert into indicators.{table} ({names}) values ({values})", item)
+    # the least-cited need is secret, as the secrecy stream would mark it
+    con.execute("alter table indicators.besoins_cites add column statut_secret varchar")
+    con.execute("alter table indicators.besoins_cites add column motif_secret varchar")
+    con.execute(
+        "update indicators.besoins_cites set statut_secret = case when besoin = 'formation' "
+        "then 'primaire' else 'publie' end, motif_secret = case when besoin = 'formation' "
+        "then 'frequence' end, nb_citant = case when besoin = 'formation' then null "
+        "else nb_citant end"
+    )
+    con.close()
+    with TestClient(create_app(pub, GEO)) as c:
+        html = c.get("/territoire/ept/T12").text
+        assert "Aucune vague de questionnaire" not in html
+        needs = list(
+            csv.reader(io.StringIO(c.get("/territoire/ept/T12/tableaux/besoins.csv").text))
+        )
+        assert needs[1] == ["2026-printemps", "Locaux", "5", "3", "0.6"]
+        assert needs[2][:2] == ["2026-printemps", "Formation"] and needs[2][3] == "secret"
+        rate = list(
+            csv.reader(io.StringIO(c.get("/territoire/ept/T12/tableaux/taux-reponse.csv").text))
+        )
+        assert rate[1] == ["2026-printemps", "25", "5", "0.2"]
+        nets = c.get("/territoire/ept/T12/tableaux/reseaux.csv?format=excel").content.decode()
+        assert "ressourceries;Ressourceries;4;4;4;4;0;14,5" in nets
+        shops = c.get("/territoire/ept/T12/tableaux/ressourceries.csv").text
+        assert shops.splitlines()[1] == "4,14.5,10,19"
+        assert "60,0\u202f%" in html  # the share of respondents citing « locaux »
