@@ -27,7 +27,12 @@ SECRET_COLUMNS = ("statut_secret", "motif_secret")
 PUBLISHED = "publie"
 # offline (no extension download) and two threads; a reader in the same process must open the
 # file with the same configuration (DuckDB refuses two configurations of one file)
-CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2}
+CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "threads": 2,
+    "memory_limit": "1GB",
+}
 
 LEVELS: dict[str, str] = {
     "commune": "Commune",
