@@ -500,3 +500,16 @@ def test_needs_and_networks_tables_show_the_snapshot_rows(web_data, tmp_path):  
         shops = c.get("/territoire/ept/T12/tableaux/ressourceries.csv").text
         assert shops.splitlines()[1] == "4,14.5,10,19"
         assert "60,0\u202f%" in html  # the share of respondents citing « locaux »
+
+
+def test_api_pages_follow_the_snapshots_order(client, web_data):  # noqa: F811
+    full = client.get("/api/v1/indicateurs/etablissements_actifs?limite=10000").json()["lignes"]
+    pages = []
+    for offset in range(0, len(full), 100):
+        url = f"/api/v1/indicateurs/etablissements_actifs?limite=100&decalage={offset}"
+        pages += client.get(url).json()["lignes"]
+    assert pages == full
+    (n,) = web_data.query("select count(*) from indicators.etablissements_actifs")[0]
+    assert len(full) == n
+    keys = [(r["mois"], r["niveau"], r["code_territoire"]) for r in full]
+    assert keys == sorted(keys)

@@ -32,6 +32,8 @@ CONFIG = {
     "autoload_known_extensions": False,
     "threads": 2,
     "memory_limit": "1GB",
+    # scans return rows in the order the snapshot wrote them (the API pages on that order)
+    "preserve_insertion_order": True,
 }
 
 LEVELS: dict[str, str] = {
