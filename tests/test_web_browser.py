@@ -148,9 +148,12 @@ def test_download_a_table_as_csv_by_a_click(page, server, web_data):  # noqa: F8
         )
     )
     got = {r[0]: r[1] for r in rows[1:]}
-    assert got["Associations"] == str(expected["association"])
-    assert got["Coopératives"] == str(expected["cooperative"])
-    assert got["Ensemble de l'ESS"] == str(expected["ensemble"])
+    for label, code in (
+        ("Associations", "association"),
+        ("Coopératives", "cooperative"),
+        ("Ensemble de l'ESS", "ensemble"),
+    ):  # a masked cell (NULL in the snapshot) reads « secret »
+        assert got[label] == ("secret" if expected[code] is None else str(expected[code]))
     # the page shows the same rows
     shown = page.locator("#tableau-familles tbody tr").all_inner_texts()
     assert len(shown) == len(rows) - 1
