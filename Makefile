@@ -9,7 +9,7 @@ export UV_COMPILE_BYTECODE := 1
 # use the system certificate store (where a proxy's CA is installed) rather than uv's own
 export UV_NATIVE_TLS := 1
 
-.PHONY: demo test lint dev install refresh bench clean-data uv
+.PHONY: demo test lint dev install refresh bench page clean-data uv
 
 # uv itself comes from PyPI (pinned); everything else from uv.lock.
 uv:
@@ -42,6 +42,10 @@ lint: install
 ## Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, schedule).
 dev: install
 	$(UV) run dagster dev -h 127.0.0.1 -p 3000
+
+## The observatory's web page and JSON API on http://127.0.0.1:8000 (after make demo or refresh).
+page: install
+	$(UV) run observatoire page --hote 127.0.0.1 --port 8000
 
 ## National-scale benchmark (not part of the tests): see benchmarks/README.md.
 bench: install

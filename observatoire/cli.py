@@ -245,6 +245,19 @@ def cmd_indicateurs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_page(args: argparse.Namespace) -> int:
+    """Serve the observatory's web page and JSON API over the current publication."""
+    import uvicorn
+
+    from observatoire.web.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings.publication_dir, settings.reference_dir / "geo")
+    print(f"Page de l'observatoire : http://{args.hote}:{args.port}/ (API : /api)")
+    uvicorn.run(app, host=args.hote, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="observatoire", description="Observatoire de l'ESS")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -284,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--lignes", type=int, default=30)
     p.set_defaults(func=cmd_indicateurs)
+
+    p = sub.add_parser("page", help="servir la page de l'observatoire et l'API JSON")
+    p.add_argument("--hote", default="127.0.0.1", help="adresse d'écoute (127.0.0.1 par défaut)")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_page)
     return parser
 
 
