@@ -11,6 +11,7 @@ which tests ran before. Regenerate the golden files with:
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import os
@@ -26,6 +27,7 @@ import frictionless
 import pytest
 from conftest import ROOT
 from sirene_builder import etab_row, luhn_key, siret_for, ul_row, write_stock
+from test_pipelines import write_network, write_wave
 
 from observatoire import catalogue, export, publish, refresh
 from observatoire.cli import main
@@ -99,6 +101,34 @@ def _stock() -> tuple[list[dict], list[dict]]:
     return uls, ets
 
 
+def _sources(inbox: Path) -> None:
+    """A questionnaire wave and a ressourcerie list, a P unit answering under its own name."""
+    answers = [
+        (1, PUBLIC_NAME, "Oui", "Recruter;Se former"),
+        (2, "ASSO DEUX", "Non", "Financer un projet"),
+        (5, "ASSO IVRY", "Oui", "Trouver des locaux"),
+        (6, P_NAMES[0], "Oui", "Recruter"),
+    ]
+    write_wave(
+        inbox,
+        "2026-printemps",
+        [
+            ["2026-04-02 10:00", siret_for(_siren(i)), name, "94400", "Vitry-sur-Seine",
+             f"contact{i}@exemple.org", locaux, prioritaires]
+            for i, name, locaux, prioritaires in answers
+        ],
+    )  # fmt: skip
+    write_network(
+        inbox,
+        "ressourceries",
+        [
+            [siret_for(_siren(1)), PUBLIC_NAME, "12 RUE DE LA REPUBLIQUE", "94400", "VITRY", ""],
+            [siret_for(_siren(6)), P_NAMES[0], P_NAMES[3], "94200", "IVRY", ""],
+            ["", "RESSOURCERIE INCONNUE", "1 RUE X", "94200", "IVRY-SUR-SEINE", ""],
+        ],
+    )
+
+
 def _settings(base: Path) -> Settings:
     """Same as conftest's `settings`, for a module-wide snapshot."""
     return Settings(
@@ -123,6 +153,7 @@ def snapshot(tmp_path_factory) -> Settings:
     """Two months refreshed and published for real; the last one is `courant`."""
     settings = _settings(tmp_path_factory.mktemp("snapshot"))
     uls, ets = _stock()
+    _sources(settings.inbox_dir)
     for i, mois in enumerate((MOIS_AVANT, MOIS)):
         month_ets = ets if mois == MOIS else ets[:-1]  # one unit more in November
         write_stock(Path(settings.data_dir) / "sirene" / mois, uls, month_ets)
@@ -283,10 +314,18 @@ def test_bundle_matches_the_golden_files(bundle):
     }
     assert sorted(entries) == sorted(expected), "files differ from tests/golden/export"
     for name in sorted(entries):
-        assert entries[name] == expected[name], (
-            f"{name} differs from tests/golden/export; if intended: "
-            "UPDATE_GOLDEN=1 uv run pytest tests/test_export.py"
-        )
+        if entries[name] != expected[name]:
+            diff = difflib.unified_diff(
+                expected[name].decode("utf-8").splitlines(),
+                entries[name].decode("utf-8").splitlines(),
+                "golden",
+                "export",
+                lineterm="",
+            )
+            pytest.fail(
+                f"{name} differs from tests/golden/export; if intended: "
+                "UPDATE_GOLDEN=1 uv run pytest tests/test_export.py\n" + "\n".join(list(diff)[:40])
+            )
 
 
 def test_two_exports_of_the_same_snapshot_are_byte_identical(snapshot, bundle, tmp_path):
