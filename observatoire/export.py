@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue, publish
+from observatoire import catalogue, publish, questionnaire, reseaux
 
 FORMAT_VERSION = "1.0.0"
 # Levels exported by `--tous`; communes only on request (there are ~35,000 of them nationally).
@@ -64,6 +64,8 @@ ENUMS: dict[str, tuple[str, ...]] = {
         "hors_ess",
         "ensemble",
     ),
+    "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
+    "type_reseau": reseaux.NETWORK_TYPES,
     "statut_secret": SECRET_STATUSES,
     "motif_secret": SECRET_REASONS,
 }
@@ -204,12 +206,18 @@ def communes_of(
             "L'instantané publié ne dit pas encore quelles communes composent chaque territoire "
             "(table indicators.territoires) et l'entrepôt est introuvable : export impossible."
         )
-    with duckdb.connect(str(warehouse), read_only=True) as wh:
-        rows = wh.execute(
-            "select distinct code_commune from ref.territoire_niveaux "
-            "where niveau = $niveau and code_territoire = $code order by 1",
-            {"niveau": niveau, "code": code},
-        ).fetchall()
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as wh:
+            rows = wh.execute(
+                "select distinct code_commune from ref.territoire_niveaux "
+                "where niveau = $niveau and code_territoire = $code order by 1",
+                {"niveau": niveau, "code": code},
+            ).fetchall()
+    except duckdb.Error as exc:  # a refresh holds the write lock
+        raise ExportError(
+            f"Impossible de lire la composition de « {niveau}:{code} » dans l'entrepôt "
+            f"(rafraîchissement en cours ?) : {exc}. Réessayez après le rafraîchissement."
+        ) from exc
     return [r[0] for r in rows]
 
 
@@ -335,6 +343,11 @@ def _read(
     return _Table(indicator, types, rows)
 
 
+def _title(definition: str) -> str:
+    """A short title: the definition up to its first explanation (« : », parenthesis)."""
+    return re.split(r" \(| : ", definition, maxsplit=1)[0]
+
+
 def _field(
     table: _Table, column: str, dims: tuple[str, ...], definitions: dict[str, str], excel: bool
 ) -> dict[str, object]:
@@ -343,7 +356,7 @@ def _field(
     present = sorted({r[index] for r in table.rows if r[index] is not None}, key=str)
     field: dict[str, object] = {
         "name": column,
-        "title": definitions.get(column, column).split(" (")[0],
+        "title": _title(definitions.get(column, column)),
         "description": definitions.get(column, ""),
         "type": kind,
     }
@@ -355,7 +368,7 @@ def _field(
         # frictionless reads `example` without the field's decimalChar: standard notation
         field["example"] = _text(present[0], kind, excel=False)
     constraints: dict[str, object] = {}
-    if column in dims:
+    if column in dims or column == "statut_secret":  # contract §1: never NULL
         constraints["required"] = True
     if column in ENUMS:
         constraints["enum"] = list(ENUMS[column])
