@@ -168,6 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "Données de démonstration SYNTHÉTIQUES (SIRENE, questionnaire, réseaux) : "
         "les chiffres ne décrivent pas le territoire réel."
     )
+    print("Zip pour un partenaire : uv run observatoire export --territoire ept:T12")
     return 0
 
 
