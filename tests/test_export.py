@@ -533,6 +533,40 @@ def test_a_failing_write_leaves_no_partial_zip(snapshot, bundle, tmp_path):
     assert (out / BUNDLE).read_bytes() == before
 
 
+KILL_MID_ZIP = """
+import os, signal, sys, zipfile
+from observatoire.cli import main
+real, calls = zipfile.ZipFile.writestr, []
+def writestr(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 10:  # ten entries in: the process dies without any cleanup
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *args, **kwargs)
+zipfile.ZipFile.writestr = writestr
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_export_killed_mid_zip_leaves_no_bundle_under_the_final_name(snapshot, tmp_path):
+    out = tmp_path / "sortie"
+    env = {
+        **os.environ,
+        "OBSERVATOIRE_DATA_DIR": str(snapshot.data_dir),
+        "OBSERVATOIRE_WAREHOUSE": str(snapshot.warehouse),
+    }
+    args = ["export", "--territoire", T12, "--sortie", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_MID_ZIP, *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == -9, done.stderr
+    assert not (out / BUNDLE).exists()
+    # only a hidden temporary file is left, and the next export writes the bundle
+    assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in out.iterdir())
+    assert main(args) == 0
+    assert zipfile.ZipFile(out / BUNDLE).testzip() is None
+
+
 def test_a_write_refused_at_the_rename_leaves_nothing_behind(snapshot, tmp_path):
     out = tmp_path / "sortie"
     (out / BUNDLE).mkdir(parents=True)  # a folder holds the final name: os.replace fails
