@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from observatoire import catalogue, publish, questionnaire, reseaux
+from observatoire.warehouse import table_exists
 
 FORMAT_VERSION = "1.0.0"
 # Levels exported by `--tous`; communes only on request (there are ~35,000 of them nationally).
@@ -152,15 +153,6 @@ def snapshot_dir(publication_dir: Path) -> Path:
     return live
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    (n,) = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'indicators' and table_name = $name",
-        {"name": name},
-    ).fetchone()  # type: ignore[misc]
-    return bool(n)
-
-
 def months(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         "select distinct mois from indicators.etablissements_actifs order by mois"
@@ -172,7 +164,7 @@ def published_territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str
     """(niveau, code, libellé) of every territory the snapshot publishes."""
     source = (
         "indicators.territoires"
-        if _table_exists(con, "territoires")
+        if table_exists(con, "indicators", "territoires")
         else "indicators.etablissements_actifs"  # until contract §3 lands
     )
     rows = con.execute(
@@ -194,7 +186,7 @@ def communes_of(
     """
     if niveau == "commune":
         return [code]
-    if _table_exists(con, "territoires"):
+    if table_exists(con, "indicators", "territoires"):
         rows = con.execute(
             "select distinct code_commune from indicators.territoires "
             "where niveau = $niveau and code_territoire = $code order by 1",
@@ -247,10 +239,9 @@ def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -
 
 
 def _schema_type(duck_type: str) -> str:
+    """Table Schema type of a DuckDB column type (anything else is text)."""
     t = duck_type.upper()
-    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT") or t.startswith("UINT"):
-        return "integer"
-    if t in ("UTINYINT", "USMALLINT", "UBIGINT", "UHUGEINT"):
+    if t.removeprefix("U") in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
         return "integer"
     if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
         return "number"
