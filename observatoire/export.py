@@ -51,7 +51,7 @@ TABLE_SCHEMA_PROFILE = "https://frictionlessdata.io/schemas/table-schema.json"
 HOMEPAGE = ""
 
 # Closed code lists known from the method (docs/methode.md); open lists (tranche, section) take
-# the codes present in the snapshot until `indicators.nomenclatures` lands (contract §3).
+# the snapshot's `indicators.nomenclatures` codes (contract §3) plus any code present in the rows.
 ENUMS: dict[str, tuple[str, ...]] = {
     "niveau": ALL_LEVELS,
     "perimetre": ("ess", "hors_ess", "ensemble"),
@@ -287,6 +287,19 @@ class _Table:
     indicator: catalogue.Indicator
     types: dict[str, str]  # column -> Table Schema type
     rows: list[tuple]
+    codes: dict[str, tuple[str, ...]]  # dimension -> codes of the snapshot's nomenclature
+
+
+def _nomenclatures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """Codes per dimension from `indicators.nomenclatures` (contract §3); empty until it lands."""
+    if not table_exists(con, "indicators", "nomenclatures"):
+        return {}
+    out: dict[str, list[str]] = {}
+    for dimension, code in con.execute(
+        "select distinct dimension, code from indicators.nomenclatures order by all"
+    ).fetchall():
+        out.setdefault(str(dimension), []).append(str(code))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _read(
@@ -331,7 +344,7 @@ def _read(
         params,
     ).fetchall()
     types = {c: _schema_type(described[c]) for c in columns}
-    return _Table(indicator, types, rows)
+    return _Table(indicator, types, rows, _nomenclatures(con))
 
 
 def _title(definition: str) -> str:
@@ -363,8 +376,8 @@ def _field(
         constraints["required"] = True
     if column in ENUMS:
         constraints["enum"] = list(ENUMS[column])
-    elif column in ENUMS_FROM_DATA and kind == "string" and present:
-        constraints["enum"] = [str(v) for v in present]
+    elif column in ENUMS_FROM_DATA and kind == "string" and (present or column in table.codes):
+        constraints["enum"] = sorted({*table.codes.get(column, ()), *map(str, present)})
     if column in PATTERNS and kind == "string":
         constraints["pattern"] = PATTERNS[column]
     if kind in ("integer", "number") and (
