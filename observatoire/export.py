@@ -174,25 +174,29 @@ def published_territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
+_MEMBERS = """
+    select c.code_commune, coalesce(any_value(l.libelle_territoire), c.code_commune)
+    from {table} as c
+    left join {table} as l on l.niveau = 'commune' and l.code_territoire = c.code_commune
+    where c.niveau = $niveau and c.code_territoire = $code
+    group by c.code_commune order by 1
+"""
+
+
 def communes_of(
     con: duckdb.DuckDBPyConnection, warehouse: Path | None, niveau: str, code: str
-) -> list[str]:
-    """Codes of the communes a published territory is made of (a commune: itself).
+) -> list[tuple[str, str]]:
+    """(code, libellé) of the communes a territory is made of, sorted by code.
 
     Read from the snapshot's `indicators.territoires` (contract issue 5 §3).
     TODO(contract issue 5 §3): STOP-GAP until that table lands: the warehouse's
-    `ref.territoire_niveaux` (written by the last refresh from `ref.territoire_communes`), read
-    only, and only for a commune the snapshot publishes. Delete this branch then.
+    `ref.territoire_niveaux` (written by the last refresh from `ref.territoire_communes`, same
+    shape), read only. Delete this branch then.
     """
-    if niveau == "commune":
-        return [code]
+    params = {"niveau": niveau, "code": code}
     if table_exists(con, "indicators", "territoires"):
-        rows = con.execute(
-            "select distinct code_commune from indicators.territoires "
-            "where niveau = $niveau and code_territoire = $code order by 1",
-            {"niveau": niveau, "code": code},
-        ).fetchall()
-        return [r[0] for r in rows]
+        rows = con.execute(_MEMBERS.format(table="indicators.territoires"), params).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
     if warehouse is None or not Path(warehouse).exists():
         raise ExportError(
             "L'instantané publié ne dit pas encore quelles communes composent chaque territoire "
@@ -200,21 +204,17 @@ def communes_of(
         )
     try:
         with duckdb.connect(str(warehouse), read_only=True) as wh:
-            rows = wh.execute(
-                "select distinct code_commune from ref.territoire_niveaux "
-                "where niveau = $niveau and code_territoire = $code order by 1",
-                {"niveau": niveau, "code": code},
-            ).fetchall()
+            rows = wh.execute(_MEMBERS.format(table="ref.territoire_niveaux"), params).fetchall()
     except duckdb.Error as exc:  # a refresh holds the write lock
         raise ExportError(
             f"Impossible de lire la composition de « {niveau}:{code} » dans l'entrepôt "
             f"(rafraîchissement en cours ?) : {exc}. Réessayez après le rafraîchissement."
         ) from exc
-    return [r[0] for r in rows]
+    return [(str(a), str(b)) for a, b in rows]
 
 
 def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -> Territoire:
-    """`NIVEAU:CODE` → the published territory and its published communes, or a French error."""
+    """`NIVEAU:CODE` → the published territory and all its communes, or a French error."""
     niveau, sep, code = spec.strip().partition(":")
     niveau = niveau.strip().lower()
     code = code.strip()
@@ -230,8 +230,15 @@ def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -
             f"Territoire inconnu dans la publication : « {niveau}:{code} ». Territoires publiés "
             f"(hors communes) : {', '.join(known) or 'aucun'}."
         )
-    codes = communes_of(con, warehouse, niveau, code)
-    communes = sorted((c, published[("commune", c)]) for c in codes if ("commune", c) in published)
+    if niveau == "commune":
+        communes = [(code, published[(niveau, code)])]
+    else:
+        communes = communes_of(con, warehouse, niveau, code)
+        if not communes:
+            raise ExportError(
+                f"La composition de « {niveau}:{code} » est introuvable : l'entrepôt décrit un "
+                "autre territoire que la publication ? Relancez le rafraîchissement."
+            )
     return Territoire(niveau, code, published[(niveau, code)], tuple(communes))
 
 
