@@ -220,6 +220,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     except export.ExportError as exc:
         print(f"ERREUR : {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # full disk, rights: the zip is written aside, nothing partial stays
+        print(
+            f"ERREUR : écriture impossible ({exc}) ; aucun zip partiel n'est laissé.",
+            file=sys.stderr,
+        )
+        return 1
     for b in bundles:
         print(f"{b.path} : {b.territoire.libelle}, {b.mois}, {b.octets} octets")
     return 0
