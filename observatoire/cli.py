@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -169,6 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "Données de démonstration SYNTHÉTIQUES (SIRENE, questionnaire, réseaux) : "
         "les chiffres ne décrivent pas le territoire réel."
     )
+    print("Zip pour un partenaire : uv run observatoire export --territoire ept:T12")
     return 0
 
 
@@ -202,18 +202,32 @@ def cmd_generer(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Copy the current publication's CSV files for partners (standard or French Excel)."""
-    settings = _settings(args)
-    live = publish.current(settings.publication_dir)
-    if live is None:
-        print("Aucune publication : lancez d'abord `observatoire refresh`.", file=sys.stderr)
+    """Write one partner bundle (zip) per territory for a month of the current publication."""
+    from observatoire import export
+
+    settings = Settings.from_env()  # --territoire here names bundles, not the refresh territory
+    try:
+        bundles = export.export(
+            settings.publication_dir,
+            Path(args.sortie or settings.data_dir / "exports"),
+            territoires=args.territoire or [],
+            tous=args.tous,
+            communes=args.communes,
+            mois=args.mois,
+            warehouse=settings.warehouse,
+            data_dir=settings.data_dir,
+        )
+    except export.ExportError as exc:
+        print(f"ERREUR : {exc}", file=sys.stderr)
         return 1
-    out = Path(args.sortie)
-    out.mkdir(parents=True, exist_ok=True)
-    folder = "csv" if args.dialecte == "standard" else "csv_excel"
-    for src in sorted((live / folder).glob("*.csv")):
-        shutil.copyfile(src, out / src.name)
-    print(f"Export de {live.name} ({args.dialecte}) dans {out.resolve()}")
+    except OSError as exc:  # full disk, rights: the zip is written aside, nothing partial stays
+        print(
+            f"ERREUR : écriture impossible ({exc}) ; aucun zip partiel n'est laissé.",
+            file=sys.stderr,
+        )
+        return 1
+    for b in bundles:
+        print(f"{b.path} : {b.territoire.libelle}, {b.mois}, {b.octets} octets")
     return 0
 
 
@@ -283,9 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sortie", required=True)
     p.set_defaults(func=cmd_generer)
 
-    p = sub.add_parser("export", help="exporter les CSV de la publication courante")
-    p.add_argument("--sortie", required=True)
-    p.add_argument("--dialecte", choices=["standard", "excel"], default="standard")
+    p = sub.add_parser("export", help="exports pour les partenaires : un zip par territoire")
+    p.add_argument("--territoire", action="append", help="NIVEAU:CODE (répétable), ex. ept:T12")
+    p.add_argument("--tous", action="store_true", help="tous les territoires publiés")
+    p.add_argument("--communes", action="store_true", help="avec --tous : aussi les communes")
+    p.add_argument("--mois", help="AAAA-MM (par défaut : le mois de la publication)")
+    p.add_argument("--sortie", help="dossier des zips (par défaut : data/exports/)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("indicateurs", help="afficher un indicateur publié")

@@ -130,17 +130,30 @@ def test_no_partially_diffusible_unit_in_any_published_file(demo):
             assert not hidden_sirets & set(frame["siret"].to_list()), path
 
 
-def test_export_command_copies_the_current_publication(demo, tmp_path):
+def test_export_command_writes_a_partner_bundle(demo, tmp_path):
     data, _ = demo
     env = {**os.environ, "OBSERVATOIRE_DATA_DIR": str(data)}
     done = subprocess.run(
-        [sys.executable, "-m", "observatoire.cli", "export", "--sortie", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "observatoire.cli",
+            "export",
+            "--territoire",
+            "ept:T12",
+            "--sortie",
+            str(tmp_path),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    live = publish.current(data / "publication")
-    for src in (live / "csv").glob("*.csv"):
-        assert (tmp_path / src.name).read_bytes() == src.read_bytes()
+    bundle = tmp_path / "observatoire-ess_ept-T12_2026-11.zip"
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("LISEZMOI.md").decode("utf-8")
+    assert {"LISEZMOI.md", "manifest.json", "datapackage.json"} <= names
+    assert "csv_excel/etablissements_actifs.csv" in names
+    assert "DONNÉES SYNTHÉTIQUES" in readme

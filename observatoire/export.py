@@ -1,0 +1,791 @@
+"""Partner export bundles: one zip per territory and month, read from the published snapshot only.
+
+A partner (a département, a CRESS, a research team) receives one self-describing file: the
+indicator CSVs of its territory and of its communes in two dialects, a Table Schema per CSV
+following the schema.data.gouv.fr convention, a `datapackage.json` that ties each CSV to its
+dialect and schema (so `frictionless validate datapackage.json` checks the whole bundle in one
+call), a French `LISEZMOI.md` and a `manifest.json` with row counts and sha256 sums.
+
+The bundle is read from `publication/courant` only, never from the warehouse, so it always
+describes a complete, quality-checked month. Its bytes depend only on the snapshot: fixed zip
+timestamps (the month's first day), sorted entries, no wall clock, so two exports of the same
+snapshot are identical and tests compare them with golden files (docs/exports.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from observatoire import catalogue, publish, questionnaire, reseaux
+from observatoire.warehouse import table_exists
+
+FORMAT_VERSION = "1.0.0"
+# Levels exported by `--tous`; communes only on request (there are ~35,000 of them nationally).
+LEVELS = ("ept", "epci", "departement", "region", "selection")
+ALL_LEVELS = ("commune", *LEVELS)
+SECRET_COLUMNS = ("statut_secret", "motif_secret")
+SECRET_STATUSES = ("publie", "primaire", "secondaire")
+SECRET_REASONS = ("frequence", "dominance", "lien")
+LISTING = "annuaire_ess"
+
+LICENCE = {
+    "name": "etalab-2.0",
+    "title": "Licence Ouverte / Open Licence version 2.0",
+    "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
+}
+TABLE_SCHEMA_PROFILE = "https://frictionlessdata.io/schemas/table-schema.json"
+# TODO: the project's public address once it has one (schema.data.gouv.fr wants `homepage`).
+HOMEPAGE = ""
+
+# Closed code lists known from the method (docs/methode.md); open lists (tranche, section) take
+# the snapshot's `indicators.nomenclatures` codes (contract §3) plus any code present in the rows.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "niveau": ALL_LEVELS,
+    "perimetre": ("ess", "hors_ess", "ensemble"),
+    "famille": (
+        "association",
+        "cooperative",
+        "mutuelle",
+        "fondation",
+        "autre_non_lucratif",
+        "societe_commerciale_ess",
+        "hors_ess",
+        "ensemble",
+    ),
+    "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
+    "type_reseau": reseaux.NETWORK_TYPES,
+    "statut_secret": SECRET_STATUSES,
+    "motif_secret": SECRET_REASONS,
+}
+ENUMS_FROM_DATA = ("tranche_effectifs", "section_naf")
+PATTERNS = {
+    "mois": r"^\d{4}-\d{2}$",
+    "mois_precedent": r"^\d{4}-\d{2}$",
+    "siret": r"^\d{14}$",
+    "siren": r"^\d{9}$",
+    "code_commune": r"^[0-9][0-9AB][0-9]{3}$",
+}
+
+# Key columns of the aggregate tables, until `Indicator.dimensions` lands (contract §2).
+_FALLBACK_DIMENSIONS = (
+    "mois",
+    "vague",
+    "besoin",
+    "reseau",
+    "type_reseau",
+    "niveau",
+    "code_territoire",
+    "libelle_territoire",
+    "perimetre",
+    "famille",
+    "section_naf",
+    "tranche_effectifs",
+    "annee",
+    "cas",
+    "regle",
+)
+
+
+class ExportError(ValueError):
+    """A request the snapshot cannot answer (unknown territory, month absent): said in French."""
+
+
+@dataclass(frozen=True)
+class Territoire:
+    niveau: str
+    code: str
+    libelle: str
+    communes: tuple[tuple[str, str], ...]  # (code, libellé), sorted by code
+
+    @property
+    def slug(self) -> str:
+        return f"{self.niveau}-{self.code}"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    territoire: Territoire
+    mois: str
+    lignes: dict[str, int]
+    octets: int
+
+
+def dimensions(indicator: catalogue.Indicator) -> tuple[str, ...]:
+    """The key columns of an indicator (never empty; the Table Schema primary key).
+
+    TODO(contract issue 5 §2): use `Indicator.dimensions` once the secrecy stream lands it on
+    main; this fallback only exists until then.
+    """
+    declared = getattr(indicator, "dimensions", None)
+    if declared:
+        return tuple(declared)
+    if indicator.name == LISTING:
+        return ("mois", "siret")
+    return tuple(c for c in indicator.colonnes if c in _FALLBACK_DIMENSIONS)
+
+
+def bundle_name(territoire: Territoire, mois: str) -> str:
+    return f"observatoire-ess_{territoire.slug}_{mois}.zip"
+
+
+# --- reading the snapshot -------------------------------------------------------------------
+
+
+def snapshot_dir(publication_dir: Path) -> Path:
+    """The live snapshot, resolved once per export (the symlink may switch right after)."""
+    live = publish.current(Path(publication_dir))
+    if live is None:
+        raise ExportError("Aucune publication : lancez d'abord `observatoire refresh`.")
+    return live
+
+
+def months(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "select distinct mois from indicators.etablissements_actifs order by mois"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def published_territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(niveau, code, libellé) of every territory the snapshot publishes."""
+    source = (
+        "indicators.territoires"
+        if table_exists(con, "indicators", "territoires")
+        else "indicators.etablissements_actifs"  # until contract §3 lands
+    )
+    rows = con.execute(
+        f"select distinct niveau, code_territoire, libelle_territoire from {source} "
+        "order by niveau, code_territoire"
+    ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+_MEMBERS = """
+    select c.code_commune, coalesce(any_value(l.libelle_territoire), c.code_commune)
+    from {table} as c
+    left join {table} as l on l.niveau = 'commune' and l.code_territoire = c.code_commune
+    where c.niveau = $niveau and c.code_territoire = $code
+    group by c.code_commune order by 1
+"""
+
+
+def communes_of(
+    con: duckdb.DuckDBPyConnection, warehouse: Path | None, niveau: str, code: str
+) -> list[tuple[str, str]]:
+    """(code, libellé) of the communes a territory is made of, sorted by code.
+
+    Read from the snapshot's `indicators.territoires` (contract issue 5 §3).
+    TODO(contract issue 5 §3): STOP-GAP until that table lands: the warehouse's
+    `ref.territoire_niveaux` (written by the last refresh from `ref.territoire_communes`, same
+    shape), read only. Delete this branch then.
+    """
+    params = {"niveau": niveau, "code": code}
+    if table_exists(con, "indicators", "territoires"):
+        rows = con.execute(_MEMBERS.format(table="indicators.territoires"), params).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+    if warehouse is None or not Path(warehouse).exists():
+        raise ExportError(
+            "L'instantané publié ne dit pas encore quelles communes composent chaque territoire "
+            "(table indicators.territoires) et l'entrepôt est introuvable : export impossible."
+        )
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as wh:
+            rows = wh.execute(_MEMBERS.format(table="ref.territoire_niveaux"), params).fetchall()
+    except duckdb.Error as exc:  # a refresh holds the write lock
+        raise ExportError(
+            f"Impossible de lire la composition de « {niveau}:{code} » dans l'entrepôt "
+            f"(rafraîchissement en cours ?) : {exc}. Réessayez après le rafraîchissement."
+        ) from exc
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -> Territoire:
+    """`NIVEAU:CODE` → the published territory and all its communes, or a French error."""
+    niveau, sep, code = spec.strip().partition(":")
+    niveau = niveau.strip().lower()
+    code = code.strip()
+    if not sep or niveau not in ALL_LEVELS or not code:
+        raise ExportError(
+            f"Territoire « {spec} » mal écrit : attendu NIVEAU:CODE, NIVEAU parmi "
+            f"{', '.join(ALL_LEVELS)} (ex. ept:T12, commune:94081)."
+        )
+    published = {(n, c): lib for n, c, lib in published_territories(con)}
+    if (niveau, code) not in published:
+        known = sorted(f"{n}:{c}" for n, c in published if n != "commune")
+        raise ExportError(
+            f"Territoire inconnu dans la publication : « {niveau}:{code} ». Territoires publiés "
+            f"(hors communes) : {', '.join(known) or 'aucun'}."
+        )
+    if niveau == "commune":
+        communes = [(code, published[(niveau, code)])]
+    else:
+        communes = communes_of(con, warehouse, niveau, code)
+        if not communes:
+            raise ExportError(
+                f"La composition de « {niveau}:{code} » est introuvable : l'entrepôt décrit un "
+                "autre territoire que la publication ? Relancez le rafraîchissement."
+            )
+    return Territoire(niveau, code, published[(niveau, code)], tuple(communes))
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def _schema_type(duck_type: str) -> str:
+    """Table Schema type of a DuckDB column type (anything else is text)."""
+    t = duck_type.upper()
+    if t.removeprefix("U") in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
+        return "integer"
+    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        return "number"
+    if t == "BOOLEAN":
+        return "boolean"
+    if t == "DATE":
+        return "date"
+    return "string"
+
+
+def _text(value: object, kind: str, excel: bool) -> str:
+    """One cell as text: empty for NULL, shortest exact decimal, never an exponent."""
+    if value is None:
+        return ""
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "number":
+        text = repr(float(value))
+        if "e" in text or "E" in text:
+            text = format(Decimal(text), "f")
+        return text.replace(".", ",") if excel else text
+    return str(value)
+
+
+def _csv_bytes(columns: Sequence[str], rows: Iterable[Sequence[str]], excel: bool) -> bytes:
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, delimiter=";" if excel else ",", lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    data = buf.getvalue().encode("utf-8")
+    return b"\xef\xbb\xbf" + data if excel else data
+
+
+def _json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+# --- one indicator --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    indicator: catalogue.Indicator
+    types: dict[str, str]  # column -> Table Schema type
+    rows: list[tuple]
+    codes: dict[str, tuple[str, ...]]  # dimension -> codes of the snapshot's nomenclature
+
+
+def _nomenclatures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """Codes per dimension from `indicators.nomenclatures` (contract §3); empty until it lands."""
+    if not table_exists(con, "indicators", "nomenclatures"):
+        return {}
+    out: dict[str, list[str]] = {}
+    for dimension, code in con.execute(
+        "select distinct dimension, code from indicators.nomenclatures order by all"
+    ).fetchall():
+        out.setdefault(str(dimension), []).append(str(code))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _read(
+    con: duckdb.DuckDBPyConnection,
+    indicator: catalogue.Indicator,
+    territoire: Territoire,
+    mois: str,
+) -> _Table:
+    columns = indicator.colonnes
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    described = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'indicators' and table_name = $name",
+            {"name": indicator.name},
+        ).fetchall()
+    )
+    missing = [c for c in columns if c not in described]
+    if missing:
+        raise ExportError(
+            f"La publication ne contient pas les colonnes {missing} de {indicator.name} "
+            "attendues par le catalogue : instantané d'une autre version ?"
+        )
+    communes = [c for c, _ in territoire.communes]
+    if indicator.name == LISTING:
+        where = "mois = $mois and list_contains($communes, code_commune)"
+        params: dict[str, object] = {"mois": mois, "communes": communes}
+    else:
+        where = (
+            "mois = $mois and ((niveau = $niveau and code_territoire = $code) "
+            "or (niveau = 'commune' and list_contains($communes, code_territoire)))"
+        )
+        params = {
+            "mois": mois,
+            "niveau": territoire.niveau,
+            "code": territoire.code,
+            "communes": communes,
+        }
+    rows = con.execute(
+        f"select {quoted} from indicators.{indicator.name} where {where} "
+        f"order by {quoted} nulls first",
+        params,
+    ).fetchall()
+    types = {c: _schema_type(described[c]) for c in columns}
+    return _Table(indicator, types, rows, _nomenclatures(con))
+
+
+def _title(definition: str) -> str:
+    """A short title: the definition up to its first explanation (« : », parenthesis)."""
+    return re.split(r" \(| : ", definition, maxsplit=1)[0]
+
+
+def _field(
+    table: _Table, column: str, dims: tuple[str, ...], definitions: dict[str, str], excel: bool
+) -> dict[str, object]:
+    kind = table.types[column]
+    index = table.indicator.colonnes.index(column)
+    present = sorted({r[index] for r in table.rows if r[index] is not None}, key=str)
+    field: dict[str, object] = {
+        "name": column,
+        "title": _title(definitions.get(column, column)),
+        "description": definitions.get(column, ""),
+        "type": kind,
+    }
+    if kind == "number" and excel:
+        field["decimalChar"] = ","
+    if kind == "date":
+        field["format"] = "%Y-%m-%d"
+    if present:
+        # frictionless reads `example` without the field's decimalChar: standard notation
+        field["example"] = _text(present[0], kind, excel=False)
+    constraints: dict[str, object] = {}
+    if column in dims or column == "statut_secret":  # contract §1: never NULL
+        constraints["required"] = True
+    if column in ENUMS:
+        constraints["enum"] = list(ENUMS[column])
+    elif column in ENUMS_FROM_DATA and kind == "string" and (present or column in table.codes):
+        constraints["enum"] = sorted({*table.codes.get(column, ()), *map(str, present)})
+    if column in PATTERNS and kind == "string":
+        constraints["pattern"] = PATTERNS[column]
+    if kind in ("integer", "number") and (
+        column.startswith(("nb_", "emplois_")) or column in ("annee",)
+    ):
+        constraints["minimum"] = 0
+    if kind == "number" and column.startswith(("part_", "taux_")):
+        constraints["minimum"] = 0
+        constraints["maximum"] = 1
+    if constraints:
+        field["constraints"] = constraints
+    return field
+
+
+def table_schema(
+    table: _Table, mois: str, excel: bool, dims: tuple[str, ...] | None = None
+) -> dict[str, object]:
+    """A Table Schema in the schema.data.gouv.fr convention (dates from the month: reproducible)."""
+    ind = table.indicator
+    dims = dims or dimensions(ind)
+    definitions = catalogue.column_definitions()
+    suffix = ".excel" if excel else ""
+    schema: dict[str, object] = {
+        "$schema": TABLE_SCHEMA_PROFILE,
+        "name": f"observatoire-ess-{ind.name}{'-excel' if excel else ''}",
+        "title": ind.titre + (" (dialecte Excel français)" if excel else ""),
+        "description": (
+            f"{ind.definition} Unité : {ind.unite}. Unité de compte : {ind.unite_de_compte}. "
+            f"Source : {ind.source}. Méthode : {ind.methode}"
+        ),
+        "countryCode": "FR",
+        "version": FORMAT_VERSION,
+        "created": f"{mois}-01",
+        "lastModified": f"{mois}-01",
+        "path": f"schemas/{ind.name}{suffix}.json",
+        "licenses": [LICENCE],
+        "contributors": [{"title": "Observatoire ESS", "role": "author"}],
+        "fields": [_field(table, c, dims, definitions, excel) for c in ind.colonnes],
+        "missingValues": [""],
+        "primaryKey": list(dims),
+    }
+    if HOMEPAGE:
+        schema["homepage"] = HOMEPAGE
+    return schema
+
+
+# --- the bundle -----------------------------------------------------------------------------
+
+
+def _synthetic(manifest: dict, data_dir: Path | None) -> bool:
+    """Whether the snapshot was computed from synthetic data (the demo).
+
+    TODO(contract issue 5): ask the lead for a `synthetique` key in the snapshot's
+    manifest.json; until then, STOP-GAP: the demo generator's marker beside the month's stock.
+    """
+    if "synthetique" in manifest:
+        return bool(manifest["synthetique"])
+    if data_dir is None:
+        return False
+    return (Path(data_dir) / "sirene" / str(manifest["mois"]) / "synthetic_manifest.json").exists()
+
+
+def build(
+    con: duckdb.DuckDBPyConnection,
+    manifest: dict,
+    territoire: Territoire,
+    mois: str,
+    *,
+    synthetic: bool = False,
+) -> dict[str, bytes]:
+    """Every entry of one bundle, name -> bytes; no I/O besides reading the snapshot."""
+    entries: dict[str, bytes] = {}
+    resources: list[dict[str, object]] = []
+    lignes: dict[str, int] = {}
+    secret_missing: list[str] = []
+    for name, ind in sorted(catalogue.indicators().items()):
+        table = _read(con, ind, territoire, mois)
+        lignes[name] = len(table.rows)
+        if name != LISTING and not set(SECRET_COLUMNS) <= set(ind.colonnes):
+            secret_missing.append(name)
+        dims = dimensions(ind)
+        for excel, folder in ((False, "csv"), (True, "csv_excel")):
+            kinds = [table.types[c] for c in ind.colonnes]
+            body = _csv_bytes(
+                ind.colonnes,
+                (
+                    [_text(v, k, excel) for v, k in zip(row, kinds, strict=True)]
+                    for row in table.rows
+                ),
+                excel,
+            )
+            path = f"{folder}/{name}.csv"
+            entries[path] = body
+            schema = table_schema(table, mois, excel, dims)
+            entries[str(schema["path"])] = _json_bytes(schema)
+            resource: dict[str, object] = {
+                "name": f"{name}{'-excel' if excel else ''}",
+                "title": ind.titre,
+                "path": path,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8-sig" if excel else "utf-8",
+                "dialect": {"delimiter": ";" if excel else ","},
+                "schema": schema["path"],
+                "hash": "sha256:" + hashlib.sha256(body).hexdigest(),
+                "bytes": len(body),
+                "licenses": [LICENCE],
+            }
+            resources.append(resource)
+    package = {
+        "name": f"observatoire-ess-{territoire.slug.lower()}-{mois}",
+        "title": f"Observatoire ESS : {territoire.libelle} ({territoire.niveau}), {mois}",
+        "version": FORMAT_VERSION,
+        "created": f"{mois}-01T00:00:00Z",
+        "licenses": [LICENCE],
+        "resources": resources,
+    }
+    entries["datapackage.json"] = _json_bytes(package)
+    entries["LISEZMOI.md"] = lisezmoi(
+        manifest, territoire, mois, lignes, synthetic=synthetic, secret_missing=secret_missing
+    ).encode("utf-8")
+    files = {
+        path: {
+            "octets": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            **({"lignes": lignes[Path(path).stem]} if path.endswith(".csv") else {}),
+        }
+        for path, data in sorted(entries.items())
+    }
+    entries["manifest.json"] = _json_bytes(
+        {
+            "format": FORMAT_VERSION,
+            "mois": mois,
+            "niveau": territoire.niveau,
+            "code_territoire": territoire.code,
+            "libelle_territoire": territoire.libelle,
+            "communes": [c for c, _ in territoire.communes],
+            "publication": {"mois": manifest["mois"], "run_id": manifest["run_id"]},
+            "donnees_synthetiques": synthetic,
+            "secret_statistique_applique": not secret_missing,
+            "fichiers": files,
+        }
+    )
+    return dict(sorted(entries.items()))
+
+
+def write_zip(entries: dict[str, bytes], final: Path, mois: str) -> int:
+    """Write the zip beside `final`, then rename it: a reader never sees a partial bundle.
+
+    Entries are sorted and stamped with the month's first day, so the bytes depend on the
+    content only. On any failure the temporary file is removed and `final` is left as it was.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    year, month = (int(x) for x in mois.split("-"))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name in sorted(entries):
+                    info = zipfile.ZipInfo(name, date_time=(year, month, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.create_system = 3
+                    info.external_attr = 0o644 << 16
+                    zf.writestr(info, entries[name], compresslevel=9)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final.stat().st_size
+
+
+def export(
+    publication_dir: Path,
+    sortie: Path,
+    *,
+    territoires: Sequence[str] = (),
+    tous: bool = False,
+    communes: bool = False,
+    mois: str | None = None,
+    warehouse: Path | None = None,
+    data_dir: Path | None = None,
+) -> list[Bundle]:
+    """Write one bundle per requested territory for `mois` (default: the snapshot's month)."""
+    live = snapshot_dir(publication_dir)
+    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+    mois = mois or str(manifest["mois"])
+    if not re.fullmatch(r"\d{4}-\d{2}", mois):
+        raise ExportError(f"Mois « {mois} » mal écrit : attendu AAAA-MM (ex. 2026-11).")
+    synthetic = _synthetic(manifest, data_dir)
+    with duckdb.connect(str(live / "indicateurs.duckdb"), read_only=True) as con:
+        held = months(con)
+        if mois not in held:
+            raise ExportError(
+                f"Le mois {mois} n'est pas dans la publication (mois disponibles : "
+                f"{', '.join(held) or 'aucun'})."
+            )
+        specs = list(territoires)
+        if tous:
+            wanted = (*LEVELS, "commune") if communes else LEVELS
+            specs += [f"{n}:{c}" for n, c, _ in published_territories(con) if n in wanted]
+        if not specs:
+            raise ExportError("Indiquez au moins un --territoire NIVEAU:CODE, ou --tous.")
+        resolved = [resolve(con, warehouse, s) for s in dict.fromkeys(specs)]
+        bundles = []
+        for territoire in resolved:
+            entries = build(con, manifest, territoire, mois, synthetic=synthetic)
+            final = Path(sortie) / bundle_name(territoire, mois)
+            size = write_zip(entries, final, mois)
+            rows = json.loads(entries["manifest.json"])["fichiers"]
+            lignes = {
+                Path(p).stem: int(v["lignes"]) for p, v in rows.items() if p.startswith("csv/")
+            }
+            bundles.append(Bundle(final, territoire, mois, lignes, size))
+    return bundles
+
+
+# --- the French README ----------------------------------------------------------------------
+
+
+def _fr_int(n: int) -> str:
+    return f"{n:,}".replace(",", "\u202f")
+
+
+def lisezmoi(
+    manifest: dict,
+    territoire: Territoire,
+    mois: str,
+    lignes: dict[str, int],
+    *,
+    synthetic: bool,
+    secret_missing: Sequence[str],
+) -> str:
+    """The partner's README, in French: what, where from, how counted, what is hidden, licence."""
+    inds = catalogue.indicators()
+    out: list[str] = []
+    w = out.append
+    w(f"# Observatoire ESS : {territoire.libelle}, {mois}")
+    w("")
+    if synthetic:
+        w(
+            "> **DONNÉES SYNTHÉTIQUES.** Cet export a été produit sur les données de démonstration "
+            "générées par l'observatoire (Sirene, questionnaire et listes de réseaux fictifs) : "
+            "les chiffres ne décrivent pas le territoire réel. Ne pas diffuser."
+        )
+        w("")
+    if secret_missing:
+        w(
+            "> **SECRET STATISTIQUE NON APPLIQUÉ.** La publication dont est tiré cet export ne "
+            "porte pas encore les colonnes `statut_secret` et `motif_secret` pour : "
+            + ", ".join(f"`{n}`" for n in secret_missing)
+            + ". Des cases peuvent décrire une ou deux structures : usage interne uniquement, "
+            "ne pas rediffuser en l'état."
+        )
+        w("")
+    w("## Contenu")
+    w("")
+    if territoire.niveau == "commune":
+        w(f"Territoire : commune **{territoire.libelle}** (code INSEE {territoire.code}).")
+    else:
+        w(
+            f"Territoire : **{territoire.libelle}** (niveau `{territoire.niveau}`, code "
+            f"`{territoire.code}`), et ses {len(territoire.communes)} communes :"
+        )
+        w("")
+        for code, libelle in territoire.communes:
+            w(f"- {libelle} ({code})")
+    w("")
+    w(
+        f"Mois : **{mois}** (stock Sirene de l'INSEE du mois). Publication d'origine : mois "
+        f"{manifest['mois']}, exécution `{manifest['run_id']}`."
+    )
+    w("")
+    w(
+        "Chaque fichier contient les lignes du territoire lui-même et celles de ses communes "
+        "(colonnes `niveau` et `code_territoire`), pour ce mois seulement. L'annuaire "
+        "(`annuaire_ess`) n'existe que pour le mois de la publication : il est vide pour un mois "
+        "antérieur."
+    )
+    w("")
+    w("## Sources")
+    w("")
+    w(
+        "- INSEE, base Sirene des entreprises et de leurs établissements : fichiers de stock "
+        "`StockEtablissement` et `StockUniteLegale` du mois."
+    )
+    w(
+        "- Questionnaire de l'observatoire « Mieux vous connaître » (vagues de réponses), "
+        "rapproché de Sirene : indicateurs `taux_reponse` et `besoins_cites`."
+    )
+    w(
+        "- Listes de membres déclarées par les réseaux (ressourceries, SIAE, ESUS, SCOP/SCIC, "
+        "CRESS…), rapprochées de Sirene : `reseaux_couverture`, `ess_hors_reseau`, "
+        "`ressourceries`."
+    )
+    w("")
+    w("## Méthode")
+    w("")
+    w(
+        "Le périmètre de l'ESS est décidé par établissement, d'après la catégorie juridique de "
+        "l'unité légale, l'indicateur ESS de l'INSEE et les activités exclues. Les emplois "
+        "salariés sont estimés à partir des tranches d'effectifs de Sirene (fourchette basse, "
+        "centrale, haute) : ce ne sont pas des comptages. Les lignes `ensemble` sont les marges "
+        "(totaux) des tableaux croisés. La méthode complète est dans le document de méthode de "
+        "l'observatoire (`docs/methode.md` du dépôt)."
+    )
+    w("")
+    w("## Indicateurs et unités de compte")
+    w("")
+    w("| indicateur | titre | unité de compte | lignes |")
+    w("|---|---|---|---|")
+    for name in sorted(inds):
+        ind = inds[name]
+        w(f"| `{name}` | {ind.titre} | {ind.unite_de_compte} | {_fr_int(lignes[name])} |")
+    w("")
+    w("## Secret statistique")
+    w("")
+    w(
+        "Aucune case publiée ne doit permettre de connaître la situation d'une structure "
+        "particulière. Règles appliquées à chaque case des tableaux agrégés :"
+    )
+    w("")
+    w("- **secret primaire (fréquence)** : moins de 3 unités dans la case ;")
+    w(
+        "- **secret primaire (dominance)** : une seule unité représente 85 % ou plus des emplois "
+        "de la case ;"
+    )
+    w(
+        "- **secret secondaire (lien)** : d'autres cases sont masquées pour qu'aucune case "
+        "secrète ne puisse être recalculée par différence à partir des cases publiées, de "
+        "façon cohérente entre niveaux (commune ⊂ EPT/EPCI ⊂ département ⊂ région) et entre "
+        "marges (famille × section NAF × tranche d'effectifs)."
+    )
+    w("")
+    w(
+        "Une case secrète reste présente dans le fichier : ses colonnes de mesure sont vides, "
+        "`statut_secret` vaut `primaire` ou `secondaire` (et non `publie`) et `motif_secret` "
+        "donne la raison (`frequence`, `dominance` ou `lien`)."
+    )
+    w("")
+    w(
+        "Unités à diffusion partielle (statut de diffusion `P` dans Sirene) : elles sont "
+        "**comptées** dans tous les agrégats mais ne sont **jamais listées**, ni nommées, ni "
+        "localisées. L'annuaire (`annuaire_ess`) ne contient que des établissements diffusibles "
+        "(établissement et unité légale au statut `O`) : ce sont des données publiques de la "
+        "base Sirene."
+    )
+    w("")
+    w("## Deux formats de CSV")
+    w("")
+    w(
+        "- `csv/` : format standard, UTF-8 sans BOM, séparateur virgule `,`, point décimal `.` "
+        "(pour les logiciels statistiques et les scripts) ;"
+    )
+    w(
+        "- `csv_excel/` : format Excel français, UTF-8 avec BOM, séparateur point-virgule `;`, "
+        "virgule décimale `,` (s'ouvre directement dans Excel)."
+    )
+    w("")
+    w(
+        "Les deux contiennent exactement les mêmes valeurs. Une valeur vide signifie "
+        "« sans objet », « non renseigné » ou « secret » (voir `statut_secret`)."
+    )
+    w("")
+    w("## Schémas et contrôle des fichiers")
+    w("")
+    w(
+        "`schemas/<indicateur>.json` décrit chaque colonne (titre, définition, type, exemple, "
+        "contraintes) au format Table Schema, selon la convention de schema.data.gouv.fr ; "
+        "`schemas/<indicateur>.excel.json` est le même schéma pour le format Excel (virgule "
+        "décimale). `datapackage.json` associe chaque CSV à son format et à son schéma : "
+        "`frictionless validate datapackage.json` contrôle tout l'export d'une commande. "
+        "`manifest.json` donne le nombre de lignes et l'empreinte sha256 de chaque fichier."
+    )
+    w("")
+    w("## Licence")
+    w("")
+    w(
+        "Les chiffres de cet export sont diffusés sous la **Licence Ouverte / Open Licence "
+        "version 2.0** (Etalab-2.0, https://www.etalab.gouv.fr/licence-ouverte-open-licence/). "
+        "Mention de la source : « Observatoire ESS, d'après INSEE, base Sirene, " + mois + " »."
+    )
+    w(
+        "La base Sirene est elle-même diffusée par l'INSEE sous Licence Ouverte 2.0 ; sa "
+        "réutilisation doit respecter le statut de diffusion des personnes (aucune donnée des "
+        "unités au statut `P`)."
+    )
+    w("")
+    w("## Fichiers")
+    w("")
+    w("| fichier | lignes |")
+    w("|---|---|")
+    for name in sorted(inds):
+        for folder in ("csv", "csv_excel"):
+            w(f"| `{folder}/{name}.csv` | {_fr_int(lignes[name])} |")
+    for name in sorted(inds):
+        w(f"| `schemas/{name}.json`, `schemas/{name}.excel.json` | |")
+    w("| `datapackage.json`, `manifest.json`, `LISEZMOI.md` | |")
+    w("")
+    return "\n".join(out)
