@@ -110,6 +110,19 @@ class System:
     def n_cells(self) -> int:
         return self.cells.height
 
+    def lower(self) -> np.ndarray:
+        """What an attacker knows from a secret row being shown: at least one unit.
+
+        Only where a row exists because its count is not zero (`nonempty`); a row of several
+        measures (creations and closures, say) may show a secret zero.
+        """
+        nonempty = (
+            self.cells["nonempty"].to_numpy()
+            if "nonempty" in self.cells.columns
+            else np.ones(self.n_cells, dtype=bool)
+        )
+        return np.where(self.cells["publishable"].to_numpy() & nonempty, 1.0, 0.0)
+
     def unknown(self) -> np.ndarray:
         return self.suppressed | ~self.cells["publishable"].to_numpy()
 
@@ -309,7 +322,7 @@ def _tight_lines(system: System, known: np.ndarray) -> np.ndarray:
     cid = lines["cid"].to_numpy()
     coef = lines["coef"].to_numpy()
     values = system.cells["value"].to_numpy()
-    lower = np.where(system.cells["publishable"].to_numpy(), 1.0, 0.0)
+    lower = system.lower()
     protected = system.protected()
     unk = ~known[cid]
     size = system.rhs.size
@@ -461,7 +474,6 @@ def attacker_intervals(
     if targets.size == 0:
         return {}, 0
     values = system.cells["value"].to_numpy()
-    publishable = system.cells["publishable"].to_numpy()
     lines = _active_lines(system)
     lid = lines["lid"].to_numpy()
     cid = lines["cid"].to_numpy()
@@ -482,7 +494,7 @@ def attacker_intervals(
         shape=(rows_used.size, var_cells.size),
     ).tocsr()
     b = rhs[rows_used]
-    lower = np.where(publishable[var_cells], 1.0, 0.0)
+    lower = system.lower()[var_cells]
     n = var_cells.size
     adj = (a.T @ a).tocsr() if a.shape[0] else coo_matrix((n, n)).tocsr()
     _, label = connected_components(adj, directed=False)
@@ -662,7 +674,8 @@ def _further_partners(system: System, cells: np.ndarray) -> set[int]:
         lines = _active_lines(system)
         lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
         ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
-        rest = [c for c in ring.tolist() if not unknown[c]]
+        value = system.cells["value"].to_numpy()
+        rest = [c for c in ring.tolist() if not unknown[c] and value[c] > 0]
         if rest:
             pick = min(rest, key=lambda c: cost[c])
             if "frozen" in system.cells.columns:

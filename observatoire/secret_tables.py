@@ -331,6 +331,8 @@ def _primary(cells: pl.DataFrame) -> pl.DataFrame:
     hidden = (pl.col("tab") == "N") | pl.col("d1").is_in(HIDDEN_FAMILIES)
     return cells.with_columns(
         (~hidden).alias("publishable"),
+        # cube rows exist only for non-empty cells; other tables show zeros too
+        pl.col("tab").is_in(["A", "E", "U"]).alias("nonempty"),
         (freq | dom).alias("primary"),
         pl.when(freq)
         .then(pl.lit(FREQUENCE))

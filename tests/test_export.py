@@ -522,12 +522,12 @@ def test_once_the_snapshot_lists_territories_the_warehouse_is_not_read(snapshot,
     with duckdb.connect(str(copy / "indicateurs.duckdb")) as con:
         con.execute(f"attach '{snapshot.warehouse}' as wh (read_only)")
         con.execute(
-            "create table indicators.territoires as select niveau, code_territoire, "
+            "create or replace table indicators.territoires as select niveau, code_territoire, "
             "libelle_territoire, code_commune from wh.ref.territoire_niveaux"
         )
         con.execute("detach wh")
         con.execute(
-            "create table indicators.nomenclatures as select * from (values "
+            "create or replace table indicators.nomenclatures as select * from (values "
             "('tranche_effectifs', '53', '10 000 salariés et plus'), "
             "('tranche_effectifs', 'NN', 'Unité non employeuse')) as t(dimension, code, libelle)"
         )
@@ -590,7 +590,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_an_export_killed_mid_zip_leaves_no_bundle_under_the_final_name(snapshot, tmp_path):
+def test_an_export_killed_mid_zip_leaves_no_bundle_under_the_final_name(
+    snapshot, tmp_path, monkeypatch
+):
     out = tmp_path / "sortie"
     env = {
         **os.environ,
@@ -606,6 +608,9 @@ def test_an_export_killed_mid_zip_leaves_no_bundle_under_the_final_name(snapshot
     assert not (out / BUNDLE).exists()
     # only a hidden temporary file is left, and the next export writes the bundle
     assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in out.iterdir())
+    for key, value in env.items():
+        if key.startswith("OBSERVATOIRE_"):
+            monkeypatch.setenv(key, value)
     assert main(args) == 0
     assert zipfile.ZipFile(out / BUNDLE).testzip() is None
 
