@@ -59,6 +59,15 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     stable = (settings.publication_dir / publish.CURRENT).absolute()
     print(f"  (lien stable)          : {stable}")
     print(f"  fichiers CSV           : {(pub.path / 'csv').resolve()}")
+    mask = json.loads((pub.path / "manifest.json").read_text(encoding="utf-8")).get(
+        "secret_statistique"
+    )
+    if mask:
+        print(
+            f"Secret statistique      : {mask['primaires']} cases secrètes (secret primaire) et "
+            f"{mask['secondaires']} masquées pour les protéger (secondaire), sur "
+            f"{mask['cases']} ; contrôle par {mask['programmes_lineaires']} programmes linéaires"
+        )
     if report.sources is not None:
         _print_sources(report.sources)
     print(

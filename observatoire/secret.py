@@ -677,7 +677,9 @@ def _further_partners(system: System, cells: np.ndarray) -> set[int]:
         value = system.cells["value"].to_numpy()
         rest = [c for c in ring.tolist() if not unknown[c] and value[c] > 0]
         if rest:
-            pick = min(rest, key=lambda c: cost[c])
+            # a total itself before a cell that only mirrors a total (which would take the
+            # total with it, and more)
+            pick = min(rest, key=lambda c: (bool(system.excluded[c]), cost[c]))
             if "frozen" in system.cells.columns:
                 keep = system.cells["frozen"].to_numpy().copy()
                 keep[pick] = False
@@ -689,7 +691,15 @@ def _further_partners(system: System, cells: np.ndarray) -> set[int]:
 
 
 def _anchors_of(system: System, cells: np.ndarray) -> set[int]:
+    """Published jobs totals whose equations hold `cells` (never a territory's grand total)."""
     lines = _active_lines(system)
     lid = _rows_with(lines, "cid", cells)["lid"].unique()
     anchors = system.anchor[lid.to_numpy()]
-    return {int(a) for a in anchors[anchors >= 0] if not system.suppressed[a]}
+    frozen = (
+        system.cells["frozen"].to_numpy()
+        if "frozen" in system.cells.columns
+        else np.zeros(system.n_cells, dtype=bool)
+    )
+    cost = system.cells["cost"].to_numpy()
+    found = [int(a) for a in anchors[anchors >= 0] if not system.suppressed[a] and not frozen[a]]
+    return {min(found, key=lambda c: cost[c])} if found else set()

@@ -1,7 +1,8 @@
 """The web page and the JSON API, through FastAPI's TestClient, on a snapshot from a real refresh.
 
-The snapshot comes from `web_fixture` (two months refreshed for real); the secret cells come
-from a copy of it marked as the secrecy contract describes (see that module's docstring).
+The snapshot comes from `web_fixture` (two months refreshed for real, with the real secrecy
+mask): each figure is checked against its row, the number or « secret ». A copy with extra
+secret marks (see that module's docstring) gives known secret cells.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import io
 import json
 import re
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -55,6 +55,27 @@ def shown(value: object) -> str:
     return "secret" if value is None else str(value)
 
 
+def label(web_data, dimension: str, code: str) -> str:  # noqa: F811
+    """A code's label, as the snapshot's `nomenclatures` table gives it to the page."""
+    ((libelle,),) = web_data.query(
+        "select libelle from indicators.nomenclatures where dimension = $d and code = $c",
+        {"d": dimension, "c": code},
+    )
+    return libelle
+
+
+def expect_figure(html: str, figure: str, value: object, statut: str, scale: float = 1) -> bool:
+    """The page shows the snapshot's value, or « secret » (linked to its explanation) when the
+    snapshot's row is secret; True when it was secret."""
+    text = key_figure(html, figure)
+    if statut != "publie":
+        assert value is None, (figure, value)  # a secret row carries no measure
+        assert text == "secret", (figure, text)
+        return True
+    assert value is not None and number(text) == pytest.approx(float(value) * scale, abs=0.05)
+    return False
+
+
 def key_figure(html: str, figure: str) -> str:
     m = re.search(rf'id="chiffre-{figure}".*?class="obs-valeur"[^>]*>(.*?)</p>', html, re.S)
     assert m, figure
@@ -89,41 +110,51 @@ def test_search_lists_several_matches_and_says_when_none(client):
 
 
 def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
-    for niveau, code in (("ept", "T12"), ("commune", "94081")):
+    secrets = 0
+    for niveau, code in (("ept", "T12"), ("commune", "94081"), ("commune", "94041")):
         html = client.get(f"/territoire/{niveau}/{code}").text
         params = {"n": niveau, "c": code, "m": MOIS}
         where = f"niveau = $n and code_territoire = $c and mois = $m and {ENSEMBLE}"
-        ((actifs,),) = web_data.query(
-            f"select nb_etablissements from indicators.etablissements_actifs where {where} "
-            "and perimetre = 'ess'",
-            params,
-        )
-        ((employeurs,),) = web_data.query(
-            "select nb_etablissements_employeurs from indicators.etablissements_employeurs "
+        ((actifs, s_actifs),) = web_data.query(
+            "select nb_etablissements, statut_secret from indicators.etablissements_actifs "
             f"where {where} and perimetre = 'ess'",
             params,
         )
-        ((central, bas, haut),) = web_data.query(
-            "select emplois_central, emplois_bas, emplois_haut "
+        ((employeurs, s_employeurs),) = web_data.query(
+            "select nb_etablissements_employeurs, statut_secret "
+            f"from indicators.etablissements_employeurs where {where} and perimetre = 'ess'",
+            params,
+        )
+        ((central, bas, haut, s_emplois),) = web_data.query(
+            "select emplois_central, emplois_bas, emplois_haut, statut_secret "
             f"from indicators.emplois_salaries_estimes where {where} and perimetre = 'ess'",
             params,
         )
-        ((part,),) = web_data.query(
-            "select part_ess_emplois from indicators.part_ess_emploi_prive where niveau = $n "
+        ((part, s_part),) = web_data.query(
+            "select part_ess_emplois, statut_secret from indicators.part_ess_emploi_prive "
+            "where niveau = $n "
             "and code_territoire = $c and mois = $m and section_naf = 'ensemble' "
             "and tranche_effectifs = 'ensemble'",
             params,
         )
-        assert number(key_figure(html, "etablissements_ess")) == actifs
-        assert number(key_figure(html, "employeurs_ess")) == employeurs
-        assert number(key_figure(html, "emplois_ess")) == round(central)
-        assert number(key_figure(html, "part_emploi_prive")) == pytest.approx(part * 100, abs=0.05)
+        secrets += expect_figure(html, "etablissements_ess", actifs, s_actifs)
+        secrets += expect_figure(html, "employeurs_ess", employeurs, s_employeurs)
+        # jobs are printed rounded to the unit
+        shown_jobs = None if central is None else round(central)
+        secrets += expect_figure(html, "emplois_ess", shown_jobs, s_emplois)
+        # a secret share (a NULL ratio) reads « secret », it does not break the page
+        secrets += expect_figure(html, "part_emploi_prive", part, s_part, scale=100)
         api = client.get(f"/api/v1/territoires/{niveau}/{code}").json()
         figures = api["chiffres_cles"]
         assert figures["etablissements_ess"]["valeur"] == actifs
+        assert figures["etablissements_ess"]["statut_secret"] == (
+            "publie" if s_actifs == "publie" else "secret"
+        )
         assert figures["emplois_ess"]["bas"]["valeur"] == bas
         assert figures["emplois_ess"]["haut"]["valeur"] == haut
         assert f"<title>{api['libelle_territoire']} — Observatoire ESS</title>" in html
+    # the fixture is small: the real mask hides some of these key figures
+    assert secrets > 0
 
 
 def test_evolution_shows_every_month_with_a_chart_and_its_text(client, web_data):  # noqa: F811
@@ -135,9 +166,15 @@ def test_evolution_shows_every_month_with_a_chart_and_its_text(client, web_data)
     assert [m for m, _ in rows] == list(MONTHS)
     body = client.get("/territoire/ept/T12/tableaux/evolution.csv").text
     lines = list(csv.reader(io.StringIO(body)))
-    assert [(r[0], int(r[1])) for r in lines[1:]] == rows
-    assert 'role="img" aria-labelledby="graphique-titre graphique-desc"' in html
-    assert f"{rows[0][1]} en {rows[0][0]}" in html  # the chart's text alternative
+    assert [(r[0], r[1]) for r in lines[1:]] == [(m, shown(v)) for m, v in rows]
+    published = [(m, v) for m, v in rows if v is not None]
+    chart = 'role="img" aria-labelledby="graphique-titre graphique-desc"'
+    if len(published) >= 2:
+        assert chart in html
+        assert f"{published[0][1]} en {published[0][0]}" in html  # the chart's text alternative
+    else:  # no line through secret months: the table beside it says « secret »
+        assert chart not in html
+        assert 'id="bloc-evolution"' in html and "obs-secret" in html
 
 
 def test_breakdown_csv_matches_the_snapshot_in_both_dialects(client, web_data):  # noqa: F811
@@ -155,14 +192,14 @@ def test_breakdown_csv_matches_the_snapshot_in_both_dialects(client, web_data): 
     assert table[0][:2] == ["Famille de l'ESS", "Établissements actifs"]
     got = {r[0]: r[1] for r in table[1:]}
     expected = dict(rows)
-    assert got["Associations"] == shown(expected["association"])
-    assert got["Coopératives"] == shown(expected["cooperative"])
+    assert got[label(web_data, "famille", "association")] == shown(expected["association"])
+    assert got[label(web_data, "famille", "cooperative")] == shown(expected["cooperative"])
     ((total,),) = web_data.query(
         "select nb_etablissements from indicators.etablissements_actifs where niveau = 'ept' "
         f"and mois = $m and perimetre = 'ess' and {ENSEMBLE}",
         {"m": MOIS},
     )
-    assert got["Ensemble de l'ESS"] == shown(total)
+    assert got[label(web_data, "famille", "ensemble")] == shown(total)
 
     excel = client.get("/territoire/ept/T12/tableaux/familles.csv?format=excel").content
     assert excel.startswith(b"\xef\xbb\xbf")
@@ -206,9 +243,10 @@ def test_map_draws_each_commune_with_a_title_and_lists_those_without_outline(
 ):
     html = client.get("/territoire/ept/T12").text
     communes = web_data.query(
-        "select distinct code_territoire from indicators.etablissements_actifs "
-        "where niveau = 'commune'"
+        "select code_commune from indicators.territoires "
+        "where niveau = 'ept' and code_territoire = 'T12'"
     )
+    assert len(communes) > 3  # every commune of the EPT, not only those with a unit
     paths = re.findall(r'<path d="[^"]+" fill="[^"]+"[^>]*data-code="(\d+)"><title>', html)
     assert sorted(paths) == sorted(c for (c,) in communes)
     assert 'aria-labelledby="carte-titre carte-desc"' in html
@@ -233,8 +271,16 @@ def test_secret_cells_read_secret_everywhere(secret_client, web_data):  # noqa: 
     # the SCOP's section F is secret in the section breakdown of the EPT, not its neighbours
     sections = secret_client.get("/territoire/ept/T12/tableaux/sections.csv").text
     rows = {r[0]: r[1] for r in csv.reader(io.StringIO(sections))}
-    assert rows["F — Construction"] == "secret"
-    assert rows["S — Autres activités de services"] != "secret"
+    assert rows[label(web_data, "section_naf", "F")] == "secret"
+    # its neighbour S reads what the snapshot holds for it (the real mask's status)
+    ((s_value,),) = web_data.query(
+        "select nb_etablissements from indicators.etablissements_actifs where niveau = 'ept' "
+        "and mois = $m and perimetre = 'ess' and famille = 'ensemble' and section_naf = 'S' "
+        "and tranche_effectifs = 'ensemble'",
+        {"m": MOIS},
+        publication=web_data.secret_publication,
+    )
+    assert rows[label(web_data, "section_naf", "S")] == shown(s_value)
     api = secret_client.get(
         "/api/v1/indicateurs/etablissements_actifs",
         params={"code_territoire": SECRET_COMMUNE, "mois": MOIS, "famille": "ensemble"},
@@ -246,11 +292,21 @@ def test_secret_cells_read_secret_everywhere(secret_client, web_data):  # noqa: 
     assert "alerte-secret" not in html
 
 
-def test_a_snapshot_without_secrecy_columns_says_so(client):
-    html = client.get("/territoire/ept/T12").text
-    if "statut_secret" in Path(catalogue.__file__).with_suffix(".toml").read_text():
-        pytest.skip("the secrecy columns are published: the warning is not expected")
-    assert "Secret statistique non appliqué" in html
+def test_a_snapshot_without_secrecy_columns_says_so(client, web_data, tmp_path):  # noqa: F811
+    """The real snapshot carries the secrecy columns: no warning. The page still warns on a
+    snapshot without them (an older publication), tested on a COPY whose columns are dropped."""
+    assert "alerte-secret" not in client.get("/territoire/ept/T12").text
+    pub = tmp_path / "publication"
+    shutil.copytree(web_data.publication, pub, symlinks=True)
+    con = duckdb.connect(str(pub / publish.CURRENT / "indicateurs.duckdb"))
+    for column in ("statut_secret", "motif_secret"):
+        con.execute(f"alter table indicators.etablissements_actifs drop column {column}")
+    con.close()
+    with TestClient(create_app(pub, GEO)) as c:
+        html = c.get("/territoire/ept/T12").text
+        assert "Secret statistique non appliqué" in html
+        assert "etablissements_actifs" in html
+        assert c.get("/api/v1/territoires/ept/T12").json()["secret_applique"] is False
 
 
 def test_api_territories_search_and_filters(client, web_data):  # noqa: F811
@@ -281,6 +337,24 @@ def test_api_territories_search_and_filters(client, web_data):  # noqa: F811
         {"m": MONTHS[0]},
     )
     assert row["emplois_central"] == central and row["mois"] == MONTHS[0]
+    # a REAL published number: the EPT's grand total of legal units, which the mask publishes
+    ((siege, statut),) = web_data.query(
+        "select nb_unites_legales, statut_secret from indicators.unites_legales_siege "
+        "where niveau = 'ept' and mois = $m and perimetre = 'ensemble' and famille = 'ensemble' "
+        "and section_naf = 'ensemble' and tranche_effectifs = 'ensemble'",
+        {"m": MOIS},
+    )
+    assert statut == "publie" and siege is not None and siege > 0
+    r = client.get(
+        "/api/v1/indicateurs/unites_legales_siege",
+        params={"niveau": "ept", "mois": MOIS, "perimetre": "ensemble", "famille": "ensemble"},
+    ).json()
+    (total,) = [
+        x
+        for x in r["lignes"]
+        if x["section_naf"] == "ensemble" and x["tranche_effectifs"] == "ensemble"
+    ]
+    assert total["nb_unites_legales"] == siege and total["statut_secret"] == "publie"
     page = client.get(
         "/api/v1/indicateurs/etablissements_actifs", params={"limite": 5, "decalage": 5}
     ).json()
@@ -368,7 +442,8 @@ def test_a_new_publication_is_served_without_restart(web_data, tmp_path):  # noq
         shutil.copytree(live, newer)
         con = duckdb.connect(str(newer / "indicateurs.duckdb"))
         con.execute(
-            "update indicators.etablissements_actifs set nb_etablissements = 987654 "
+            "update indicators.etablissements_actifs set nb_etablissements = 987654, "
+            "statut_secret = 'publie', motif_secret = null "
             f"where niveau = 'ept' and mois = $m and perimetre = 'ess' and {ENSEMBLE}",
             {"m": MOIS},
         )
@@ -486,8 +561,6 @@ def test_needs_and_networks_tables_show_the_snapshot_rows(web_data, tmp_path):  
             values = ", ".join(f"${k}" for k in item)
             con.execute(f"insert into indicators.{table} ({names}) values ({values})", item)
     # the least-cited need is secret, as the secrecy stream would mark it
-    con.execute("alter table indicators.besoins_cites add column statut_secret varchar")
-    con.execute("alter table indicators.besoins_cites add column motif_secret varchar")
     con.execute(
         "update indicators.besoins_cites set statut_secret = case when besoin = 'formation' "
         "then 'primaire' else 'publie' end, motif_secret = case when besoin = 'formation' "

@@ -1,9 +1,9 @@
 """The page in real headless Chromium (Debian's package), served by a real uvicorn server.
 
 Python playwright drives `/usr/bin/chromium` (installed by `.ci/run` when missing). The page is
-served on 127.0.0.1 from the COPY of a real refresh's snapshot in which some rows are marked
-secret as the secrecy contract describes (see `web_fixture`): that is where « secret » cells
-come from until the real mask is on `main`.
+served on 127.0.0.1 from the COPY of a real refresh's snapshot (real secrecy mask) in which the
+rows of Arcueil and section F are also marked secret (see `web_fixture`); the « secret » cell
+test uses a cell the real mask hides.
 """
 
 from __future__ import annotations
@@ -106,14 +106,18 @@ def test_find_a_territory_with_the_keyboard_and_read_a_key_figure(page, server, 
     assert page.title() == "Vitry-sur-Seine — Observatoire ESS"
     assert page.locator("h1").inner_text() == "Vitry-sur-Seine"
     shown = page.locator("#chiffre-etablissements_ess .obs-valeur").inner_text()
-    ((expected,),) = web_data.query(
-        "select nb_etablissements from indicators.etablissements_actifs where niveau = 'commune' "
+    ((expected, statut),) = web_data.query(
+        "select nb_etablissements, statut_secret from indicators.etablissements_actifs "
+        "where niveau = 'commune' "
         "and code_territoire = '94081' and mois = $m and perimetre = 'ess' "
         "and famille = 'ensemble' and section_naf = 'ensemble' and tranche_effectifs = 'ensemble'",
         {"m": MOIS},
         publication=web_data.secret_publication,
     )
-    assert number(shown) == expected
+    if statut == "publie":
+        assert number(shown) == expected
+    else:  # the real mask hides this figure
+        assert expected is None and shown == "secret"
     assert page.locator("#mois-publication").inner_text() == MOIS
 
 
@@ -148,11 +152,14 @@ def test_download_a_table_as_csv_by_a_click(page, server, web_data):  # noqa: F8
         )
     )
     got = {r[0]: r[1] for r in rows[1:]}
-    for label, code in (
-        ("Associations", "association"),
-        ("Coopératives", "cooperative"),
-        ("Ensemble de l'ESS", "ensemble"),
-    ):  # a masked cell (NULL in the snapshot) reads « secret »
+    labels = dict(
+        web_data.query(
+            "select code, libelle from indicators.nomenclatures where dimension = 'famille'",
+            publication=web_data.secret_publication,
+        )
+    )
+    for code in ("association", "cooperative", "ensemble"):
+        label = labels[code]  # a masked cell (NULL in the snapshot) reads « secret »
         assert got[label] == ("secret" if expected[code] is None else str(expected[code]))
     # the page shows the same rows
     shown = page.locator("#tableau-familles tbody tr").all_inner_texts()
@@ -164,18 +171,35 @@ def test_download_a_table_as_csv_by_a_click(page, server, web_data):  # noqa: F8
     assert raw.startswith(b"\xef\xbb\xbf") and b";" in raw.splitlines()[0]
 
 
-def test_suppressed_cells_read_secret(page, server):
+def test_suppressed_cells_read_secret(page, server, web_data):  # noqa: F811
+    # a cell the REAL mask hides (not one of the copy's own marks: Arcueil, section F)
+    rows = web_data.query(
+        "select niveau, code_territoire, statut_secret, nb_etablissements "
+        "from indicators.etablissements_actifs where mois = $m and perimetre = 'ess' "
+        "and famille = 'ensemble' and section_naf = 'ensemble' "
+        "and tranche_effectifs = 'ensemble' and statut_secret <> 'publie' "
+        "and code_territoire <> $arcueil order by niveau desc, code_territoire",
+        {"m": MOIS, "arcueil": SECRET_COMMUNE},
+    )
+    assert rows, "the real mask hides no ESS total of the fixture"
+    niveau, code, statut, value = rows[0]
+    assert statut in ("primaire", "secondaire") and value is None
+    page.goto(server + f"/territoire/{niveau}/{code}")
+    figure = page.locator("#chiffre-etablissements_ess .obs-valeur")
+    assert figure.inner_text() == "secret"
+    # the same cell in the evolution table of that page
+    row = page.locator("#tableau-evolution tbody tr", has_text=MOIS)
+    assert row.locator("td").first.inner_text() == "secret"
+    # the explanation is one click away
+    assert figure.locator('a.obs-secret[href="/methode#secret"]').count() == 1
+    figure.locator("a.obs-secret").click()
+    page.wait_for_url(server + "/methode#secret")
+    assert "moins de 3 structures" in page.locator("#secret ~ ul").first.inner_text()
+    # the copy's own marks still read « secret » too
     page.goto(server + f"/territoire/commune/{SECRET_COMMUNE}")
     assert page.locator("#chiffre-etablissements_ess .obs-valeur").inner_text() == "secret"
     cells = page.locator("#tableau-familles td").all_inner_texts()
     assert cells and all(c == "secret" for c in cells)
-    page.goto(server + "/territoire/ept/T12")
-    row = page.locator("#tableau-sections tbody tr", has_text="F — Construction")
-    assert row.locator("td").all_inner_texts() == ["secret"] * 5
-    # the explanation is one click away
-    row.locator("a.obs-secret").first.click()
-    page.wait_for_url(server + "/methode#secret")
-    assert "moins de 3 structures" in page.locator("#secret ~ ul").first.inner_text()
 
 
 def test_no_p_unit_name_in_any_page_api_answer_or_download(page, server, web_data):  # noqa: F811

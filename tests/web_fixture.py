@@ -5,11 +5,11 @@ communes of EPT 12, employers with effectif bands, and units whose diffusion sta
 given distinctive names (« ZORGLUB … ») so that a leak of a `P` name would be caught. Arcueil
 holds only two associations (one of them `P`): its cells are the small ones.
 
-`secret_publication` is a COPY of the real publication in which the rows of Arcueil and the
-rows of the SCOP section (F) are marked secret the way the secrecy stream's contract says
-(`statut_secret`, `motif_secret`, measures NULL): until the secrecy columns are on `main`, this
-is how the page's « secret » cells are tested. Once the real mask is there, the copy keeps the
-real statuses and only adds its own marks where the table has none.
+The real publication carries the secrecy stream's mask: on a stock this small most cells, key
+figures included, are genuinely secret, and the tests read each cell's status from the snapshot.
+`secret_publication` is a COPY of it in which the rows of Arcueil and of the SCOP section (F) are
+also marked secret (`primaire`, `frequence`, measures NULL), for the tests that need a known
+secret cell whatever the mask decides; every other row keeps its real status.
 """
 
 from __future__ import annotations
