@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 FREQUENCY_MIN = 3  # a cell needs at least this many units
 DOMINANCE_SHARE = 0.85  # one unit holding this share of the jobs or more makes the cell secret
 MIN_WIDTH = 1.0  # an attacker's interval on a secret count must be at least this wide
-MAX_ROUNDS = 30
+MAX_ROUNDS = 200
+ESCALATE_AFTER = 3  # rounds a cell may stay narrow before its whole neighbourhood is hidden
 LP_COMPONENT_LIMIT = 60_000  # variables; larger components get propagation checks only
 # cells left uncertified in larger components get a partner rather than their own two LPs:
 # a slightly larger mask, for a much shorter run
@@ -601,6 +602,7 @@ def protect(system: System, audit: bool = True) -> System:
     """
     t0 = time.monotonic()
     certified = np.zeros(system.n_cells, dtype=bool)
+    stuck = np.zeros(system.n_cells, dtype=np.int64)
     for rnd in range(MAX_ROUNDS):
         system.rounds = rnd + 1
         secondary_fixpoint(system)
@@ -626,6 +628,17 @@ def protect(system: System, audit: bool = True) -> System:
         )
         if narrow.size == 0:
             return system
+        stuck[narrow] += 1
+        stubborn = narrow[stuck[narrow] >= ESCALATE_AFTER]
+        if stubborn.size:
+            # narrow round after round: everything published in their lines goes at once,
+            # totals and jobs anchors included (a handful of cells, always enough to end)
+            around = _escalate(system, stubborn)
+            if around:
+                add = np.array(sorted(around), dtype=np.int64)
+                system.suppressed[add] = True
+                system.reason[add] = np.where(system.reason[add] == None, LIEN, system.reason[add])  # noqa: E711
+                continue
         partners = _neighbours(system, narrow, prefer_value=1.0)
         new = set(partners.values())
         lonely = np.array([c for c in narrow.tolist() if c not in partners], dtype=np.int64)
@@ -647,6 +660,37 @@ def protect(system: System, audit: bool = True) -> System:
         system.suppressed[add] = True
         system.reason[add] = np.where(system.reason[add] == None, LIEN, system.reason[add])  # noqa: E711
     raise RuntimeError("secret statistique : l'audit ne converge pas")
+
+
+def _escalate(system: System, cells: np.ndarray) -> set[int]:
+    """Every published cell of the cells' lines, and the anchors of those lines.
+
+    Territory totals only when no other published cell is found within a few lines.
+    """
+    unknown = system.unknown()
+    value = system.cells["value"].to_numpy()
+    frozen = (
+        system.cells["frozen"].to_numpy()
+        if "frozen" in system.cells.columns
+        else np.zeros(system.n_cells, dtype=bool)
+    )
+    for allow_frozen in (False, True):
+        frontier = cells
+        for _ in range(6):
+            lines = _active_lines(system)
+            lids = _rows_with(lines, "cid", frontier)["lid"].unique().to_numpy()
+            ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
+            found = {int(c) for c in ring if not unknown[c] and value[c] > 0}
+            found |= {int(a) for a in system.anchor[lids] if a >= 0 and not unknown[a]}
+            out = found if allow_frozen else {c for c in found if not frozen[c]}
+            if out:
+                if allow_frozen:
+                    keep = frozen.copy()
+                    keep[list(out)] = False
+                    system.cells = system.cells.with_columns(pl.Series("frozen", keep))
+                return out
+            frontier = ring
+    return set()
 
 
 def _further_partners(system: System, cells: np.ndarray) -> set[int]:
@@ -677,9 +721,7 @@ def _further_partners(system: System, cells: np.ndarray) -> set[int]:
         value = system.cells["value"].to_numpy()
         rest = [c for c in ring.tolist() if not unknown[c] and value[c] > 0]
         if rest:
-            # a total itself before a cell that only mirrors a total (which would take the
-            # total with it, and more)
-            pick = min(rest, key=lambda c: (bool(system.excluded[c]), cost[c]))
+            pick = min(rest, key=lambda c: cost[c])
             if "frozen" in system.cells.columns:
                 keep = system.cells["frozen"].to_numpy().copy()
                 keep[pick] = False
