@@ -623,7 +623,16 @@ def mask_rows(df: pl.DataFrame, keys: list[pl.DataFrame], status: pl.DataFrame) 
         pl.col("statut").fill_null(PUBLIE).replace_strict(_RANK).alias("_rank"),
     )
     worst = (
-        joined.sort("_r", "_rank", "tab", descending=[False, True, False])
+        # ties broken on the whole cell key: the same month always reads the same
+        joined.sort(
+            "_r",
+            "_rank",
+            "tab",
+            "d1",
+            "d2",
+            "d3",
+            descending=[False, True, False, False, False, False],
+        )
         .group_by("_r", maintain_order=True)
         .first()
         .select(
