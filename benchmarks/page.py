@@ -112,6 +112,11 @@ def build_national(template_publication: Path, out: Path, cog: Path) -> Path:
                 {"t": table},
             ).fetchall()
         ]
+        if table == "territoires":  # rebuilt below for the national territories
+            continue
+        if table == "nomenclatures":  # labels: the same at every scale
+            con.execute(f"create table indicators.{table} as select * from tpl.indicators.{table}")
+            continue
         if "code_territoire" not in cols:  # the listing: not served by the page, left empty
             con.execute(
                 f"create table indicators.{table} as select * from tpl.indicators.{table} limit 0"
@@ -156,7 +161,7 @@ def build_national(template_publication: Path, out: Path, cog: Path) -> Path:
     con.close()
     lines = {}
     check = duckdb.connect(str(db), read_only=True)
-    for table in tables + ["territoires"]:
+    for table in [t for t in tables if t != "territoires"] + ["territoires"]:
         (lines[table],) = check.execute(f"select count(*) from indicators.{table}").fetchone()  # type: ignore[misc]
     check.close()
     manifest = {
