@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from observatoire import catalogue, publish, questionnaire, reseaux
+from observatoire.secret import ESS_FAMILIES
 from observatoire.warehouse import table_exists
 
 FORMAT_VERSION = "1.0.0"
@@ -55,16 +56,7 @@ HOMEPAGE = ""
 ENUMS: dict[str, tuple[str, ...]] = {
     "niveau": ALL_LEVELS,
     "perimetre": ("ess", "hors_ess", "ensemble"),
-    "famille": (
-        "association",
-        "cooperative",
-        "mutuelle",
-        "fondation",
-        "autre_non_lucratif",
-        "societe_commerciale_ess",
-        "hors_ess",
-        "ensemble",
-    ),
+    "famille": (*ESS_FAMILIES, "hors_ess", "ensemble"),
     "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
     "type_reseau": reseaux.NETWORK_TYPES,
     "statut_secret": SECRET_STATUSES,

@@ -124,6 +124,12 @@ class System:
         )
         return np.where(self.cells["publishable"].to_numpy() & nonempty, 1.0, 0.0)
 
+    def frozen(self) -> np.ndarray:
+        """Grand totals: never chosen as partners but as a last resort."""
+        if "frozen" in self.cells.columns:
+            return self.cells["frozen"].to_numpy()
+        return np.zeros(self.n_cells, dtype=bool)
+
     def unknown(self) -> np.ndarray:
         return self.suppressed | ~self.cells["publishable"].to_numpy()
 
@@ -353,19 +359,13 @@ def _cheapest_partner(
     lines = _rows_with(system.lines, "lid", line_ids)
     lid = lines["lid"].to_numpy()
     cid = lines["cid"].to_numpy()
-    frozen = system.cells["frozen"].to_numpy() if "frozen" in system.cells.columns else exclude
-    ok = published[cid] & ~exclude[cid] & ~frozen[cid] & (value[cid] > 0)
+    ok = published[cid] & ~exclude[cid] & ~system.frozen()[cid] & ~system.excluded[cid]
+    ok &= value[cid] > 0
     lid, cid = lid[ok], cid[ok]
     if lid.size == 0:
         return {}
     # partners of 1 pin an attacker's interval at the bound: prefer values above prefer_value
     penalty = np.where(value[cid] > prefer_value, 0.0, 1e12)
-    # a cell once found determined by the published figures is a poor partner: last choice
-    penalty = penalty + np.where(system.excluded[cid], 1e15, 0.0)
-    ok = ~system.excluded[cid]
-    lid, cid, penalty = lid[ok], cid[ok], penalty[ok]
-    if lid.size == 0:
-        return {}
     order = np.lexsort((cid, cost[cid] + penalty, lid))
     lid, cid = lid[order], cid[order]
     first = np.ones(lid.size, dtype=bool)
@@ -669,11 +669,7 @@ def _escalate(system: System, cells: np.ndarray) -> set[int]:
     """
     unknown = system.unknown()
     value = system.cells["value"].to_numpy()
-    frozen = (
-        system.cells["frozen"].to_numpy()
-        if "frozen" in system.cells.columns
-        else np.zeros(system.n_cells, dtype=bool)
-    )
+    frozen = system.frozen()
     for allow_frozen in (False, True):
         frontier = cells
         for _ in range(6):
@@ -723,7 +719,7 @@ def _further_partners(system: System, cells: np.ndarray) -> set[int]:
         if rest:
             pick = min(rest, key=lambda c: cost[c])
             if "frozen" in system.cells.columns:
-                keep = system.cells["frozen"].to_numpy().copy()
+                keep = system.frozen().copy()
                 keep[pick] = False
                 system.cells = system.cells.with_columns(pl.Series("frozen", keep))
             system.excluded[pick] = False
@@ -737,11 +733,7 @@ def _anchors_of(system: System, cells: np.ndarray) -> set[int]:
     lines = _active_lines(system)
     lid = _rows_with(lines, "cid", cells)["lid"].unique()
     anchors = system.anchor[lid.to_numpy()]
-    frozen = (
-        system.cells["frozen"].to_numpy()
-        if "frozen" in system.cells.columns
-        else np.zeros(system.n_cells, dtype=bool)
-    )
+    frozen = system.frozen()
     cost = system.cells["cost"].to_numpy()
     found = [int(a) for a in anchors[anchors >= 0] if not system.suppressed[a] and not frozen[a]]
     return {min(found, key=lambda c: cost[c])} if found else set()
