@@ -49,6 +49,8 @@ class Indicator:
 
 
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
+# columns the secrecy mask adds on the way to publication (observatoire/secret_tables.py)
+MASK_COLUMNS = ("fourchette_elargie", *SECRET_COLUMNS)
 
 
 @cache

@@ -706,7 +706,7 @@ def lisezmoi(
     w("- **secret primaire (fréquence)** : moins de 3 unités dans la case ;")
     w(
         "- **secret primaire (dominance)** : une seule unité représente 85 % ou plus des emplois "
-        "de la case ;"
+        "de la case (règle appliquée aux emplois, pas aux nombres d'établissements) ;"
     )
     w(
         "- **secret secondaire (lien)** : d'autres cases sont masquées pour qu'aucune case "
@@ -719,6 +719,14 @@ def lisezmoi(
         "Une case secrète reste présente dans le fichier : ses colonnes de mesure sont vides, "
         "`statut_secret` vaut `primaire` ou `secondaire` (et non `publie`) et `motif_secret` "
         "donne la raison (`frequence`, `dominance` ou `lien`)."
+    )
+    w("")
+    w(
+        "Emplois d'une ligne dont des tranches d'effectifs sont secrètes "
+        "(`fourchette_elargie` = `true`) : les bornes basse et haute sont les plus larges que "
+        "permettent les chiffres publiés ; elles contiennent la fourchette exacte. L'estimation "
+        "centrale (et la part de l'ESS dans l'emploi privé) est alors vide : publiée, elle "
+        "permettrait de retrouver les tranches secrètes."
     )
     w("")
     w(

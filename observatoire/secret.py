@@ -1,19 +1,22 @@
 """Statistical secrecy of every published cell: primary rules, secondary suppression, audit.
 
-French official statistics never publish a cell that reveals one unit (docs/methode.md, part 14;
+French official statistics never publish a cell that reveals one unit (docs/methode.md, part 10.2;
 design and sources in docs/design/secret_statistique.md). No maintained pure-Python library
 protects linked hierarchical tables (τ-Argus is a Windows program, sdcTable is R), so the mask is
 computed here, in three steps over one linear system per group of linked tables:
 
 1. **Primary rule**: a cell built from 1 or 2 units (legal units for Sirene establishment
-   tables: two sites of one association are one respondent), or in which one unit holds 85 % or
-   more of the estimated jobs, is `primaire`. Empty cells are not stored, hence not sensitive.
+   tables: two sites of one association are one respondent), or a jobs cell in which one unit
+   holds 85 % or more of the estimated jobs, is `primaire`. Empty cells are not stored, hence
+   not sensitive.
 2. **Secondary suppression**: every published figure is a cell of some table, and the tables
    are tied by equations ("lines": a total equals the sum of its children, along every
    dimension, across geographic levels and between tables such as active = employers +
-   non-employers, jobs = Σ band bounds × counts). Knowledge is propagated along lines from the
-   published cells; each protected cell that becomes computable gets a partner suppressed in
-   the line that revealed it (the cheapest one), until a fixpoint.
+   non-employers). Knowledge is propagated along lines from the published cells; each
+   protected cell that becomes computable gets a partner suppressed in the line that revealed
+   it (the cheapest for readers, preferring cells that open no new line), until a fixpoint.
+   Figures that depend on secret cells without being cells themselves (jobs of a row with
+   secret bands) are published as the interval the published cells allow (`outer_bounds`).
 3. **Audit**: linear programs (HiGHS, through scipy) give, for each suppressed cell, the smallest
    and largest value consistent with everything published, the non-negativity of counts and
    the fact that a secret row is not empty. A cell whose interval is narrower than one unit
@@ -40,7 +43,7 @@ FREQUENCY_MIN = 3  # a cell needs at least this many units
 DOMINANCE_SHARE = 0.85  # one unit holding this share of the jobs or more makes the cell secret
 MIN_WIDTH = 1.0  # an attacker's interval on a secret count must be at least this wide
 MAX_ROUNDS = 200
-ESCALATE_AFTER = 3  # rounds a cell may stay narrow before its whole neighbourhood is hidden
+ESCALATE_AFTER = 3  # rounds a cell may stay narrow before a perturbation LP protects it
 LP_COMPONENT_LIMIT = 60_000  # variables; larger components get propagation checks only
 # cells left uncertified in larger components get a partner rather than their own two LPs:
 # a slightly larger mask, for a much shorter run
@@ -75,18 +78,19 @@ class System:
     `cells` columns: cid, tab, geo, d1, d2, d3, value, publishable, primary, motif, cost.
     Hidden cells (`publishable` false) are never published but are unknowns of the attacker;
     a hidden primary cell (public employers of a commune, say) must be protected too.
-    `lines`: lid, cid, coef; each line says Σ coef·x = rhs (`rhs` per lid), and is active
-    only while its `anchor` cell (the published figure the equation comes from, e.g. a jobs
-    total) is published; anchor -1 means always active.
+    `lines`: lid, cid, coef; each line says Σ coef·x = rhs (`rhs` per lid).
     """
 
     cells: pl.DataFrame
     lines: pl.DataFrame
     rhs: np.ndarray
-    anchor: np.ndarray
     suppressed: np.ndarray = field(init=False)
     excluded: np.ndarray = field(init=False)
+    waived: np.ndarray = field(init=False)
     reason: np.ndarray = field(init=False)
+    incidence: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+        init=False, default=None
+    )
     rounds: int = 0
     lp_solves: int = 0
     unaudited: int = 0
@@ -94,18 +98,17 @@ class System:
     def __post_init__(self) -> None:
         prim = self.cells["primary"].to_numpy()
         self.suppressed = prim & self.cells["publishable"].to_numpy()
-        # a cell equal to a territory's grand total (the total's only non-empty part) can
-        # never be protected while the total is published: never a partner
+        # a cell the published totals alone determine (a total's only non-empty part, or the
+        # non-employers of a territory: its establishments minus its employers) can never be
+        # protected while the totals are published: never a partner
         self.excluded = np.zeros(self.n_cells, dtype=bool)
         if "frozen" in self.cells.columns and self.lines.height:
             frozen = self.cells["frozen"].to_numpy()
-            lid = self.lines["lid"].to_numpy()
-            cid = self.lines["cid"].to_numpy()
-            size = np.bincount(lid, minlength=self.rhs.size)
-            nfrozen = np.bincount(lid, weights=frozen[cid].astype(float), minlength=self.rhs.size)
-            pair = (size[lid] == 2) & (nfrozen[lid] == 1) & (self.anchor[lid] < 0)
-            self.excluded[cid[pair & ~frozen[cid]]] = True
+            derived, _ = _solve_lines(self, frozen.copy())
+            self.excluded = derived & ~frozen
         self.reason = np.array(self.cells["motif"].to_list(), dtype=object)
+        # hidden cells left unprotected: only a territory's published totals could hide them
+        self.waived = self.excluded & ~self.cells["publishable"].to_numpy()
 
     @property
     def n_cells(self) -> int:
@@ -134,8 +137,13 @@ class System:
         return self.suppressed | ~self.cells["publishable"].to_numpy()
 
     def protected(self) -> np.ndarray:
-        """Cells that must not be computable: every suppressed cell, and hidden primary ones."""
-        return self.suppressed | self.cells["primary"].to_numpy()
+        """Cells that must not be computable: every suppressed cell, and hidden primary ones.
+
+        A hidden cell that only a territory's totals could protect (the non-employers of a
+        commune are its establishments minus its employers) is waived: it is never published,
+        and the totals are what the observatory is for.
+        """
+        return self.suppressed | (self.cells["primary"].to_numpy() & ~self.waived)
 
 
 def _key_frame(df: pl.DataFrame) -> pl.DataFrame:
@@ -284,22 +292,19 @@ def _rows_with(frame: pl.DataFrame, column: str, ids: np.ndarray) -> pl.DataFram
     return frame.filter(pl.Series(mask[col]))
 
 
-def _active_lines(system: System) -> pl.DataFrame:
-    anchor = system.anchor
-    published = ~system.unknown()
-    active_lid = np.nonzero((anchor < 0) | published[np.maximum(anchor, 0)])[0]
-    return _rows_with(system.lines, "lid", active_lid)
-
-
 def propagate(system: System) -> tuple[np.ndarray, np.ndarray]:
     """Cells an attacker computes by solving lines with one unknown, repeatedly.
 
     Returns (computable, revealing line per cell or -1). Only single-unknown steps: what the
     propagation finds is certainly disclosed; what it misses is for the LP audit.
     """
-    known = ~system.unknown()
+    return _solve_lines(system, ~system.unknown())
+
+
+def _solve_lines(system: System, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From the `known` cells, every cell a chain of single-unknown lines determines."""
     via = np.full(system.n_cells, -1, dtype=np.int64)
-    lines = _active_lines(system)
+    lines = system.lines
     lid = lines["lid"].to_numpy()
     cid = lines["cid"].to_numpy()
     while True:
@@ -324,7 +329,7 @@ def _tight_lines(system: System, known: np.ndarray) -> np.ndarray:
     least 1 and a hidden cell at least 0, so each unknown lies in [l, S − Σ other l]. If
     S − Σ l < 1, they are all recomputed: two secret cells of 1 whose sum is 2, say.
     """
-    lines = _active_lines(system)
+    lines = system.lines
     lid = lines["lid"].to_numpy()
     cid = lines["cid"].to_numpy()
     coef = lines["coef"].to_numpy()
@@ -347,39 +352,118 @@ def _tight_lines(system: System, known: np.ndarray) -> np.ndarray:
     return np.nonzero(hit)[0]
 
 
+# A partner whose other lines hold no unknown yet makes each of them a new leak, to be closed
+# by one more partner, and so on: the cascade that hid most of a commune's table. Its cost is
+# raised by this factor per such line, and lowered for each other line of the round it closes.
+FRESH_LINE_FACTOR = 3.0
+
+
+def _incidence(system: System) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of each line and lines of each cell, as CSR arrays (the lines never change)."""
+    if system.incidence is None:
+        lid = system.lines["lid"].to_numpy()
+        cid = system.lines["cid"].to_numpy()
+        by_line = np.argsort(lid, kind="stable")
+        by_cell = np.argsort(cid, kind="stable")
+        line_ptr = np.concatenate([[0], np.cumsum(np.bincount(lid, minlength=system.rhs.size))])
+        cell_ptr = np.concatenate([[0], np.cumsum(np.bincount(cid, minlength=system.n_cells))])
+        system.incidence = (line_ptr, cid[by_line], cell_ptr, lid[by_cell])
+    return system.incidence
+
+
+def _segments(ptr: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the CSR segments of `ids`, and for each the index of its id in `ids`."""
+    ids = np.asarray(ids, dtype=np.int64)
+    starts, lengths = ptr[ids], ptr[ids + 1] - ptr[ids]
+    owner = np.repeat(np.arange(ids.size), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets, owner
+
+
+def _ring(system: System, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines through `cells`, and every cell of those lines."""
+    line_ptr, line_cells, cell_ptr, cell_lines = _incidence(system)
+    lines = np.unique(cell_lines[_segments(cell_ptr, cells)[0]])
+    return lines, np.unique(line_cells[_segments(line_ptr, lines)[0]])
+
+
+def _line_matrix(system: System, lines: np.ndarray, local: np.ndarray):
+    """Rows: `lines`; columns: cells with a `local` index (the others are left out)."""
+    from scipy.sparse import coo_matrix
+
+    line_ptr, line_cells, _, _ = _incidence(system)
+    pos, row = _segments(line_ptr, lines)
+    cells = line_cells[pos]
+    keep = local[cells] >= 0
+    coefs = _line_coefs(system)[pos]
+    return coo_matrix(
+        (coefs[keep], (row[keep], local[cells[keep]])),
+        shape=(lines.size, int(local.max(initial=-1)) + 1),
+    )
+
+
+def _line_coefs(system: System) -> np.ndarray:
+    """Coefficients in the order of `_incidence`'s cells of each line."""
+    lid = system.lines["lid"].to_numpy()
+    return system.lines["coef"].to_numpy()[np.argsort(lid, kind="stable")]
+
+
 def _cheapest_partner(
     system: System, line_ids: np.ndarray, exclude: np.ndarray, prefer_value: float = 0.0
 ) -> dict[int, int]:
-    """For each line, its cheapest published cell (not a grand total when avoidable)."""
+    """A published partner for each line (not a grand total when avoidable).
+
+    Lines are served one after the other, each partner counted at once: a line that the
+    partner of an earlier one already opened needs none, and a partner that sits in lines
+    already holding an unknown (or in several lines of the round) is preferred to one that
+    would open new leaks around it.
+    """
     if line_ids.size == 0:
         return {}
-    published = ~system.unknown()
+    line_ptr, line_cells, cell_ptr, cell_lines = _incidence(system)
+    unknown = system.unknown()
     cost = system.cells["cost"].to_numpy()
     value = system.cells["value"].to_numpy()
-    lines = _rows_with(system.lines, "lid", line_ids)
-    lid = lines["lid"].to_numpy()
-    cid = lines["cid"].to_numpy()
-    ok = published[cid] & ~exclude[cid] & ~system.frozen()[cid] & ~system.excluded[cid]
-    ok &= value[cid] > 0
-    lid, cid = lid[ok], cid[ok]
-    if lid.size == 0:
-        return {}
+    ok = ~unknown & ~exclude & ~system.frozen() & ~system.excluded & (value > 0)
     # partners of 1 pin an attacker's interval at the bound: prefer values above prefer_value
-    penalty = np.where(value[cid] > prefer_value, 0.0, 1e12)
-    order = np.lexsort((cid, cost[cid] + penalty, lid))
-    lid, cid = lid[order], cid[order]
-    first = np.ones(lid.size, dtype=bool)
-    first[1:] = lid[1:] != lid[:-1]
-    return dict(zip(lid[first].tolist(), cid[first].tolist(), strict=True))
+    base = cost + np.where(value > prefer_value, 0.0, 1e12)
+    lid = system.lines["lid"].to_numpy()
+    cid = system.lines["cid"].to_numpy()
+    n_unknown = np.bincount(lid[unknown[cid]], minlength=system.rhs.size)
+    fresh = np.bincount(cid, weights=(n_unknown[lid] == 0), minlength=system.n_cells)
+    todo = np.zeros(system.rhs.size, dtype=bool)
+    todo[line_ids] = True
+    closes = np.bincount(cid, weights=todo[lid], minlength=system.n_cells)
+    chosen: dict[int, int] = {}
+    for line in np.unique(line_ids).tolist():
+        cells = line_cells[line_ptr[line] : line_ptr[line + 1]]
+        if not todo[line]:
+            continue  # a partner chosen for an earlier line sits in this one
+        cand = cells[ok[cells]]
+        if cand.size == 0:
+            continue
+        score = base[cand] * (1.0 + FRESH_LINE_FACTOR * fresh[cand]) / closes[cand]
+        pick = int(cand[np.lexsort((cand, score))[0]])
+        chosen[line] = pick
+        ok[pick] = False
+        for other in cell_lines[cell_ptr[pick] : cell_ptr[pick + 1]].tolist():
+            members = line_cells[line_ptr[other] : line_ptr[other + 1]]
+            if n_unknown[other] == 0:
+                fresh[members] -= 1
+            n_unknown[other] += 1
+            if todo[other]:
+                todo[other] = False
+                closes[members] -= 1
+    return chosen
 
 
 def secondary_fixpoint(system: System) -> int:
     """Suppress partners until no protected cell is computable by line propagation."""
     added = 0
-    protected_hidden = system.cells["primary"].to_numpy() & ~system.cells["publishable"].to_numpy()
+    hidden = ~system.cells["publishable"].to_numpy()
     for _ in range(10_000):
         known, via = propagate(system)
-        leaking = np.nonzero(known & (system.suppressed | protected_hidden))[0]
+        leaking = np.nonzero(known & system.protected() & (system.suppressed | hidden))[0]
         if leaking.size == 0:
             tight = _tight_lines(system, known)
             if tight.size == 0:
@@ -405,7 +489,12 @@ def secondary_fixpoint(system: System) -> int:
         if partners:
             new = np.array(sorted(set(partners.values())), dtype=np.int64)
         else:
-            new = np.array(sorted(_further_partners(system, leaking)), dtype=np.int64)
+            moved: set[int] = set()
+            for c in leaking.tolist():
+                moved |= _perturbation(system, c)
+            if not moved and not system.waived[leaking].any():
+                raise RuntimeError("secret statistique : case recalculable sans partenaire")
+            new = np.array(sorted(moved), dtype=np.int64)
         system.suppressed[new] = True
         system.reason[new] = np.where(system.reason[new] == None, LIEN, system.reason[new])  # noqa: E711
         added += new.size
@@ -414,7 +503,7 @@ def secondary_fixpoint(system: System) -> int:
 
 def _neighbours(system: System, cells: np.ndarray, prefer_value: float = 1.0) -> dict[int, int]:
     """The cheapest published cell sharing a line with each of `cells`."""
-    lines = _active_lines(system)
+    lines = system.lines
     lid = _rows_with(lines, "cid", cells)["lid"].unique()
     partners = _cheapest_partner(
         system, lid.to_numpy(), np.zeros(system.n_cells, bool), prefer_value=prefer_value
@@ -475,7 +564,7 @@ def attacker_intervals(
     if targets.size == 0:
         return {}, 0
     values = system.cells["value"].to_numpy()
-    lines = _active_lines(system)
+    lines = system.lines
     lid = lines["lid"].to_numpy()
     cid = lines["cid"].to_numpy()
     coef = lines["coef"].to_numpy()
@@ -629,27 +718,15 @@ def protect(system: System, audit: bool = True) -> System:
         if narrow.size == 0:
             return system
         stuck[narrow] += 1
-        stubborn = narrow[stuck[narrow] >= ESCALATE_AFTER]
-        if stubborn.size:
-            # narrow round after round: everything published in their lines goes at once,
-            # totals and jobs anchors included (a handful of cells, always enough to end)
-            around = _escalate(system, stubborn)
-            if around:
-                add = np.array(sorted(around), dtype=np.int64)
-                system.suppressed[add] = True
-                system.reason[add] = np.where(system.reason[add] == None, LIEN, system.reason[add])  # noqa: E711
-                continue
-        partners = _neighbours(system, narrow, prefer_value=1.0)
+        # a partner next to each narrow cell; a cell still narrow after that, or with no
+        # published neighbour, gets the cheapest balanced change that moves it (certain)
+        partners = _neighbours(system, narrow[stuck[narrow] < ESCALATE_AFTER], prefer_value=1.0)
         new = set(partners.values())
-        lonely = np.array([c for c in narrow.tolist() if c not in partners], dtype=np.int64)
-        for cell in lonely.tolist():
-            # every line of the cell is secret: what pins it is a published jobs total (the
-            # anchor of an equation) on it or next to it, or a cell further out
-            one = np.array([cell], dtype=np.int64)
-            lines = _active_lines(system)
-            ring = _rows_with(lines, "lid", _rows_with(lines, "cid", one)["lid"].to_numpy())
-            near = ring["cid"].unique().to_numpy()
-            new |= _anchors_of(system, near) or _further_partners(system, one)
+        lonely = [c for c in narrow.tolist() if c not in partners]
+        for cell in lonely:
+            new |= _perturbation(system, cell)
+        if not new and system.waived[narrow].all():
+            continue  # hidden cells waived: the next round audits what is left
         if not new:
             keys = system.cells[narrow[:3].tolist()].select("tab", "geo", "d1", "d2", "d3")
             raise RuntimeError(
@@ -662,78 +739,142 @@ def protect(system: System, audit: bool = True) -> System:
     raise RuntimeError("secret statistique : l'audit ne converge pas")
 
 
-def _escalate(system: System, cells: np.ndarray) -> set[int]:
-    """Every published cell of the cells' lines, and the anchors of those lines.
+# a territory's total, or the twin of one, moves in a perturbation only when nothing else can
+FROZEN_FACTOR = 1e6
+PERTURBATION_RINGS = (4, 8, 10_000)  # tried in turn: the last one is the whole component
 
-    Territory totals only when no other published cell is found within a few lines.
+
+def _perturbation(system: System, cell: int) -> set[int]:
+    """The published cells a change moving `cell` needs, on a neighbourhood widened as need be."""
+    for rings in PERTURBATION_RINGS:
+        moved = _perturbation_within(system, cell, rings)
+        if moved is not None:
+            return moved
+    if not system.cells["publishable"][cell]:
+        system.waived[cell] = True  # nothing can move it: the published figures fix it
+        return set()
+    raise RuntimeError(
+        "secret statistique : aucune case ne peut protéger "
+        + str(system.cells.row(cell, named=True))
+    )
+
+
+def _perturbation_within(system: System, cell: int, rings: int) -> set[int] | None:
+    """Published cells to hide so that `cell` can move by one unit, at the least cost.
+
+    When no published cell shares a line with a computable cell (what pins it goes through
+    hidden cells, or through lines further out), a linear program finds the cheapest balanced
+    change of the whole table around it: d = u − v with every line still adding up, d = ±1 on
+    the cell, every count staying at or above what a reader knows of it. Unknown cells move
+    for free, a published cell costs its suppression cost, a territory's total a million times
+    more. Hiding the published cells the change moves lets a reader's table be x or x + d with
+    every published figure the same: the cell's interval is then at least one unit wide (the
+    solution is the certificate). Cells further than a few lines stay put, which only makes the
+    change costlier, never wrong.
     """
-    unknown = system.unknown()
-    value = system.cells["value"].to_numpy()
-    frozen = system.frozen()
-    for allow_frozen in (False, True):
-        frontier = cells
-        for _ in range(6):
-            lines = _active_lines(system)
-            lids = _rows_with(lines, "cid", frontier)["lid"].unique().to_numpy()
-            ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
-            found = {int(c) for c in ring if not unknown[c] and value[c] > 0}
-            found |= {int(a) for a in system.anchor[lids] if a >= 0 and not unknown[a]}
-            out = found if allow_frozen else {c for c in found if not frozen[c]}
-            if out:
-                if allow_frozen:
-                    keep = frozen.copy()
-                    keep[list(out)] = False
-                    system.cells = system.cells.with_columns(pl.Series("frozen", keep))
-                return out
-            frontier = ring
-    return set()
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, hstack, vstack
+
+    frontier = np.array([cell], dtype=np.int64)
+    chosen = frontier
+    for _ in range(rings):
+        _, members = _ring(system, frontier)
+        frontier = np.setdiff1d(members, chosen)
+        chosen = np.union1d(chosen, members)
+        if frontier.size == 0:
+            break
+    # every line of every cell that may move must still add up (cells outside stay put)
+    lines, _ = _ring(system, chosen)
+    local = np.full(system.n_cells, -1, dtype=np.int64)
+    local[chosen] = np.arange(chosen.size)
+    n = chosen.size
+    m = _line_matrix(system, lines, local)
+    unknown = system.unknown()[chosen]
+    cost = system.cells["cost"].to_numpy()[chosen]
+    guarded = (system.frozen() | system.excluded)[chosen]
+    price = np.where(unknown, 0.0, np.where(guarded, cost * FROZEN_FACTOR, cost))
+    values = system.cells["value"].to_numpy()[chosen]
+    room = np.maximum(values - system.lower()[chosen], 0.0)
+    cap = 10.0 * float(system.cells["value"].max()) + 10.0
+    pick = coo_matrix(([1.0, -1.0], ([0, 0], [int(local[cell]), n + int(local[cell])])), (1, 2 * n))
+    a_eq = vstack([hstack([m, -m]), pick]).tocsr()
+    best: tuple[float, np.ndarray] | None = None
+    for direction in (1.0, -1.0):
+        if direction < 0 and room[local[cell]] < 1.0:
+            continue
+        b_eq = np.concatenate([np.zeros(lines.size), [direction]])
+        bounds = np.concatenate(
+            [np.column_stack([np.zeros(n), np.full(n, cap)]), np.column_stack([np.zeros(n), room])]
+        )
+        system.lp_solves += 1
+        res = linprog(
+            np.concatenate([price, price]), A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
+        )
+        if res.status == 0 and (best is None or res.fun < best[0]):
+            best = (res.fun, res.x[:n] - res.x[n:])
+    if best is None:
+        return None
+    moved = chosen[(np.abs(best[1]) > 1e-7) & ~unknown]
+    if guarded[np.isin(chosen, moved)].any() and not system.cells["publishable"][cell]:
+        system.waived[cell] = True  # a hidden cell is not worth a territory's total
+        return set()
+    if guarded[np.isin(chosen, moved)].any():
+        keep = system.frozen().copy()
+        keep[moved] = False
+        system.cells = system.cells.with_columns(pl.Series("frozen", keep))
+        system.excluded[moved] = False
+    return {int(c) for c in moved}
 
 
-def _further_partners(system: System, cells: np.ndarray) -> set[int]:
-    """A partner for cells whose own lines are all secret: one line further, then another.
+def outer_bounds(
+    system: System, objectives: list[dict[int, float]], rings: int = 1
+) -> list[tuple[float, float]]:
+    """Smallest and largest value of Σ coef·x that the published figures allow, or wider.
 
-    As a last resort every published cell around goes, grand totals included: a commune so
-    small that nothing else can protect its cells cannot have its total published either.
+    For each objective, the unknowns it holds and the lines through them (one ring, not the
+    whole system): a relaxation of the attacker's problem, so the interval contains the
+    attacker's own and tells nothing published figures do not. Used to publish a figure
+    that depends on secret cells (jobs of a row with secret bands) as an interval.
     """
-    frontier = cells
-    for _ in range(4):
-        lines = _active_lines(system)
-        lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
-        ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
-        found = _neighbours(system, ring, prefer_value=1.0)
-        if found:
-            cost = system.cells["cost"].to_numpy()
-            return {min(found.values(), key=lambda c: cost[c])}
-        frontier = ring
-    # nothing else: the cheapest published figure nearest to the cells goes, even a total;
-    # a territory too small for any of its cells to be protected loses its totals one by one
+    from scipy.optimize import linprog
+
     unknown = system.unknown()
-    cost = system.cells["cost"].to_numpy()
-    frontier = cells
-    for _ in range(6):
-        lines = _active_lines(system)
-        lids = _rows_with(lines, "cid", frontier)["lid"].to_numpy()
-        ring = _rows_with(lines, "lid", lids)["cid"].unique().to_numpy()
-        value = system.cells["value"].to_numpy()
-        rest = [c for c in ring.tolist() if not unknown[c] and value[c] > 0]
-        if rest:
-            pick = min(rest, key=lambda c: cost[c])
-            if "frozen" in system.cells.columns:
-                keep = system.frozen().copy()
-                keep[pick] = False
-                system.cells = system.cells.with_columns(pl.Series("frozen", keep))
-            system.excluded[pick] = False
-            return {pick}
-        frontier = ring
-    return set()
-
-
-def _anchors_of(system: System, cells: np.ndarray) -> set[int]:
-    """Published jobs totals whose equations hold `cells` (never a territory's grand total)."""
-    lines = _active_lines(system)
-    lid = _rows_with(lines, "cid", cells)["lid"].unique()
-    anchors = system.anchor[lid.to_numpy()]
-    frozen = system.frozen()
-    cost = system.cells["cost"].to_numpy()
-    found = [int(a) for a in anchors[anchors >= 0] if not system.suppressed[a] and not frozen[a]]
-    return {min(found, key=lambda c: cost[c])} if found else set()
+    values = system.cells["value"].to_numpy()
+    lower = system.lower()
+    cap = 10.0 * float(values.max(initial=0.0)) + 10.0
+    out: list[tuple[float, float]] = []
+    for objective in objectives:
+        const = sum(c * values[k] for k, c in objective.items() if not unknown[k])
+        hidden = np.array([k for k, c in objective.items() if unknown[k] and c != 0], np.int64)
+        if not hidden.size:
+            out.append((const, const))
+            continue
+        frontier, lines = hidden, np.zeros(0, dtype=np.int64)
+        for _ in range(rings):
+            found, members = _ring(system, frontier)
+            lines = np.union1d(lines, found)
+            frontier = members[unknown[members]]
+        # unknowns of those lines are the variables, published cells move to the right side
+        line_ptr, line_cells, _, _ = _incidence(system)
+        cells = np.unique(line_cells[_segments(line_ptr, lines)[0]])
+        cells = cells[unknown[cells]]
+        local = np.full(system.n_cells, -1, dtype=np.int64)
+        local[cells] = np.arange(cells.size)
+        a = _line_matrix(system, lines, local).tocsr()
+        known = _line_matrix(system, lines, np.where(unknown, -1, np.arange(system.n_cells)))
+        rhs = system.rhs[lines] - known.tocsr() @ values[: known.shape[1]]
+        n = cells.size
+        bounds = np.column_stack([lower[cells], np.full(n, cap)])
+        c = np.zeros(n)
+        for k, w in objective.items():
+            if unknown[k]:
+                c[local[k]] += w
+        ends = []
+        for sign in (1.0, -1.0):
+            system.lp_solves += 1
+            res = linprog(sign * c, A_eq=a, b_eq=rhs, bounds=bounds, method="highs")
+            if res.status != 0:
+                raise RuntimeError(f"secret statistique : borne impossible ({res.message})")
+            ends.append(sign * res.fun)
+        out.append((const + ends[0], const + ends[1]))
+    return out

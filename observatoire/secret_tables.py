@@ -9,6 +9,7 @@ the catalogue without its entry in `ROW_CELLS` makes `protect_month` fail (teste
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from observatoire import catalogue, warehouse
+from observatoire import catalogue, secret, warehouse
 from observatoire.secret import (
     DOMINANCE,
     DOMINANCE_SHARE,
@@ -195,7 +196,7 @@ class Built:
 def build_system(con: duckdb.DuckDBPyConnection, mois: str) -> Built:
     """Every cell published for the month, and every equation an attacker can write."""
     etab = con.execute(ETAB_SQL.replace("{fam_values}", _fam_values()), {"mois": mois}).pl()
-    parts = [etab]
+    parts = [etab, _jobs_totals(etab)]
     # unites_legales_siege: legal units at their head office; each is a unit of its own
     ul = _read(con, "unites_legales_siege", mois)
     parts.append(
@@ -289,12 +290,8 @@ def build_system(con: duckdb.DuckDBPyConnection, mois: str) -> Built:
     cells = _costs(cells)
     decs = _decompositions(con, cells, levels)
     lines = build_lines(cells, decs)
-    n_struct = int(lines["lid"].max() + 1) if lines.height else 0
-    job_lines, job_rhs, job_anchor = _job_lines(cells, con, offset=n_struct)
-    all_lines = pl.concat([lines, job_lines]) if job_lines.height else lines
-    rhs = np.concatenate([np.zeros(n_struct), job_rhs])
-    anchor = np.concatenate([np.full(n_struct, -1, dtype=np.int64), job_anchor])
-    system = System(cells=cells, lines=all_lines, rhs=rhs, anchor=anchor)
+    n_lines = int(lines["lid"].max() + 1) if lines.height else 0
+    system = System(cells=cells, lines=lines, rhs=np.zeros(n_lines))
     return Built(system=system, cells=cells)
 
 
@@ -325,9 +322,34 @@ def _jobs_cells(df: pl.DataFrame, tab: pl.Expr) -> pl.DataFrame:
     )
 
 
+def _jobs_totals(etab: pl.DataFrame) -> pl.DataFrame:
+    """Jobs of an employer row of all bands (`J`): a magnitude, with its own dominance rule.
+
+    Its published figure is not the exact sum of the band estimates but an interval computed
+    from the published band rows only (`widen_jobs`), so it adds no equation to the system:
+    the cell is in no line. Counting employers and estimating their jobs are separate
+    figures: a hospital holding most of a commune's jobs hides the jobs, not the number of
+    employers.
+    """
+    return etab.filter(
+        (pl.col("tab") == "E") & (pl.col("d2") == ENSEMBLE) & (pl.col("d3") == ENSEMBLE)
+    ).with_columns(pl.lit("J").alias("tab"), pl.col("central").alias("value"))
+
+
 def _primary(cells: pl.DataFrame) -> pl.DataFrame:
     freq = pl.col("n_unites").is_between(1, FREQUENCY_MIN - 1) & (pl.col("value") > 0)
-    dom = (pl.col("central") > 0) & (pl.col("max_unite") >= DOMINANCE_SHARE * pl.col("central"))
+    # dominance is a rule for magnitudes: jobs totals, network jobs, and employer counts by
+    # band (their jobs are the count times the band's bounds, so they publish the jobs too)
+    jobs = (
+        (pl.col("tab") == "J")
+        | pl.col("tab").str.contains("emplois")
+        | ((pl.col("tab") == "E") & ~pl.col("d3").is_in([ENSEMBLE, NONE]))
+    )
+    dom = (
+        jobs
+        & (pl.col("central") > 0)
+        & (pl.col("max_unite") >= DOMINANCE_SHARE * pl.col("central"))
+    )
     hidden = (pl.col("tab") == "N") | pl.col("d1").is_in(HIDDEN_FAMILIES)
     return cells.with_columns(
         (~hidden).alias("publishable"),
@@ -344,29 +366,45 @@ def _primary(cells: pl.DataFrame) -> pl.DataFrame:
 
 
 def _costs(cells: pl.DataFrame) -> pl.DataFrame:
-    """Suppressing a cell costs its value, more on big territories, much more on totals."""
+    """Suppressing a cell costs what readers lose: a margin ten times a cell it adds up.
+
+    A cell's rank is how far it sits from its territory's total: the ESS and non-ESS totals,
+    then a family's total or a whole-territory cell by section or band, then the crossings.
+    The number counted matters little (hiding a big interior cell protects as well as hiding
+    a small one and loses no more to readers than a small one does, measured in published
+    rows), so it only breaks ties, small first. Bigger territories cost more: their figures
+    are read more, and every commune cell is protected inside its own commune first.
+    """
     level = cells["geo"].str.split(":").list.first()
     weight = level.replace_strict(GEO_WEIGHT, default=4, return_dtype=pl.Float64)
-    total = (
-        pl.col("d1").is_in([ENSEMBLE, NONE, "ess"])
-        & pl.col("d2").is_in([ENSEMBLE, NONE])
-        & pl.col("d3").is_in([ENSEMBLE, NONE])
+    top = [ENSEMBLE, NONE]
+    depth = (
+        pl.when(pl.col("d1").is_in(top))
+        .then(0)
+        .when(pl.col("d1").is_in(["ess", "hors_ess", "prive"]))
+        .then(1)
+        .otherwise(2)
+        + pl.when(pl.col("d2").is_in(top)).then(0).otherwise(2)
+        + pl.when(pl.col("d3").is_in(top)).then(0).otherwise(2)
     )
-    # a territory's grand totals are never secondary cells: they are what readers come for,
-    # and every secret cell can be protected inside the territory's own breakdowns
+    rank = pl.lit(10.0).pow(pl.lit(4) - depth.clip(0, 4))
+    # a territory's totals (all, ESS, non-ESS) are never secondary cells but as a last
+    # resort: they are what readers come for, and every secret cell can be protected inside
+    # its breakdowns
     grand = (
-        (pl.col("d1") == ENSEMBLE)
-        & pl.col("d2").is_in([ENSEMBLE, NONE])
-        & pl.col("d3").is_in([ENSEMBLE, NONE])
+        pl.col("d1").is_in([ENSEMBLE, "ess", "hors_ess"])
+        & pl.col("d2").is_in(top)
+        & pl.col("d3").is_in(top)
         & pl.col("tab").is_in(["A", "E", "U"])
     )
+    # the Sirene cubes are the observatory's reference figures; the tables read beside them
+    # (network membership, questionnaire answers) give way first
+    table = pl.when(pl.col("tab").is_in(["A", "E", "U"])).then(1.0).otherwise(0.1)
     return cells.with_columns(
         grand.alias("frozen"),
-        (
-            (pl.col("value") + 1.0)
-            * weight
-            * pl.when(total).then(pl.lit(1000.0)).otherwise(pl.lit(1.0))
-        ).alias("cost"),
+        (pl.Series(weight) * rank * table * (1.0 + 0.01 * (pl.col("value") + 1.0).log())).alias(
+            "cost"
+        ),
     )
 
 
@@ -417,7 +455,8 @@ def _decompositions(
             _dec(("rp", "ensemble|ensemble", k) for k in rp if k != "ensemble|ensemble"),
             tab == "RPE",
         ),
-        ("geo", geo_decompositions(con, levels), tab != "RPU"),
+        # distinct legal units do not add up; published jobs totals are intervals (no line)
+        ("geo", geo_decompositions(con, levels), ~tab.is_in(["RPU", "J"])),
     ]
     # network members: found + not found = members; active + closed = found; ess + non = active
     for parent, children in (
@@ -437,56 +476,17 @@ def _decompositions(
     return decs
 
 
-def _job_lines(
-    cells: pl.DataFrame, con: duckdb.DuckDBPyConnection, offset: int
-) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Published jobs on an all-bands employer cell are Σ band bound × band count.
-
-    Low and high bounds, and the count of employers without a usable band, are three more
-    equations on the band cells of the line: with them, two secret bands of one line could be
-    solved, so the audit must know them. Active only while the all-bands cell is published.
-    """
+def band_bounds(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Lowest and highest headcount of each band code; no usable band counts for nothing."""
     bands = con.execute(
         "select code, coalesce(effectif_min, 0)::double as bas, "
         "coalesce(effectif_max, effectif_min, 0)::double as haut, "
-        "(effectif_min is null)::int::double as inconnue from ref.tranches_effectifs"
+        "effectif_min is null as inconnue from ref.tranches_effectifs"
     ).pl()
-    bands = pl.concat(
-        [
-            bands,
-            pl.DataFrame(
-                {"code": ["non_renseignee"], "bas": [0.0], "haut": [0.0], "inconnue": [1.0]}
-            ),
-        ]
+    extra = pl.DataFrame(
+        {"code": ["non_renseignee"], "bas": [0.0], "haut": [0.0], "inconnue": [True]}
     )
-    e = cells.filter(pl.col("tab") == "E")
-    per_band = e.filter(pl.col("d3") != ENSEMBLE).join(bands, left_on="d3", right_on="code")
-    anchors = e.filter(pl.col("d3") == ENSEMBLE).select(
-        "geo", "d1", "d2", pl.col("cid").alias("anchor")
-    )
-    frames = []
-    for kind in ("bas", "haut", "inconnue"):
-        part = per_band.filter(pl.col(kind) != 0).select(
-            "geo", "d1", "d2", "cid", pl.col(kind).alias("coef"), "value"
-        )
-        frames.append(part.with_columns(pl.lit(kind).alias("kind")))
-    members = pl.concat(frames)
-    keyed = (
-        members.select("geo", "d1", "d2", "kind")
-        .unique()
-        .join(anchors, on=["geo", "d1", "d2"])
-        .sort("geo", "d1", "d2", "kind")
-        .with_row_index("lid")
-        .with_columns(pl.col("lid").cast(pl.Int64) + offset)
-    )
-    lines = members.join(keyed, on=["geo", "d1", "d2", "kind"])
-    rhs = lines.group_by("lid").agg((pl.col("coef") * pl.col("value")).sum().alias("rhs"))
-    rhs = keyed.join(rhs, on="lid", how="left").sort("lid")
-    return (
-        lines.select("lid", pl.col("cid").cast(pl.Int64), "coef"),
-        rhs["rhs"].fill_null(0.0).to_numpy(),
-        keyed.sort("lid")["anchor"].cast(pl.Int64).to_numpy(),
-    )
+    return pl.concat([bands, extra])
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,11 +513,24 @@ def _cube(tab: str):
     return keys
 
 
+def _emplois(df: pl.DataFrame) -> list[pl.DataFrame]:
+    """A row of all bands also shows its jobs total (`J`), secret by dominance on its own."""
+    totals = df.filter(pl.col("tranche_effectifs") == ENSEMBLE)
+    node = _fam_node(pl.col("perimetre"), pl.col("famille"))
+    return [
+        *_cube("E")(df),
+        _keys(totals, pl.lit("J"), node, pl.col("section_naf"), pl.col("tranche_effectifs")),
+    ]
+
+
 def _part_ess(df: pl.DataFrame) -> list[pl.DataFrame]:
     s, t = pl.col("section_naf"), pl.col("tranche_effectifs")
+    totals = df.filter(t == ENSEMBLE)
     return [
         _keys(df, pl.lit("E"), pl.lit("prive"), s, t),
         _keys(df, pl.lit("E"), pl.lit("ess"), s, t),
+        _keys(totals, pl.lit("J"), pl.lit("prive"), s, t),
+        _keys(totals, pl.lit("J"), pl.lit("ess"), s, t),
     ]
 
 
@@ -573,7 +586,7 @@ def _evolution(df: pl.DataFrame) -> list[pl.DataFrame]:
 ROW_CELLS = {
     "etablissements_actifs": _cube("A"),
     "etablissements_employeurs": _cube("E"),
-    "emplois_salaries_estimes": _cube("E"),
+    "emplois_salaries_estimes": _emplois,
     "unites_legales_siege": _cube("U"),
     "part_ess_emploi_prive": _part_ess,
     "creations_fermetures": _flux,
@@ -644,6 +657,125 @@ def mask_rows(df: pl.DataFrame, keys: list[pl.DataFrame], status: pl.DataFrame) 
     )
 
 
+# Jobs of a row of all bands, as an interval the published figures allow. The exact sums of
+# band bounds would be two more equations on the band counts (Σ min·n, Σ max·n): with the count
+# total, any two secret bands of a row could be solved, and protecting them would hide nearly
+# every jobs total. So when a band of the row is secret, the row's low is the smallest
+# Σ min·n and its high the largest Σ max·n over every table consistent with the published
+# counts around those bands (`secret.outer_bounds`: the row's bands, the same bands in the
+# other families and in the territories around). The interval holds the exact one and tells
+# nothing the published counts do not. Its middle would read as an estimate and can be far
+# from the exact central one, so the central estimate is left empty.
+WIDENED = "fourchette_elargie"
+# lines around the secret bands the interval takes into account: 2 gives most of the exact
+# interval's tightness (measured on the demo month: the EPT's ESS jobs high end 151,817 with
+# 2, 136,817 with the whole system, 329,267 with 1) at a twentieth of its cost
+JOBS_RINGS = 2
+JOBS_MEASURES = {
+    # table: (family node of each population, (low, high, central) per population)
+    "emplois_salaries_estimes": (
+        (None,),
+        (("emplois_bas", "emplois_haut", "emplois_central"),),
+    ),
+    "part_ess_emploi_prive": (
+        ("prive", "ess"),
+        (
+            ("emplois_prives_bas", "emplois_prives_haut", "emplois_prives_central"),
+            ("emplois_ess_bas", "emplois_ess_haut", "emplois_ess_central"),
+        ),
+    ),
+}
+
+
+def widen_jobs(name: str, masked: pl.DataFrame, bands: pl.DataFrame, built: Built) -> pl.DataFrame:
+    """Jobs of published rows of all bands with a secret band: outer interval, flagged."""
+    nodes, populations = JOBS_MEASURES[name]
+    system = built.system
+    unknown = system.unknown()
+    per_band = (
+        built.cells.filter(
+            (pl.col("tab") == "E") & (pl.col("d2") == ENSEMBLE) & (pl.col("d3") != ENSEMBLE)
+        )
+        .select("cid", "geo", "d1", "d3")
+        .join(bands, left_on="d3", right_on="code", how="left")
+    )
+    if per_band["bas"].null_count():
+        code = per_band.filter(pl.col("bas").is_null())["d3"][0]
+        raise ValueError(f"{name} : tranche sans bornes connues : {code}")
+    per_band = per_band.with_columns(pl.Series("secret", unknown[per_band["cid"].to_numpy()]))
+    groups = per_band.group_by("geo", "d1").agg("cid", "bas", "haut", "secret", "inconnue")
+    lookup = {(r["geo"], r["d1"]): r for r in groups.iter_rows(named=True)}
+    shown = pl.col("statut_secret") == PUBLIE
+    whole = (pl.col("tranche_effectifs") == ENSEMBLE) & (pl.col("section_naf") == ENSEMBLE)
+    targets = masked.filter(shown & whole).with_columns(_geo())
+    if name == "emplois_salaries_estimes":
+        targets = targets.with_columns(
+            _fam_node(pl.col("perimetre"), pl.col("famille")).alias("_node")
+        )
+    updates: dict[str, list] = {"_r": []}
+    for col in (*(c for pop in populations for c in pop), WIDENED, "_inconnue"):
+        updates[col] = []
+    objectives: list[dict[int, float]] = []
+    for row in targets.iter_rows(named=True):
+        rows_groups = [lookup.get((row["geo"], node or row["_node"])) for node in nodes]
+        if not any(g is not None and any(g["secret"]) for g in rows_groups):
+            continue
+        updates["_r"].append(row["_r"])
+        updates[WIDENED].append(True)
+        updates["_inconnue"].append(
+            any(
+                s and i
+                for g in rows_groups
+                if g
+                for s, i in zip(g["secret"], g["inconnue"], strict=True)
+            )
+        )
+        for g in rows_groups:
+            cids = g["cid"] if g else []
+            objectives.append(dict(zip(cids, g["bas"] if g else [], strict=True)))
+            objectives.append(dict(zip(cids, g["haut"] if g else [], strict=True)))
+    ends = secret.outer_bounds(system, objectives, rings=JOBS_RINGS) if objectives else []
+    k = 0
+    for _ in updates["_r"]:
+        for low, high, central in populations:
+            lo = math.floor(ends[k][0] + 1e-6)
+            hi = math.ceil(ends[k + 1][1] - 1e-6)
+            k += 2
+            updates[low].append(float(lo))
+            updates[high].append(float(hi))
+            updates[central].append(None)
+    overrides = {"_r": pl.UInt32, "_inconnue": pl.Boolean, WIDENED: pl.Boolean}
+    overrides |= {c: pl.Float64 for pop in populations for c in pop}
+    fix = pl.DataFrame(updates, schema_overrides=overrides)
+    fix = fix.rename({c: f"_w_{c}" for c in fix.columns if c != "_r"})
+    out = masked.join(fix, on="_r", how="left")
+    hit = pl.col(f"_w_{WIDENED}").fill_null(False)
+    # jobs are estimates: always doubles (sums of integer bounds come out of DuckDB as HUGEINT)
+    cols = [
+        pl.when(hit).then(pl.col(f"_w_{c}")).otherwise(pl.col(c).cast(pl.Float64)).alias(c)
+        for pop in populations
+        for c in pop
+    ]
+    if name == "emplois_salaries_estimes":
+        # employers without a usable band: their count is a secret band's count
+        cols += [
+            pl.when(pl.col("_w__inconnue").fill_null(False))
+            .then(None)
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in ("nb_tranche_inconnue", "part_tranche_inconnue")
+        ]
+    if name == "part_ess_emploi_prive":
+        # a share of two intervals is no single figure: only the intervals are published
+        cols.append(
+            pl.when(hit).then(None).otherwise(pl.col("part_ess_emplois")).alias("part_ess_emplois")
+        )
+    out = out.with_columns(cols).with_columns(
+        pl.when(shown).then(hit).otherwise(None).alias(WIDENED)
+    )
+    return out.drop([c for c in out.columns if c.startswith("_w_")])
+
+
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {SCHEMA}")
     con.execute("create schema if not exists secret")
@@ -680,6 +812,7 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str, audit: bool = True)
     protect(built.system, audit=audit)
     status = statuses(built)
     tables: dict[str, pl.DataFrame] = {}
+    bands = band_bounds(con)
     for name, ind in catalogue.indicators().items():
         df = _read(con, name, mois)
         if ind.listing:
@@ -692,6 +825,8 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str, audit: bool = True)
         masked = mask_rows(df, keys, status)
         if name == "evolution_mensuelle":
             masked = _mask_previous(con, masked)
+        if name in JOBS_MEASURES:
+            masked = widen_jobs(name, masked, bands, built)
         secret_row = pl.col("statut_secret") != PUBLIE
         masked = masked.with_columns(
             pl.when(secret_row).then(None).otherwise(pl.col(c)).alias(c) for c in ind.mesures

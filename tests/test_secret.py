@@ -164,6 +164,53 @@ def test_one_dominant_unit_makes_its_cell_secret(published):
     assert row["emplois_central"] is None and row["nb_etablissements_employeurs"] is None
 
 
+def test_dominance_hides_jobs_not_the_count_of_employers(published):
+    """One unit holding the jobs is a secret of the jobs; the number of employers is a count."""
+    row = _row(
+        _read(published, "etablissements_employeurs"),
+        niveau="commune",
+        code_territoire="94078",
+        perimetre="ess",
+        famille="mutuelle",
+        section_naf="ensemble",
+        tranche_effectifs="ensemble",
+    )
+    assert row["motif_secret"] != "dominance"
+
+
+def test_jobs_of_rows_with_secret_bands_are_widened_intervals(published):
+    """A published jobs total is exact, or an interval around the exact one with no centre."""
+    wh = published.parent.parent / "warehouse" / "obs.duckdb"
+    keys = ["niveau", "code_territoire", "perimetre", "famille", "section_naf", "tranche_effectifs"]
+    with warehouse.connect(wh, read_only=True) as con:
+        truth = con.execute(
+            f"select {', '.join(keys)}, emplois_bas as vrai_bas, emplois_haut as vrai_haut, "
+            "emplois_central as vrai_central from indicators.emplois_salaries_estimes "
+            "where mois = $m",
+            {"m": MOIS},
+        ).pl()
+    jobs = _read(published, "emplois_salaries_estimes").filter(
+        (pl.col("tranche_effectifs") == "ensemble") & (pl.col("statut_secret") == "publie")
+    )
+    rows = jobs.join(truth, on=keys).with_columns(
+        pl.col("emplois_bas", "emplois_haut", "emplois_central").cast(pl.Float64)
+    )
+    assert rows.height == jobs.height > 0
+    widened = rows.filter(pl.col("fourchette_elargie") == "true")
+    exact = rows.filter(pl.col("fourchette_elargie") == "false")
+    assert widened.height > 0  # a small fixture: most rows have a secret band
+    assert (exact["emplois_central"] == exact["vrai_central"]).all()
+    assert (exact["emplois_bas"] == exact["vrai_bas"]).all()
+    assert widened["emplois_central"].is_null().all()
+    assert (widened["emplois_bas"] <= widened["vrai_bas"]).all()
+    assert (widened["emplois_haut"] >= widened["vrai_haut"]).all()
+    # wider than the exact interval somewhere, or the widening would not protect anything
+    assert (
+        (widened["emplois_haut"] - widened["emplois_bas"])
+        > (widened["vrai_haut"] - widened["vrai_bas"])
+    ).any()
+
+
 def test_territory_totals_stay_published(published):
     """The EPT total is published; a commune total goes only with a partner commune's."""
     actifs = _read(published, "etablissements_actifs")
@@ -341,13 +388,15 @@ def attack(live: Path) -> tuple[Attacker, dict[tuple, tuple[float, float]]]:
         coefs = {**ca, **{kk: -1.0 for kk in ce}}
         if coefs:
             att.ge.append((coefs, ve - va))
-    # jobs: the published band bounds of every published employer total
+    # jobs: the published band bounds of every published employer total; a widened interval
+    # (fourchette_elargie) still holds the exact one: Σ min·n ≥ its low, Σ max·n ≤ its high
     jobs = _read(live, "emplois_salaries_estimes").filter(
         (pl.col("tranche_effectifs") == "ensemble") & (pl.col("statut_secret") == "publie")
     )
     for r in jobs.iter_rows(named=True):
         fam = r["famille"] if r["famille"] != "ensemble" else r["perimetre"]
         base = ("E", r["niveau"], r["code_territoire"], fam, r["section_naf"])
+        widened = r["fourchette_elargie"] == "true"
         for idx, col in ((0, "emplois_bas"), (1, "emplois_haut")):
             coefs: dict[tuple, float] = {}
             rhs = float(r[col])
@@ -356,8 +405,17 @@ def attack(live: Path) -> tuple[Attacker, dict[tuple, tuple[float, float]]]:
                 for kk in c:
                     coefs[kk] = bounds[idx]
                 rhs -= bounds[idx] * v
-            if any(coefs.values()):
-                att.eq.append(({k: v for k, v in coefs.items() if v}, rhs))
+            coefs = {k: v for k, v in coefs.items() if v}
+            if not coefs:
+                continue
+            if not widened:
+                att.eq.append((coefs, rhs))
+            elif idx == 0:
+                att.ge.append((coefs, rhs))
+            else:
+                att.ge.append(({k: -v for k, v in coefs.items()}, -rhs))
+        if r["nb_tranche_inconnue"] is None:
+            continue  # a secret band without a usable headcount: not published
         coefs = {}
         rhs = float(r["nb_tranche_inconnue"])
         for band in ("NN", "non_renseignee"):

@@ -76,6 +76,11 @@ def expect_figure(html: str, figure: str, value: object, statut: str, scale: flo
     return False
 
 
+def fr(value: float) -> str:
+    """A count of jobs as the page prints it: thousands split by a narrow no-break space."""
+    return f"{value:,.0f}".replace(",", "\u202f")
+
+
 def key_figure(html: str, figure: str) -> str:
     m = re.search(rf'id="chiffre-{figure}".*?class="obs-valeur"[^>]*>(.*?)</p>', html, re.S)
     assert m, figure
@@ -125,13 +130,14 @@ def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
             f"from indicators.etablissements_employeurs where {where} and perimetre = 'ess'",
             params,
         )
-        ((central, bas, haut, s_emplois),) = web_data.query(
-            "select emplois_central, emplois_bas, emplois_haut, statut_secret "
+        ((central, bas, haut, widened, s_emplois),) = web_data.query(
+            "select emplois_central, emplois_bas, emplois_haut, fourchette_elargie, statut_secret "
             f"from indicators.emplois_salaries_estimes where {where} and perimetre = 'ess'",
             params,
         )
-        ((part, s_part),) = web_data.query(
-            "select part_ess_emplois, statut_secret from indicators.part_ess_emploi_prive "
+        ((part, part_widened, s_part),) = web_data.query(
+            "select part_ess_emplois, fourchette_elargie, statut_secret "
+            "from indicators.part_ess_emploi_prive "
             "where niveau = $n "
             "and code_territoire = $c and mois = $m and section_naf = 'ensemble' "
             "and tranche_effectifs = 'ensemble'",
@@ -139,11 +145,20 @@ def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
         )
         secrets += expect_figure(html, "etablissements_ess", actifs, s_actifs)
         secrets += expect_figure(html, "employeurs_ess", employeurs, s_employeurs)
-        # jobs are printed rounded to the unit
-        shown_jobs = None if central is None else round(central)
-        secrets += expect_figure(html, "emplois_ess", shown_jobs, s_emplois)
-        # a secret share (a NULL ratio) reads « secret », it does not break the page
-        secrets += expect_figure(html, "part_emploi_prive", part, s_part, scale=100)
+        if s_emplois == "publie" and widened:
+            # secret bands: only the widened interval, « bas à haut », no central estimate
+            assert central is None
+            assert key_figure(html, "emplois_ess") == f"{fr(bas)} à {fr(haut)}"
+            assert "Fourchette élargie" in html
+        else:
+            # jobs are printed rounded to the unit
+            shown_jobs = None if central is None else round(central)
+            secrets += expect_figure(html, "emplois_ess", shown_jobs, s_emplois)
+        if s_part == "publie" and part_widened:
+            assert part is None and key_figure(html, "part_emploi_prive") == "—"
+        else:
+            # a secret share (a NULL ratio) reads « secret », it does not break the page
+            secrets += expect_figure(html, "part_emploi_prive", part, s_part, scale=100)
         api = client.get(f"/api/v1/territoires/{niveau}/{code}").json()
         figures = api["chiffres_cles"]
         assert figures["etablissements_ess"]["valeur"] == actifs
@@ -151,6 +166,7 @@ def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
             "publie" if s_actifs == "publie" else "secret"
         )
         assert figures["emplois_ess"]["bas"]["valeur"] == bas
+        assert figures["emplois_ess"]["fourchette_elargie"]["valeur"] == widened
         assert figures["emplois_ess"]["haut"]["valeur"] == haut
         assert f"<title>{api['libelle_territoire']} — Observatoire ESS</title>" in html
     # the fixture is small: the real mask hides some of these key figures

@@ -15,6 +15,11 @@ from observatoire.web import labels
 from observatoire.web.snapshot import PUBLISHED, Snapshot, Territory
 
 CUBE_DIMS = ("famille", "section_naf", "tranche_effectifs")
+WIDENED_NOTE = (
+    "Une estimation centrale vide (—) signale une fourchette élargie : des tranches "
+    "d'effectifs de la ligne sont secrètes, seules les bornes compatibles avec les chiffres "
+    "publiés sont données."
+)
 ENSEMBLE = "ensemble"
 
 
@@ -158,7 +163,12 @@ def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
             cell(jobs, "emplois_central", "jobs"),
             None,
             "emplois_salaries_estimes",
-            {"bas": cell(jobs, "emplois_bas", "jobs"), "haut": cell(jobs, "emplois_haut", "jobs")},
+            {
+                "bas": cell(jobs, "emplois_bas", "jobs"),
+                "haut": cell(jobs, "emplois_haut", "jobs"),
+                # secret bands in the territory: only a widened interval is published
+                "fourchette_elargie": cell(jobs, "fourchette_elargie", "text"),
+            },
         ),
         KeyFigure(
             "part_emploi_prive",
@@ -246,7 +256,15 @@ def _evolution(snapshot: Snapshot, actifs: dict, employeurs: dict, emplois: dict
         ],
         rows,
         ["etablissements_actifs", "etablissements_employeurs", "emplois_salaries_estimes"],
-        note=None if len(rows) > 1 else "Un seul mois est publié pour l'instant.",
+        note=" ".join(
+            n
+            for n in (
+                None if len(rows) > 1 else "Un seul mois est publié pour l'instant.",
+                WIDENED_NOTE if any(r[3].value is None and not r[3].secret for r in rows) else None,
+            )
+            if n
+        )
+        or None,
     )
 
 
@@ -273,11 +291,13 @@ def _breakdowns(
             key=lambda c: _order(dim, c),
         )
         rows = []
+        widened = False
         for code in [*codes, ENSEMBLE]:
             dims = [ENSEMBLE, ENSEMBLE, ENSEMBLE]
             dims[position] = code
             key = ("ess", mois, *dims)
             jobs = emplois.get(key)
+            widened |= bool(jobs and jobs.get("fourchette_elargie"))
             rows.append(
                 [
                     Cell(label(snapshot, dim, code), "text"),
@@ -302,6 +322,7 @@ def _breakdowns(
                 ],
                 rows,
                 ["etablissements_actifs", "etablissements_employeurs", "emplois_salaries_estimes"],
+                note=WIDENED_NOTE if widened else None,
             )
         )
     return out
