@@ -490,8 +490,12 @@ def secondary_fixpoint(system: System) -> int:
             new = np.array(sorted(set(partners.values())), dtype=np.int64)
         else:
             moved: set[int] = set()
+            carried: set[int] = set()
             for c in leaking.tolist():
-                moved |= _perturbation(system, c)
+                if c not in carried:  # an earlier change may move this one too
+                    more, also = _perturbation(system, c)
+                    moved |= more
+                    carried |= also
             if not moved and not system.waived[leaking].any():
                 raise RuntimeError("secret statistique : case recalculable sans partenaire")
             new = np.array(sorted(moved), dtype=np.int64)
@@ -723,8 +727,14 @@ def protect(system: System, audit: bool = True) -> System:
         partners = _neighbours(system, narrow[stuck[narrow] < ESCALATE_AFTER], prefer_value=1.0)
         new = set(partners.values())
         lonely = [c for c in narrow.tolist() if c not in partners]
+        carried: set[int] = set()
         for cell in lonely:
-            new |= _perturbation(system, cell)
+            if cell not in carried:  # an earlier change moves it by a unit too: protected
+                more, also = _perturbation(system, cell)
+                new |= more
+                carried |= also
+        if carried:
+            certified[np.array(sorted(carried), dtype=np.int64)] = True
         if not new and system.waived[narrow].all():
             continue  # hidden cells waived: the next round audits what is left
         if not new:
@@ -741,25 +751,29 @@ def protect(system: System, audit: bool = True) -> System:
 
 # a territory's total, or the twin of one, moves in a perturbation only when nothing else can
 FROZEN_FACTOR = 1e6
-PERTURBATION_RINGS = (4, 8, 10_000)  # tried in turn: the last one is the whole component
+PERTURBATION_RINGS = (3, 6, 10_000)  # tried in turn: the last one is the whole component
 
 
-def _perturbation(system: System, cell: int) -> set[int]:
-    """The published cells a change moving `cell` needs, on a neighbourhood widened as need be."""
+def _perturbation(system: System, cell: int) -> tuple[set[int], set[int]]:
+    """The published cells a change moving `cell` needs, on a neighbourhood widened as need be.
+
+    Also returns the unknown cells the same change moves by a unit or more: once the published
+    ones are hidden, they are protected too.
+    """
     for rings in PERTURBATION_RINGS:
-        moved = _perturbation_within(system, cell, rings)
-        if moved is not None:
-            return moved
+        found = _perturbation_within(system, cell, rings)
+        if found is not None:
+            return found
     if not system.cells["publishable"][cell]:
         system.waived[cell] = True  # nothing can move it: the published figures fix it
-        return set()
+        return set(), set()
     raise RuntimeError(
         "secret statistique : aucune case ne peut protéger "
         + str(system.cells.row(cell, named=True))
     )
 
 
-def _perturbation_within(system: System, cell: int, rings: int) -> set[int] | None:
+def _perturbation_within(system: System, cell: int, rings: int) -> tuple[set[int], set[int]] | None:
     """Published cells to hide so that `cell` can move by one unit, at the least cost.
 
     When no published cell shares a line with a computable cell (what pins it goes through
@@ -815,15 +829,16 @@ def _perturbation_within(system: System, cell: int, rings: int) -> set[int] | No
     if best is None:
         return None
     moved = chosen[(np.abs(best[1]) > 1e-7) & ~unknown]
+    carried = {int(c) for c in chosen[(np.abs(best[1]) >= 1.0 - 1e-7) & unknown]}
     if guarded[np.isin(chosen, moved)].any() and not system.cells["publishable"][cell]:
         system.waived[cell] = True  # a hidden cell is not worth a territory's total
-        return set()
+        return set(), set()
     if guarded[np.isin(chosen, moved)].any():
         keep = system.frozen().copy()
         keep[moved] = False
         system.cells = system.cells.with_columns(pl.Series("frozen", keep))
         system.excluded[moved] = False
-    return {int(c) for c in moved}
+    return {int(c) for c in moved}, carried
 
 
 def outer_bounds(
