@@ -83,9 +83,7 @@ def _run_one(warehouse: str, mois: str, mode: str, out: str) -> None:
         tables = {}
         for name in TABLES:
             df = secret_tables._read(con, name, mois).with_row_index("_r")
-            tables[name] = secret_tables.mask_rows(
-                df, secret_tables.ROW_CELLS[name](df), status
-            )
+            tables[name] = secret_tables.mask_rows(df, secret_tables.ROW_CELLS[name](df), status)
     seconds = time.monotonic() - t0
     shown = pl.col("statut_secret") == "publie"
     rows = {n: [int(df.filter(shown).height), df.height] for n, df in tables.items()}
