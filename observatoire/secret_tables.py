@@ -687,11 +687,8 @@ JOBS_MEASURES = {
 }
 
 
-def widen_jobs(name: str, masked: pl.DataFrame, bands: pl.DataFrame, built: Built) -> pl.DataFrame:
-    """Jobs of published rows of all bands with a secret band: outer interval, flagged."""
-    nodes, populations = JOBS_MEASURES[name]
-    system = built.system
-    unknown = system.unknown()
+def _band_groups(built: Built, bands: pl.DataFrame) -> pl.DataFrame:
+    """Employer band cells of each (territory, family node), with bounds and secrecy."""
     per_band = (
         built.cells.filter(
             (pl.col("tab") == "E") & (pl.col("d2") == ENSEMBLE) & (pl.col("d3") != ENSEMBLE)
@@ -701,9 +698,17 @@ def widen_jobs(name: str, masked: pl.DataFrame, bands: pl.DataFrame, built: Buil
     )
     if per_band["bas"].null_count():
         code = per_band.filter(pl.col("bas").is_null())["d3"][0]
-        raise ValueError(f"{name} : tranche sans bornes connues : {code}")
+        raise ValueError(f"tranche d'effectifs sans bornes connues : {code}")
+    unknown = built.system.unknown()
     per_band = per_band.with_columns(pl.Series("secret", unknown[per_band["cid"].to_numpy()]))
-    groups = per_band.group_by("geo", "d1").agg("cid", "bas", "haut", "secret", "inconnue")
+    return per_band.group_by("geo", "d1").agg("cid", "bas", "haut", "secret", "inconnue")
+
+
+def widen_jobs(name: str, masked: pl.DataFrame, bands: pl.DataFrame, built: Built) -> pl.DataFrame:
+    """Jobs of published rows of all bands with a secret band: outer interval, flagged."""
+    nodes, populations = JOBS_MEASURES[name]
+    system = built.system
+    groups = _band_groups(built, bands)
     lookup = {(r["geo"], r["d1"]): r for r in groups.iter_rows(named=True)}
     shown = pl.col("statut_secret") == PUBLIE
     whole = (pl.col("tranche_effectifs") == ENSEMBLE) & (pl.col("section_naf") == ENSEMBLE)
@@ -871,11 +876,33 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str, audit: bool = True)
             con.execute(
                 f"create table if not exists {SCHEMA}.{name} as select * from _masque limit 0"
             )
+            _follow_columns(con, name)
             con.execute(f"delete from {SCHEMA}.{name} where mois = $mois", {"mois": mois})
             con.execute(f"insert into {SCHEMA}.{name} by name select * from _masque")
             con.unregister("_masque")
     log.info("secret %s : %s", mois, report)
     return report
+
+
+def _follow_columns(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """A protected table written by an older version gets the new columns and their types.
+
+    Its earlier months stay (the snapshot publishes every month); a column added since reads
+    NULL on them, as it would have then.
+    """
+    have = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = $s and table_name = $t",
+            {"s": SCHEMA, "t": name},
+        ).fetchall()
+    )
+    want = con.execute("select column_name, column_type from (describe _masque)").fetchall()
+    for column, kind in want:
+        if column not in have:
+            con.execute(f'alter table {SCHEMA}.{name} add column "{column}" {kind}')
+        elif have[column] != kind:
+            con.execute(f'alter table {SCHEMA}.{name} alter column "{column}" type {kind}')
 
 
 def _mask_previous(con: duckdb.DuckDBPyConnection, masked: pl.DataFrame) -> pl.DataFrame:

@@ -211,6 +211,36 @@ def test_jobs_of_rows_with_secret_bands_are_widened_intervals(published):
     ).any()
 
 
+def test_a_protected_table_of_an_older_version_follows_the_new_columns(published, tmp_path):
+    """A warehouse masked by an older version: new columns added, types changed, months kept."""
+    wh = tmp_path / "ancien.duckdb"
+    shutil.copy(published.parent.parent / "warehouse" / "obs.duckdb", wh)
+    table = "diffusion.emplois_salaries_estimes"
+    with warehouse.connect(wh) as con:
+        con.execute(f"alter table {table} drop column fourchette_elargie")
+        con.execute(f"alter table {table} alter column emplois_bas type decimal(38, 0)")
+        con.execute(
+            f"insert into {table} select * replace ('2026-10' as mois) from {table} "
+            "where mois = $m limit 3",
+            {"m": MOIS},
+        )
+        secret_tables.protect_month(con, MOIS)
+        kinds = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'diffusion' and table_name = 'emplois_salaries_estimes'"
+            ).fetchall()
+        )
+        (earlier,) = con.execute(f"select count(*) from {table} where mois = '2026-10'").fetchone()
+        (flagged,) = con.execute(
+            f"select count(*) from {table} where mois = $m and statut_secret = 'publie' "
+            "and fourchette_elargie is not null",
+            {"m": MOIS},
+        ).fetchone()
+    assert kinds["fourchette_elargie"] == "BOOLEAN" and kinds["emplois_bas"] == "DOUBLE"
+    assert earlier == 3 and flagged > 0
+
+
 def test_territory_totals_stay_published(published):
     """The EPT total is published; a commune total goes only with a partner commune's."""
     actifs = _read(published, "etablissements_actifs")
