@@ -88,7 +88,7 @@ class System:
     excluded: np.ndarray = field(init=False)
     waived: np.ndarray = field(init=False)
     reason: np.ndarray = field(init=False)
-    incidence: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+    incidence: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
         init=False, default=None
     )
     rounds: int = 0
@@ -358,8 +358,13 @@ def _tight_lines(system: System, known: np.ndarray) -> np.ndarray:
 FRESH_LINE_FACTOR = 3.0
 
 
-def _incidence(system: System) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cells of each line and lines of each cell, as CSR arrays (the lines never change)."""
+def _incidence(
+    system: System,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of each line (with their coefficients) and lines of each cell, as CSR arrays.
+
+    Computed once per system: the lines never change, only which cells are suppressed.
+    """
     if system.incidence is None:
         lid = system.lines["lid"].to_numpy()
         cid = system.lines["cid"].to_numpy()
@@ -367,7 +372,8 @@ def _incidence(system: System) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         by_cell = np.argsort(cid, kind="stable")
         line_ptr = np.concatenate([[0], np.cumsum(np.bincount(lid, minlength=system.rhs.size))])
         cell_ptr = np.concatenate([[0], np.cumsum(np.bincount(cid, minlength=system.n_cells))])
-        system.incidence = (line_ptr, cid[by_line], cell_ptr, lid[by_cell])
+        coef = system.lines["coef"].to_numpy()[by_line]
+        system.incidence = (line_ptr, cid[by_line], cell_ptr, lid[by_cell], coef)
     return system.incidence
 
 
@@ -382,7 +388,7 @@ def _segments(ptr: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _ring(system: System, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The lines through `cells`, and every cell of those lines."""
-    line_ptr, line_cells, cell_ptr, cell_lines = _incidence(system)
+    line_ptr, line_cells, cell_ptr, cell_lines, _ = _incidence(system)
     lines = np.unique(cell_lines[_segments(cell_ptr, cells)[0]])
     return lines, np.unique(line_cells[_segments(line_ptr, lines)[0]])
 
@@ -391,25 +397,19 @@ def _line_matrix(system: System, lines: np.ndarray, local: np.ndarray):
     """Rows: `lines`; columns: cells with a `local` index (the others are left out)."""
     from scipy.sparse import coo_matrix
 
-    line_ptr, line_cells, _, _ = _incidence(system)
+    line_ptr, line_cells, _, _, line_coefs = _incidence(system)
     pos, row = _segments(line_ptr, lines)
     cells = line_cells[pos]
     keep = local[cells] >= 0
-    coefs = _line_coefs(system)[pos]
+    coefs = line_coefs[pos]
     return coo_matrix(
         (coefs[keep], (row[keep], local[cells[keep]])),
         shape=(lines.size, int(local.max(initial=-1)) + 1),
     )
 
 
-def _line_coefs(system: System) -> np.ndarray:
-    """Coefficients in the order of `_incidence`'s cells of each line."""
-    lid = system.lines["lid"].to_numpy()
-    return system.lines["coef"].to_numpy()[np.argsort(lid, kind="stable")]
-
-
 def _cheapest_partner(
-    system: System, line_ids: np.ndarray, exclude: np.ndarray, prefer_value: float = 0.0
+    system: System, line_ids: np.ndarray, prefer_value: float = 0.0
 ) -> dict[int, int]:
     """A published partner for each line (not a grand total when avoidable).
 
@@ -420,11 +420,11 @@ def _cheapest_partner(
     """
     if line_ids.size == 0:
         return {}
-    line_ptr, line_cells, cell_ptr, cell_lines = _incidence(system)
+    line_ptr, line_cells, cell_ptr, cell_lines, _ = _incidence(system)
     unknown = system.unknown()
     cost = system.cells["cost"].to_numpy()
     value = system.cells["value"].to_numpy()
-    ok = ~unknown & ~exclude & ~system.frozen() & ~system.excluded & (value > 0)
+    ok = ~unknown & ~system.frozen() & ~system.excluded & (value > 0)
     # partners of 1 pin an attacker's interval at the bound: prefer values above prefer_value
     base = cost + np.where(value > prefer_value, 0.0, 1e12)
     lid = system.lines["lid"].to_numpy()
@@ -468,20 +468,15 @@ def secondary_fixpoint(system: System) -> int:
             tight = _tight_lines(system, known)
             if tight.size == 0:
                 return added
-            partners = _cheapest_partner(
-                system, tight, np.zeros(system.n_cells, bool), prefer_value=1.0
-            )
+            partners = _cheapest_partner(system, tight, prefer_value=1.0)
             new = np.array(sorted(set(partners.values())), dtype=np.int64)
             new = new[~system.suppressed[new]]
             if new.size == 0:
                 return added  # nothing published left in those lines: the LP audit decides
-            system.suppressed[new] = True
-            system.reason[new] = np.where(system.reason[new] == None, LIEN, system.reason[new])  # noqa: E711
+            _suppress(system, new)
             added += new.size
             continue
-        partners = _cheapest_partner(
-            system, np.unique(via[leaking]), np.zeros(system.n_cells, bool), prefer_value=1.0
-        )
+        partners = _cheapest_partner(system, np.unique(via[leaking]), prefer_value=1.0)
         if not partners:
             # the revealing lines have no published cell left: the figures in them come from
             # other lines; suppress around the leaking cells themselves, further if need be
@@ -499,19 +494,22 @@ def secondary_fixpoint(system: System) -> int:
             if not moved and not system.waived[leaking].any():
                 raise RuntimeError("secret statistique : case recalculable sans partenaire")
             new = np.array(sorted(moved), dtype=np.int64)
-        system.suppressed[new] = True
-        system.reason[new] = np.where(system.reason[new] == None, LIEN, system.reason[new])  # noqa: E711
+        _suppress(system, new)
         added += new.size
     raise RuntimeError("secret statistique : la suppression secondaire ne converge pas")
+
+
+def _suppress(system: System, cells: np.ndarray) -> None:
+    """Hide `cells` as partners; a cell already secret keeps its own reason."""
+    system.suppressed[cells] = True
+    system.reason[cells] = np.where(system.reason[cells] == None, LIEN, system.reason[cells])  # noqa: E711
 
 
 def _neighbours(system: System, cells: np.ndarray, prefer_value: float = 1.0) -> dict[int, int]:
     """The cheapest published cell sharing a line with each of `cells`."""
     lines = system.lines
     lid = _rows_with(lines, "cid", cells)["lid"].unique()
-    partners = _cheapest_partner(
-        system, lid.to_numpy(), np.zeros(system.n_cells, bool), prefer_value=prefer_value
-    )
+    partners = _cheapest_partner(system, lid.to_numpy(), prefer_value=prefer_value)
     # one partner per cell is enough: take, per cell, the cheapest among its lines
     if not partners:
         return {}
@@ -744,8 +742,7 @@ def protect(system: System, audit: bool = True) -> System:
                 + "; ".join(str(r) for r in keys.rows())
             )
         add = np.array(sorted(new), dtype=np.int64)
-        system.suppressed[add] = True
-        system.reason[add] = np.where(system.reason[add] == None, LIEN, system.reason[add])  # noqa: E711
+        _suppress(system, add)
     raise RuntimeError("secret statistique : l'audit ne converge pas")
 
 
@@ -870,7 +867,7 @@ def outer_bounds(
             lines = np.union1d(lines, found)
             frontier = members[unknown[members]]
         # unknowns of those lines are the variables, published cells move to the right side
-        line_ptr, line_cells, _, _ = _incidence(system)
+        line_ptr, line_cells, _, _, _ = _incidence(system)
         cells = np.unique(line_cells[_segments(line_ptr, lines)[0]])
         cells = cells[unknown[cells]]
         local = np.full(system.n_cells, -1, dtype=np.int64)
