@@ -9,7 +9,7 @@ and the reason (`motif`); nothing is dropped without a trace.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
@@ -28,21 +28,84 @@ REJECT_SCHEMA = {
 }
 
 
+# Shapes of well-formed codes. A code of the right shape that our reference does not know is
+# kept and reported (nomenclature drift: INSEE's register carries fifty years of codes); only a
+# value that cannot be a code at all is quarantined.
+COMMUNE_SHAPE = r"^(?:[0-9]{5}|2[AB][0-9]{3})$"
+CJ_SHAPE = r"^[0-9]{4}$"
+TRANCHE_SHAPE = r"^(?:NN|[0-9]{2})$"
+# any activity code of INSEE's successive nomenclatures (NAP 4 digits, NAF 1993/rév. 1 `52.4Z`,
+# NAF rév. 2 `94.99Z`, NAF 2025 `94.99Y`), with or without the dot
+ACTIVITY_SHAPE = r"^[0-9]{2}\.?[0-9]{1,2}[0-9A-Z]?$"
+NAF_REV2 = "NAFRev2"
+# INSEE had not named the value when the stock first carried NAF 2025 as its main code:
+# both spellings are read as NAF 2025
+NAF_2025 = ("NAF2025", "NAF25")
+OLD_ACTIVITY_NOMENCLATURES = ("NAFRev1", "NAF1993", "NAP", "NAPv2")
+
+# Statuses of a code in the drift table (clean.codes_hors_nomenclature)
+KNOWN_REMOVED = "supprime"  # in the reference, removed from INSEE's current list
+UNKNOWN = "inconnu"  # well formed, in no list we have
+FORMER_COMMUNE = "commune_ancienne"  # attributed to today's commune
+UNKNOWN_ELSEWHERE = "inconnu_hors_territoire"  # unknown commune outside the territory
+OLD_NOMENCLATURE = "nomenclature_ancienne"  # NAF rév. 1, NAF 1993, NAP: not checked
+DRIFT_STATUSES = (KNOWN_REMOVED, UNKNOWN, FORMER_COMMUNE, UNKNOWN_ELSEWHERE, OLD_NOMENCLATURE)
+
+DRIFT_SCHEMA = {
+    "colonne": pl.String,
+    "code": pl.String,
+    "statut": pl.String,
+    "code_attribue": pl.String,
+    "lignes": pl.Int64,
+}
+
+
 @dataclass(frozen=True)
 class Nomenclatures:
     """Reference code lists the rules check against, loaded once per run."""
 
     communes: frozenset[str]
     naf_rev2: frozenset[str]
-    naf_sections: dict[str, str]  # NAF division -> section
+    naf_sections: dict[str, str]  # NAF rév. 2 division -> section
     tranches: dict[str, tuple[int | None, int | None]]
     categories_juridiques: frozenset[str]
+    # legal categories INSEE removed from its list but that real units still carry
+    categories_supprimees: frozenset[str] = frozenset()
+    former_communes: dict[str, str] = field(default_factory=dict)  # former code -> today's
+    naf_2025: frozenset[str] = frozenset()
+    # NAF 2025 code -> (NAF rév. 2 division, section) when all its rév. 2 antecedents agree
+    naf_2025_rev2: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    # two-character prefixes of the territory's départements (None: not placed)
+    departements: frozenset[str] | None = None
 
     @classmethod
     def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> Nomenclatures:
         def col(sql: str) -> list:
             return [r[0] for r in con.execute(sql).fetchall()]
 
+        def has(table: str) -> bool:
+            from observatoire import warehouse
+
+            return warehouse.table_exists(con, "ref", table)
+
+        removed: frozenset[str] = frozenset()
+        cj_columns = col(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'ref' and table_name = 'categories_juridiques_n3'"
+        )
+        if "supprime" in cj_columns:
+            removed = frozenset(
+                col(
+                    "select code_n3 from ref.categories_juridiques_n3 "
+                    "where cast(supprime as varchar) in ('true', 'True', '1')"
+                )
+            )
+        departements: frozenset[str] | None = None
+        if has("territoire_communes"):
+            # two characters are enough to place a code: overseas départements share « 97 »
+            departements = frozenset(
+                col("select distinct left(code_commune, 2) from ref.territoire_communes")
+            )
         return cls(
             communes=frozenset(col("select code_commune from ref.communes")),
             naf_rev2=frozenset(col("select code_sous_classe from ref.naf_rev2_sous_classes")),
@@ -57,9 +120,34 @@ class Nomenclatures:
                     "select code, effectif_min, effectif_max from ref.tranches_effectifs"
                 ).fetchall()
             },
-            categories_juridiques=frozenset(
-                col("select code_n3 from ref.categories_juridiques_n3")
-            ),
+            categories_juridiques=frozenset(col("select code_n3 from ref.categories_juridiques_n3"))
+            - removed,
+            categories_supprimees=removed,
+            former_communes=dict(
+                con.execute(
+                    "select code_commune_ancienne, code_commune_actuelle "
+                    "from ref.cog_communes_anciennes"
+                ).fetchall()
+            )
+            if has("cog_communes_anciennes")
+            else {},
+            naf_2025=frozenset(col("select code_naf2025 from ref.naf_2025_niveaux"))
+            if has("naf_2025_niveaux")
+            else frozenset(),
+            naf_2025_rev2={
+                r[0]: (r[1], r[2])
+                for r in con.execute(
+                    "select c.code_naf2025, "
+                    "case when count(distinct s.code_division) = 1 "
+                    "then any_value(s.code_division) end, any_value(s.code_section) "
+                    "from ref.naf_rev2_naf_2025 as c "
+                    "join ref.naf_rev2_sous_classes as s on s.code_sous_classe = c.code_naf_rev2 "
+                    "group by c.code_naf2025 having count(distinct s.code_section) = 1"
+                ).fetchall()
+            }
+            if has("naf_rev2_naf_2025")
+            else {},
+            departements=departements,
         )
 
 
@@ -100,29 +188,93 @@ def month_end(mois: str) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
-class DuplicateTracker:
-    """Identifiers occurring more than once in a month's file, and those already met.
-
-    Only the (few) duplicated identifiers are remembered across batches: remembering every
-    SIRET of a national file would cost gigabytes.
-    """
-
-    def __init__(self, candidates: set[str]) -> None:
-        self.candidates = candidates
-        self.seen: set[str] = set()
+def _shape_rule(column: str, expr: pl.Expr, shape: str, reason: str) -> tuple[str, pl.Expr, str]:
+    return (column, expr.is_not_null() & ~expr.str.contains(shape), reason)
 
 
-def _duplicates(df: pl.DataFrame, col: str, tracker: DuplicateTracker | None) -> pl.Series:
-    ids = df[col]
-    within = ids.is_duplicated() & ~ids.is_first_distinct()
-    if tracker is None:
-        return within.fill_null(False)
-    earlier = (
-        ids.is_in(list(tracker.seen)) if tracker.seen else pl.repeat(False, len(ids), eager=True)
+def _treatment_rules(name: str, last_day: dt.date) -> list[tuple[str, pl.Expr, str]]:
+    """`dateDernierTraitement*` is a timestamp (AAAA-MM-JJTHH:MM:SS), unlike the other dates."""
+    raw = pl.col(name)
+    parsed = raw.str.slice(0, 19).str.strptime(pl.Datetime, "%Y-%m-%dT%H:%M:%S", strict=False)
+    return [
+        (
+            name,
+            raw.is_not_null() & (parsed.is_null() | (raw.str.len_chars() < 19)),
+            "date de dernier traitement invalide (AAAA-MM-JJTHH:MM:SS attendu)",
+        ),
+        (name, parsed.dt.date() > pl.lit(last_day), "date postérieure au mois du stock"),
+    ]
+
+
+def _year_rule(name: str, last_day: dt.date) -> tuple[str, pl.Expr, str]:
+    raw = pl.col(name)
+    return (
+        name,
+        raw.is_not_null()
+        & (~raw.str.contains(r"^[0-9]{4}$") | (raw.cast(pl.Int32, strict=False) > last_day.year)),
+        "année invalide (AAAA, au plus l'année du stock)",
     )
-    flagged = (within | earlier) & ids.is_in(list(tracker.candidates))
-    tracker.seen.update(x for x in ids.filter(ids.is_in(list(tracker.candidates))).to_list())
-    return flagged.fill_null(False)
+
+
+def _activity_status(code: pl.Expr, nomenclature: pl.Expr, n: Nomenclatures) -> pl.Expr:
+    """Drift status of a main activity code, read in the nomenclature the row says it uses."""
+    return (
+        pl.when(code.is_null())
+        .then(None)
+        .when(nomenclature == NAF_REV2)
+        .then(pl.when(code.is_in(list(n.naf_rev2))).then(None).otherwise(pl.lit(UNKNOWN)))
+        .when(nomenclature.is_in(NAF_2025))
+        .then(pl.when(code.is_in(list(n.naf_2025))).then(None).otherwise(pl.lit(UNKNOWN)))
+        .when(nomenclature.is_in(OLD_ACTIVITY_NOMENCLATURES))
+        .then(pl.lit(OLD_NOMENCLATURE))
+        .otherwise(pl.lit(UNKNOWN))
+    )
+
+
+def _nomenclature_status(nomenclature: pl.Expr) -> pl.Expr:
+    known = [NAF_REV2, *NAF_2025, *OLD_ACTIVITY_NOMENCLATURES]
+    return (
+        pl.when(nomenclature.is_null() | nomenclature.is_in(known))
+        .then(None)
+        .otherwise(pl.lit(UNKNOWN))
+    )
+
+
+def _naf25_status(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
+    return (
+        pl.when(code.is_null() | code.is_in(list(n.naf_2025))).then(None).otherwise(pl.lit(UNKNOWN))
+    )
+
+
+def _tranche_status(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
+    return (
+        pl.when(code.is_null() | code.is_in(list(n.tranches))).then(None).otherwise(pl.lit(UNKNOWN))
+    )
+
+
+def _drift(
+    kept: pl.DataFrame, specs: list[tuple[str, pl.Expr, pl.Expr, pl.Expr | None]]
+) -> pl.DataFrame:
+    """Rows per (column, code, status) among the rows kept: the month's nomenclature drift.
+
+    Counted on kept rows only: a quarantined row is already reported with its reason.
+    """
+    parts = [
+        kept.select(
+            pl.lit(column).alias("colonne"),
+            code.alias("code"),
+            status.alias("statut"),
+            (attributed if attributed is not None else pl.lit(None, dtype=pl.String)).alias(
+                "code_attribue"
+            ),
+        )
+        .filter(pl.col("statut").is_not_null())
+        .group_by("colonne", "code", "statut", "code_attribue")
+        .len("lignes")
+        for column, code, status, attributed in specs
+    ]
+    empty = pl.DataFrame(schema=DRIFT_SCHEMA)
+    return pl.concat([empty, *(p.cast(DRIFT_SCHEMA) for p in parts)])  # type: ignore[arg-type]
 
 
 def _first_failure(
@@ -161,55 +313,45 @@ def _first_failure(
     return kept, rejects
 
 
-def _deduplicate(
-    kept: pl.DataFrame,
-    rejects: pl.DataFrame,
-    id_col: str,
-    column: str,
-    tracker: DuplicateTracker | None,
-    reason: str,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Among rows that passed every other rule, keep the first copy of each identifier.
-
-    Deduplicating after the other rules means a broken first copy cannot take a valid second
-    copy down with it; "first" is the order of the file (the raw layer keeps it).
-    """
-    dup = _duplicates(kept, id_col, tracker)
-    if not dup.any():
-        return kept, rejects
-    extra = kept.filter(dup).select(
-        pl.col("mois"),
-        pl.col("fichier_source"),
-        pl.col(id_col).alias("identifiant"),
-        pl.lit(column).alias("colonne"),
-        pl.col(id_col).alias("valeur"),
-        pl.lit(reason).alias("motif"),
-    )
-    return kept.filter(~dup), pl.concat([rejects, extra.cast(rejects.schema)])
-
-
 def clean_etablissements(
     raw: pl.DataFrame,
     mois: str,
     nomenclatures: Nomenclatures,
-    duplicates: DuplicateTracker | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Type and check establishment rows; return (clean rows, rejected rows with motif).
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Type and check establishment rows; return (clean rows, rejected rows, drift counts).
 
-    A later copy of a SIRET is rejected and the first kept, so that each establishment counts
-    once; `duplicates` carries what earlier batches saw.
+    A code of the right shape that the reference does not know keeps its row: a former commune
+    is attributed to today's commune, an unknown one to none; an unknown activity or headcount
+    band is left unclassified. Each is counted in the drift frame. Copies of one SIRET are
+    settled once the whole month is cleaned (`_settle_duplicates`).
     """
+    n = nomenclatures
     last_day = month_end(mois)
-    tranche_codes = list(nomenclatures.tranches)
     raw = _prepare(raw, ("dateCreationEtablissement", "dateDebut"))
+    commune = pl.col("codeCommuneEtablissement")
+    in_territory_deps = (
+        commune.str.slice(0, 2).is_in(list(n.departements))
+        if n.departements is not None
+        else pl.lit(True)
+    )
     df = raw.with_columns(
         _siren=normalise_expr(pl.col("siren"), 9),
         _nic=normalise_expr(pl.col("nic"), 5),
         _siret=normalise_expr(pl.col("siret"), 14),
-        _commune=pl.col("codeCommuneEtablissement"),
-        _tranche=pl.col("trancheEffectifsEtablissement"),
+        _commune=pl.when(commune.is_in(list(n.communes)))
+        .then(commune)
+        .otherwise(commune.replace_strict(n.former_communes, default=None, return_dtype=pl.String)),
+        _commune_statut=pl.when(commune.is_null() | commune.is_in(list(n.communes)))
+        .then(None)
+        .when(commune.is_in(list(n.former_communes)))
+        .then(pl.lit(FORMER_COMMUNE))
+        .when(in_territory_deps)
+        .then(pl.lit(UNKNOWN))
+        .otherwise(pl.lit(UNKNOWN_ELSEWHERE)),
+        _tranche_fichier=pl.col("trancheEffectifsEtablissement"),
         _naf=pl.col("activitePrincipaleEtablissement"),
         _nomenclature=pl.col("nomenclatureActivitePrincipaleEtablissement"),
+        _naf25_colonne=pl.col("activitePrincipaleNAF25Etablissement"),
         _etat=pl.col("etatAdministratifEtablissement"),
     )
     rules: list[tuple[str, pl.Expr, str]] = [
@@ -222,58 +364,120 @@ def clean_etablissements(
             "siret différent de siren + nic",
         ),
         ("siret", ~siret_valid_expr(pl.col("_siret")), "siret invalide (clé de Luhn)"),
-        (
+        _shape_rule(
             "codeCommuneEtablissement",
-            pl.col("_commune").is_not_null()
-            & ~pl.col("_commune").is_in(list(nomenclatures.communes)),
-            "commune inconnue du COG",
+            commune,
+            COMMUNE_SHAPE,
+            "code commune mal formé (5 caractères attendus)",
         ),
-        (
+        _shape_rule(
             "trancheEffectifsEtablissement",
-            pl.col("_tranche").is_not_null() & ~pl.col("_tranche").is_in(tranche_codes),
-            "tranche d'effectifs inconnue",
+            pl.col("_tranche_fichier"),
+            TRANCHE_SHAPE,
+            "tranche d'effectifs mal formée (NN ou 2 chiffres attendus)",
         ),
         (
             "etatAdministratifEtablissement",
             ~pl.col("_etat").is_in(["A", "F"]).fill_null(False),
             "état administratif absent ou inconnu (A ou F attendu)",
         ),
-        (
+        _shape_rule(
             "activitePrincipaleEtablissement",
-            (pl.col("_nomenclature") == "NAFRev2")
-            & pl.col("_naf").is_not_null()
-            & ~pl.col("_naf").is_in(list(nomenclatures.naf_rev2)),
-            "code NAF rév. 2 inconnu",
+            pl.col("_naf"),
+            ACTIVITY_SHAPE,
+            "code d'activité mal formé",
         ),
         *_date_rules("dateCreationEtablissement", last_day),
         *_date_rules("dateDebut", last_day),
+        *_treatment_rules("dateDernierTraitementEtablissement", last_day),
+        _year_rule("anneeEffectifsEtablissement", last_day),
     ]
     kept, rejects = _first_failure(df, rules, "siret")
-    kept, rejects = _deduplicate(
-        kept, rejects, "_siret", "siret", duplicates, "siret en double dans le fichier"
+    is_2025 = pl.col("_nomenclature").is_in(NAF_2025)
+    kept = kept.with_columns(
+        _tranche=pl.when(pl.col("_tranche_fichier").is_in(list(n.tranches)))
+        .then(pl.col("_tranche_fichier"))
+        .otherwise(None),
+        # the NAF 2025 code of the row: its main code once INSEE switched it, else the column
+        # the stock carries beside NAF rév. 2
+        _naf2025=pl.when(is_2025).then(pl.col("_naf")).otherwise(pl.col("_naf25_colonne")),
+    )
+    drift = _drift(
+        kept,
+        [
+            (
+                "codeCommuneEtablissement",
+                pl.col("codeCommuneEtablissement"),
+                pl.col("_commune_statut"),
+                pl.col("_commune"),
+            ),
+            (
+                "trancheEffectifsEtablissement",
+                pl.col("_tranche_fichier"),
+                _tranche_status(pl.col("_tranche_fichier"), n),
+                None,
+            ),
+            (
+                "activitePrincipaleEtablissement",
+                pl.col("_naf"),
+                _activity_status(pl.col("_naf"), pl.col("_nomenclature"), n),
+                None,
+            ),
+            (
+                "nomenclatureActivitePrincipaleEtablissement",
+                pl.col("_nomenclature"),
+                _nomenclature_status(pl.col("_nomenclature")),
+                None,
+            ),
+            (
+                "activitePrincipaleNAF25Etablissement",
+                pl.col("_naf25_colonne"),
+                _naf25_status(pl.col("_naf25_colonne"), n),
+                None,
+            ),
+        ],
     )
     bounds = pl.DataFrame(
         {
-            "_tranche": list(nomenclatures.tranches),
-            "effectif_min": [b[0] for b in nomenclatures.tranches.values()],
-            "effectif_max": [b[1] for b in nomenclatures.tranches.values()],
+            "_tranche": list(n.tranches),
+            "effectif_min": [b[0] for b in n.tranches.values()],
+            "effectif_max": [b[1] for b in n.tranches.values()],
         },
         schema={"_tranche": pl.String, "effectif_min": pl.Int32, "effectif_max": pl.Int32},
     )
     sections = pl.DataFrame(
         {
-            "_division": list(nomenclatures.naf_sections),
-            "naf_section": list(nomenclatures.naf_sections.values()),
+            "_division_rev2": list(n.naf_sections),
+            "_section_rev2": list(n.naf_sections.values()),
         },
-        schema={"_division": pl.String, "naf_section": pl.String},
+        schema={"_division_rev2": pl.String, "_section_rev2": pl.String},
     )
-    is_rev2 = pl.col("_nomenclature") == "NAFRev2"
+    from_2025 = pl.DataFrame(
+        {
+            "_naf2025": list(n.naf_2025_rev2),
+            "_division_2025": [v[0] for v in n.naf_2025_rev2.values()],
+            "_section_2025": [v[1] for v in n.naf_2025_rev2.values()],
+        },
+        schema={"_naf2025": pl.String, "_division_2025": pl.String, "_section_2025": pl.String},
+    )
+    is_rev2 = pl.col("_nomenclature") == NAF_REV2
     clean = (
         kept.with_columns(
-            _division=pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2)).otherwise(None)
+            _division_rev2=pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2)).otherwise(None)
         )
         .join(bounds, on="_tranche", how="left")
-        .join(sections, on="_division", how="left")
+        .join(sections, on="_division_rev2", how="left")
+        .join(from_2025, on="_naf2025", how="left")
+        # sections are published in NAF rév. 2: a row known only in NAF 2025 takes the rév. 2
+        # section of its code when every rév. 2 antecedent of that code lies in one section
+        .with_columns(
+            _division=pl.when(is_rev2)
+            .then(pl.col("_division_rev2"))
+            .otherwise(pl.col("_division_2025")),
+            _section=pl.when(is_rev2)
+            .then(pl.col("_section_rev2"))
+            .otherwise(pl.col("_section_2025")),
+        )
         .select(
             pl.col("mois"),
             pl.col("_siret").alias("siret"),
@@ -309,30 +513,34 @@ def clean_etablissements(
             pl.col("_naf").alias("activite_principale"),
             pl.col("_nomenclature").alias("nomenclature_activite"),
             pl.col("_division").alias("naf_division"),
-            pl.col("naf_section"),
+            pl.col("_section").alias("naf_section"),
             pl.col("caractereEmployeurEtablissement").alias("caractere_employeur"),
-            pl.col("activitePrincipaleNAF25Etablissement").alias("activite_principale_naf25"),
+            pl.col("_naf2025").alias("activite_principale_naf25"),
             pl.col("fichier_source"),
         )
     )
-    return clean, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+    return clean, rejects.cast(REJECT_SCHEMA), drift  # type: ignore[arg-type]
 
 
 def clean_unites_legales(
     raw: pl.DataFrame,
     mois: str,
     nomenclatures: Nomenclatures,
-    duplicates: DuplicateTracker | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Type and check legal-unit rows; natural persons' names are not carried over at all."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Type and check legal-unit rows; natural persons' names are not carried over at all.
+
+    A legal category INSEE removed from its list (5720, 5498, 1100–1900…) or one no list knows
+    keeps its unit: the perimeter classifies it with what can be known, and the drift frame
+    counts it. Only an absent or malformed category is quarantined.
+    """
+    n = nomenclatures
     last_day = month_end(mois)
-    tranche_codes = list(nomenclatures.tranches)
     raw = _prepare(raw, ("dateCreationUniteLegale", "dateDebut"))
     df = raw.with_columns(
         _siren=normalise_expr(pl.col("siren"), 9),
         # INSEE's Parquet stores the category as a number: restore its 4 characters
         _cj=pl.col("categorieJuridiqueUniteLegale").str.zfill(4),
-        _tranche=pl.col("trancheEffectifsUniteLegale"),
+        _tranche_fichier=pl.col("trancheEffectifsUniteLegale"),
         _etat=pl.col("etatAdministratifUniteLegale"),
     )
     rules: list[tuple[str, pl.Expr, str]] = [
@@ -340,13 +548,14 @@ def clean_unites_legales(
         ("siren", ~luhn_valid_expr(pl.col("_siren"), 9), "siren invalide (clé de Luhn)"),
         (
             "categorieJuridiqueUniteLegale",
-            ~pl.col("_cj").is_in(list(nomenclatures.categories_juridiques)).fill_null(False),
-            "catégorie juridique absente ou inconnue",
+            ~pl.col("_cj").str.contains(CJ_SHAPE).fill_null(False),
+            "catégorie juridique absente ou mal formée (4 chiffres attendus)",
         ),
-        (
+        _shape_rule(
             "trancheEffectifsUniteLegale",
-            pl.col("_tranche").is_not_null() & ~pl.col("_tranche").is_in(tranche_codes),
-            "tranche d'effectifs inconnue",
+            pl.col("_tranche_fichier"),
+            TRANCHE_SHAPE,
+            "tranche d'effectifs mal formée (NN ou 2 chiffres attendus)",
         ),
         (
             "etatAdministratifUniteLegale",
@@ -355,12 +564,49 @@ def clean_unites_legales(
         ),
         *_date_rules("dateCreationUniteLegale", last_day),
         *_date_rules("dateDebut", last_day),
+        *_treatment_rules("dateDernierTraitementUniteLegale", last_day),
+        _year_rule("anneeEffectifsUniteLegale", last_day),
     ]
     kept, rejects = _first_failure(df, rules, "siren")
-    kept, rejects = _deduplicate(
-        kept, rejects, "_siren", "siren", duplicates, "siren en double dans le fichier"
+    nomenclature = pl.col("nomenclatureActivitePrincipaleUniteLegale")
+    activity = pl.col("activitePrincipaleUniteLegale")
+    naf25 = pl.col("activitePrincipaleNAF25UniteLegale")
+    drift = _drift(
+        kept,
+        [
+            (
+                "categorieJuridiqueUniteLegale",
+                pl.col("_cj"),
+                pl.when(pl.col("_cj").is_in(list(n.categories_juridiques)))
+                .then(None)
+                .when(pl.col("_cj").is_in(list(n.categories_supprimees)))
+                .then(pl.lit(KNOWN_REMOVED))
+                .otherwise(pl.lit(UNKNOWN)),
+                None,
+            ),
+            (
+                "trancheEffectifsUniteLegale",
+                pl.col("_tranche_fichier"),
+                _tranche_status(pl.col("_tranche_fichier"), n),
+                None,
+            ),
+            (
+                "activitePrincipaleUniteLegale",
+                activity,
+                _activity_status(activity, nomenclature, n),
+                None,
+            ),
+            (
+                "nomenclatureActivitePrincipaleUniteLegale",
+                nomenclature,
+                _nomenclature_status(nomenclature),
+                None,
+            ),
+            ("activitePrincipaleNAF25UniteLegale", naf25, _naf25_status(naf25, n), None),
+        ],
     )
-    natural_person = pl.col("_cj") == "1000"
+    # 1000 and the former codes 1100–1900: every niveau I « 1 » is a natural person
+    natural_person = pl.col("_cj").str.starts_with("1")
     clean = kept.select(
         pl.col("mois"),
         pl.col("_siren").alias("siren"),
@@ -373,21 +619,27 @@ def clean_unites_legales(
         pl.when(natural_person).then(None).otherwise(pl.col("sigleUniteLegale")).alias("sigle"),
         pl.col("identifiantAssociationUniteLegale").alias("identifiant_association"),
         pl.col("_cj").alias("categorie_juridique"),
-        pl.col("activitePrincipaleUniteLegale").alias("activite_principale"),
-        pl.col("nomenclatureActivitePrincipaleUniteLegale").alias("nomenclature_activite"),
+        activity.alias("activite_principale"),
+        nomenclature.alias("nomenclature_activite"),
         pl.col("_etat").alias("etat_administratif"),
         pl.col("economieSocialeSolidaireUniteLegale").alias("economie_sociale_solidaire"),
         pl.col("societeMissionUniteLegale").alias("societe_mission"),
         pl.col("caractereEmployeurUniteLegale").alias("caractere_employeur"),
-        pl.col("_tranche").alias("tranche_effectifs"),
+        pl.when(pl.col("_tranche_fichier").is_in(list(n.tranches)))
+        .then(pl.col("_tranche_fichier"))
+        .otherwise(None)
+        .alias("tranche_effectifs"),
         pl.col("anneeEffectifsUniteLegale").cast(pl.Int32, strict=False).alias("annee_effectifs"),
         pl.col("categorieEntreprise").alias("categorie_entreprise"),
         normalise_expr(pl.col("nicSiegeUniteLegale"), 5).alias("nic_siege"),
         _date("dateDebut").alias("date_debut"),
-        pl.col("activitePrincipaleNAF25UniteLegale").alias("activite_principale_naf25"),
+        pl.when(nomenclature.is_in(NAF_2025))
+        .then(activity)
+        .otherwise(naf25)
+        .alias("activite_principale_naf25"),
         pl.col("fichier_source"),
     )
-    return clean, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+    return clean, rejects.cast(REJECT_SCHEMA), drift  # type: ignore[arg-type]
 
 
 CLEANERS = {"etablissements": clean_etablissements, "unites_legales": clean_unites_legales}
@@ -400,6 +652,16 @@ class CleanResult:
     rows_clean: int
     rows_rejected: int
     rejects_by_reason: dict[str, int]
+    # (column, code, status, attributed code, rows) of codes outside the nomenclatures
+    drift: list[tuple[str, str, str, str | None, int]] = field(default_factory=list)
+
+    def drift_summary(self) -> dict[str, dict[str, int]]:
+        """Rows per column and status, for logs and Dagster metadata."""
+        out: dict[str, dict[str, int]] = {}
+        for column, _, status, _, rows in self.drift:
+            out.setdefault(column, {}).setdefault(status, 0)
+            out[column][status] += rows
+        return out
 
     @property
     def reject_rate(self) -> float:
@@ -418,6 +680,86 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
 
 class RejectRateError(RuntimeError):
     """Too many rows rejected: the file is probably not what we think it is."""
+
+
+DRIFT_TABLE = "clean.codes_hors_nomenclature"
+
+
+def _settle_duplicates(
+    con: duckdb.DuckDBPyConnection, build: str, rejects: str, id_col: str
+) -> dict[str, int]:
+    """Copies of one identifier among the month's valid rows: keep one, or none.
+
+    Identical copies are one record written twice: the first (in file order) is kept. Copies
+    that differ are two versions with no telling which is right: every version is quarantined.
+    Settled on the whole cleaned month, after the other rules, so that copies in different
+    batches are compared and a broken copy (already quarantined for its own reason) cannot take
+    a valid one down.
+    """
+    columns = [
+        r[0]
+        for r in con.execute(f"select * from {build} limit 0").description or []
+        if r[0] not in ("mois", "fichier_source")
+    ]
+    content = ", ".join(f'"{c}"' for c in columns)
+    conflict = (
+        f"{id_col} en double dans le fichier avec des versions différentes "
+        "(toutes les versions en quarantaine)"
+    )
+    identical = f"{id_col} en double dans le fichier (copie identique : une seule gardée)"
+    con.execute(
+        "create or replace temp table _doubles as select "
+        f"{id_col} as id, count(distinct hash({content})) > 1 as conflit, min(rowid) as premier "
+        f"from {build} group by {id_col} having count(*) > 1"
+    )
+    con.execute(
+        f"create or replace temp table _ecartes as select b.rowid as r, b.mois, b.fichier_source, "
+        f"b.{id_col} as id, case when d.conflit then $conflict else $identical end as motif "
+        f"from {build} as b join _doubles as d on d.id = b.{id_col} "
+        "where d.conflit or b.rowid <> d.premier",
+        {"conflict": conflict, "identical": identical},
+    )
+    con.execute(
+        f"insert into {rejects} (mois, fichier_source, identifiant, colonne, valeur, motif) "
+        f"select mois, fichier_source, id, '{id_col}', id, motif from _ecartes order by r"
+    )
+    con.execute(f"delete from {build} where rowid in (select r from _ecartes)")
+    counts = dict(con.execute("select motif, count(*) from _ecartes group by motif").fetchall())
+    con.execute("drop table _doubles")
+    con.execute("drop table _ecartes")
+    return counts
+
+
+def record_drift(con: duckdb.DuckDBPyConnection, kind: str, mois: str, drift: pl.DataFrame) -> None:
+    """Replace the month's drift rows of one file, and date each code's first sighting.
+
+    `premier_mois` is recomputed over every month kept, so re-running an earlier month moves it
+    back; the gate warns on codes first seen in the month it checks.
+    """
+    con.execute(
+        f"create table if not exists {DRIFT_TABLE} (mois varchar, type_fichier varchar, "
+        "colonne varchar, code varchar, statut varchar, code_attribue varchar, lignes bigint, "
+        "premier_mois varchar)"
+    )
+    con.execute(
+        f"delete from {DRIFT_TABLE} where mois = $mois and type_fichier = $kind",
+        {"mois": mois, "kind": kind},
+    )
+    frame = drift.with_columns(mois=pl.lit(mois), type_fichier=pl.lit(kind))
+    con.register("_derive", frame.to_arrow())
+    try:
+        con.execute(
+            f"insert into {DRIFT_TABLE} select mois, type_fichier, colonne, code, statut, "
+            "code_attribue, lignes, null from _derive"
+        )
+    finally:
+        con.unregister("_derive")
+    con.execute(
+        f"update {DRIFT_TABLE} as d set premier_mois = f.premier from (select type_fichier, "
+        f"colonne, code, min(mois) as premier from {DRIFT_TABLE} group by all) as f "
+        "where f.type_fichier = d.type_fichier and f.colonne = d.colonne "
+        "and f.code is not distinct from d.code"
+    )
 
 
 def clean_month(
@@ -451,16 +793,9 @@ def clean_month(
     # bounds of the row ids, not the count: robust even if rows were ever deleted
     (n_raw,) = con.execute(f"select coalesce(max(rowid) + 1, 0) from {source}").fetchone()  # type: ignore[misc]
     id_col = "siret" if kind == "etablissements" else "siren"
-    candidates = {
-        r[0]
-        for r in con.execute(
-            f"select lpad(trim({id_col}), {14 if kind == 'etablissements' else 9}, '0') "
-            f"from {source} group by all having count(*) > 1"
-        ).fetchall()
-    }
-    tracker = DuplicateTracker(candidates)
     rows_in = rows_clean = 0
     reasons: dict[str, int] = {}
+    drifts: list[pl.DataFrame] = []
     build = warehouse.start_build(con, "clean", table, mois)
     build_rejects = f"{build}_rejets"
     con.execute(f"drop table if exists {build_rejects}")
@@ -472,14 +807,26 @@ def clean_month(
                 "order by rowid",
                 {"start": start, "end": start + batch_rows},
             ).pl()
-            clean_df, rejects_df = cleaner(df, mois, nomenclatures, tracker)
+            clean_df, rejects_df, drift_df = cleaner(df, mois, nomenclatures)
+            drifts.append(drift_df)
             rows_in += df.height
             rows_clean += clean_df.height
             for reason, n in rejects_df.group_by("motif").len().iter_rows():
                 reasons[reason] = reasons.get(reason, 0) + n
             _append(con, build, clean_df)
             _append(con, build_rejects, rejects_df)
-        result = CleanResult(kind, rows_in, rows_clean, rows_in - rows_clean, reasons)
+        for reason, n in _settle_duplicates(con, build, build_rejects, id_col).items():
+            reasons[reason] = reasons.get(reason, 0) + n
+            rows_clean -= n
+        drift = (
+            pl.concat(drifts)
+            .group_by("colonne", "code", "statut", "code_attribue")
+            .agg(pl.col("lignes").sum())
+            .sort("colonne", "lignes", "code", descending=[False, True, False])
+        )
+        result = CleanResult(
+            kind, rows_in, rows_clean, rows_in - rows_clean, reasons, list(drift.iter_rows())
+        )
         if max_reject_rate is not None and result.reject_rate > max_reject_rate:
             raise RejectRateError(
                 f"{kind} {mois} : {result.rows_rejected} lignes rejetées sur {result.rows_in} "
@@ -494,6 +841,7 @@ def clean_month(
             )
             con.execute(f"delete from clean.{table}_rejets where mois = $mois", {"mois": mois})
             con.execute(f"insert into clean.{table}_rejets by name select * from {build_rejects}")
+            record_drift(con, kind, mois, drift)
 
         warehouse.swap_month(con, "clean", table, mois, also=replace_rejects)
     except BaseException:

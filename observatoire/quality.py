@@ -164,6 +164,10 @@ SAMPLE_KEYS = frozenset(
         "famille_ess",
         "date_creation",
         "colonne",
+        # nomenclature drift: a code and its share are facts about the file, never a unit's
+        "code",
+        "part",
+        "part_max",
         "type_attendu",
         "type_observe",
         "lignes",
@@ -655,20 +659,21 @@ def _clean_etablissements(
     )
     b.in_reference(
         "commune_cog",
-        "commune connue du COG (vide permis : établissement à l'étranger)",
+        "commune attribuée connue du COG (vide permis : établissement à l'étranger, commune "
+        "inconnue ; une ancienne commune est attribuée à la commune actuelle)",
         "code_commune",
         "ref.communes.code_commune",
         "siret",
         diffusible,
     )
-    b.in_reference(
-        "naf_rev2",
-        "activité principale connue de la NAF rév. 2 quand la nomenclature est NAFRev2",
+    b.sql(
+        "activite_principale_forme",
+        "activité principale bien formée (un code de n'importe quelle nomenclature INSEE ; "
+        "inconnu, il est gardé et compté dans clean.codes_hors_nomenclature)",
         "activite_principale",
-        "ref.naf_rev2_sous_classes.code_sous_classe",
-        "siret",
-        diffusible,
-        when="nomenclature_activite = 'NAFRev2'",
+        f"select {_masked('siret', diffusible)}, activite_principale from {{batch}} "
+        "where activite_principale is not null and not regexp_full_match(activite_principale, "
+        "'[0-9][0-9][.]?[0-9][0-9]?[0-9A-Z]?')",
     )
     b.in_reference(
         "tranche_effectifs",
@@ -689,11 +694,12 @@ def _clean_unites_legales(b: _Builder, mois: str, rate: float, rejects: str | No
     _identified_rows(b, "sirene_unites_legales", "siren", 9, mois, diffusible)
     b.sql(
         "categorie_juridique",
-        "catégorie juridique renseignée et connue (niveau III)",
+        "catégorie juridique renseignée, de 4 chiffres (un code supprimé ou inconnu de la "
+        "nomenclature est gardé et compté dans clean.codes_hors_nomenclature)",
         "categorie_juridique",
         f"select {_masked('siren', diffusible)}, categorie_juridique from {{batch}} "
-        "where categorie_juridique is null or categorie_juridique not in "
-        "(select code_n3 from ref.categories_juridiques_n3 where code_n3 is not null)",
+        "where categorie_juridique is null "
+        "or not regexp_full_match(categorie_juridique, '[0-9][0-9][0-9][0-9]')",
     )
     b.in_reference(
         "tranche_effectifs",
@@ -707,6 +713,80 @@ def _clean_unites_legales(b: _Builder, mois: str, rate: float, rejects: str | No
     b.codes("statut_diffusion", ("O", "P"), "siren", diffusible)
     b.created_before(mois, "siren", diffusible)
     b.quarantine(rejects, mois, rate)
+
+
+def _drift_shares(
+    con: duckdb.DuckDBPyConnection, kind: str, mois: str, rows: int
+) -> dict[str, float]:
+    """Share of the month's rows per column whose code no list knows (status `inconnu`)."""
+    if not rows or not warehouse.table_exists(con, "clean", "codes_hors_nomenclature"):
+        return {}
+    found = con.execute(
+        "select colonne, sum(lignes) from clean.codes_hors_nomenclature "
+        "where mois = $mois and type_fichier = $kind and statut = 'inconnu' group by colonne",
+        {"mois": mois, "kind": kind},
+    ).fetchall()
+    return {column: int(n) / rows for column, n in found}
+
+
+def _drift_checks(
+    b: _Builder,
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    mois: str,
+    limits: tuple[float, float],
+) -> None:
+    """Nomenclature drift warns; only a jump in a column's unknown share blocks.
+
+    A fifty-year register always carries codes today's lists do not know, and INSEE adds codes
+    between two releases of its lists: a new unknown code is worth a look, not a refusal. A
+    column whose unknown share jumps is another matter (a shifted column, a wrong file): against
+    the last month every suite accepted, the share may rise by `limits[1]` at most; with no
+    such month, it may not exceed `limits[0]`.
+    """
+    share_max, jump_max = limits
+    table = RAW_TABLES[kind]
+    month = warehouse.month_table("clean", table, mois)
+    (rows,) = con.execute(f"select count(*) from {month}").fetchone()  # type: ignore[misc]
+    shares = _drift_shares(con, kind, mois, int(rows))
+    reference = _reference_volume(con, f"clean.{table}", mois)
+    ref_shares: dict[str, float] = {}
+    if reference is not None:
+        ref_shares = _drift_shares(con, kind, reference[0], reference[1])
+    too_high = []
+    for column, share in sorted(shares.items()):
+        allowed = ref_shares.get(column, 0.0) + jump_max if reference else share_max
+        if share > allowed:
+            too_high.append((column, share, allowed))
+    values = (
+        ", ".join(f"('{c}', {share!r}, {allowed!r})" for c, share, allowed in too_high)
+        or "(null, null, null)"
+    )
+    base = (
+        f"le mois précédent validé ({reference[0]}) + {_pct(jump_max)}"
+        if reference
+        else f"{_pct(share_max)} (aucun mois précédent validé)"
+    )
+    b.sql(
+        "part_codes_inconnus",
+        "part des lignes dont un code est inconnu de toute nomenclature, par colonne, au plus "
+        + base,
+        None,
+        f"select colonne, part, part_max from (values {values}) as t(colonne, part, part_max) "
+        "where colonne is not null",
+    )
+    b.sql(
+        "nouveaux_codes_inconnus",
+        "informatif : codes inconnus de toute nomenclature vus pour la première fois ce mois "
+        "(clean.codes_hors_nomenclature)",
+        None,
+        "select colonne, code, lignes from clean.codes_hors_nomenclature "
+        f"where mois = '{mois}' and type_fichier = '{kind}' and statut = 'inconnu' "
+        f"and premier_mois = '{mois}'"
+        if warehouse.table_exists(con, "clean", "codes_hors_nomenclature")
+        else "select 1 as colonne where false",
+        blocking=False,
+    )
 
 
 def _perimetre(b: _Builder, con: duckdb.DuckDBPyConnection, mois: str) -> None:
@@ -1211,8 +1291,12 @@ def validate(
     max_reject_rate: float,
     count_band: tuple[float, float] = (0.98, 1.05),
     docs_dir: Path | None = None,
+    drift_limits: tuple[float, float] = (0.05, 0.02),
 ) -> SuiteResult:
     """Validate month `mois` of `suite`, record the verdict in `quality.*` and return it.
+
+    `drift_limits` are (share of a column's codes unknown to every list allowed without a
+    previous accepted month, rise of that share allowed against it): see `_drift_checks`.
 
     `count_band` bounds the row count relative to the last month this suite accepted, so that
     a bad month never becomes the reference of the next one. With `docs_dir`, GX's HTML Data
@@ -1260,6 +1344,8 @@ def validate(
             _clean_etablissements(b, mois, rate, rejects, units if present else None)
         else:
             _clean_unites_legales(b, mois, rate, rejects)
+        kind = next(k for k, t in RAW_TABLES.items() if t == table)
+        _drift_checks(b, con, kind, mois, drift_limits)
     if suite in SIRENE_SUITES and table != "etablissements_perimetre":
         b.volume(_reference_volume(con, suite, mois), count_band)
 

@@ -25,12 +25,19 @@ REFERENCE_FILES: dict[str, str] = {
     "tranches_effectifs": "tranches_effectifs.csv",
     "ess_categories_juridiques": "ess_categories_juridiques.csv",
     "ess_naf_exclusions": "ess_naf_exclusions.csv",
+    "cog_communes_anciennes": "cog_communes_anciennes.csv",
+    "naf_2025_niveaux": "naf_2025_niveaux.csv",
+    "naf_rev2_naf_2025": "naf_rev2_naf_2025.csv",
 }
 
 _READ = "read_csv($p, all_varchar = true, header = true, delim = ',', quote = '\"')"
 
 # Columns that are numbers; everything else stays text (codes keep their leading zeros).
-_TYPED = {"tranches_effectifs": {"effectif_min": "integer", "effectif_max": "integer"}}
+_TYPED = {
+    "tranches_effectifs": {"effectif_min": "integer", "effectif_max": "integer"},
+    "categories_juridiques_n3": {"supprime": "boolean"},
+    "cog_communes_anciennes": {"ambigu": "boolean"},
+}
 
 
 def load_reference_table(con: duckdb.DuckDBPyConnection, table: str, reference_dir: Path) -> int:

@@ -150,6 +150,7 @@ def check_quality(
             mois,
             max_reject_rate=settings.max_reject_rate,
             count_band=settings.count_band,
+            drift_limits=settings.drift_limits,
             docs_dir=settings.quality_docs_dir,
         )
         for suite in suites

@@ -28,6 +28,17 @@ def _band(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _share(name: str, default: str) -> float:
+    text = _env(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} invalide : {text!r} (une part entre 0 et 1, ex. {default})")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -47,6 +58,10 @@ class Settings:
     max_reject_rate: float = 0.02
     # a month's row count must stay within this band of the last accepted month (drift gate)
     count_band: tuple[float, float] = (0.98, 1.05)
+    # nomenclature drift gate: share of a column's codes unknown to every list allowed on a
+    # first month, and rise of that share allowed against the last accepted month
+    drift_share_max: float = 0.05
+    drift_jump_max: float = 0.02
     quality_docs_dir: Path | None = Path("data/quality/data_docs")  # None: no HTML
     duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 2
@@ -78,6 +93,8 @@ class Settings:
             ),
             max_reject_rate=float(_env("OBSERVATOIRE_TAUX_REJET_MAX", "0.02")),
             count_band=_band(_env("OBSERVATOIRE_BANDE_VOLUME", "0.98,1.05")),
+            drift_share_max=_share("OBSERVATOIRE_DERIVE_PART_MAX", "0.05"),
+            drift_jump_max=_share("OBSERVATOIRE_DERIVE_HAUSSE_MAX", "0.02"),
             quality_docs_dir=Path(
                 _env("OBSERVATOIRE_DATA_DOCS", str(data_dir / "quality" / "data_docs"))
             ),
@@ -87,6 +104,10 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def drift_limits(self) -> tuple[float, float]:
+        return self.drift_share_max, self.drift_jump_max
 
     def source(self, kind: str, mois: str) -> str:
         template = (

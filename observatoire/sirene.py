@@ -231,22 +231,24 @@ def _select_list(kind: str, layout: Layout, types: dict[str, str] | None = None)
 
 
 def _territory_filter(kind: str, communes_table: str | None) -> str:
-    """Keep the territory's establishments, and unknown communes of its départements.
+    """Keep the territory's establishments, those of its former communes, and unknown codes.
 
-    An establishment whose commune code is unknown to the COG cannot be placed; if its code
-    points to one of the territory's départements it may belong to the territory, so it is kept
-    and the cleaning step quarantines it with a reason instead of losing it silently. Unknown
-    codes elsewhere in France are not the territory's concern (and must not weigh on its
-    rejection rate).
+    A former commune code (merged since; closed establishments keep it) is attributed to
+    today's commune by the cleaning step, so it is kept when that commune is the territory's.
+    A code unknown to every list cannot be placed: it is kept so that the cleaning step counts
+    it in the drift table (it then belongs to no territory) rather than losing it silently at
+    reading. Such codes are rare, so keeping them costs nothing even on a small territory.
     """
     if communes_table is None:
         return "true"
     if kind == "etablissements":
+        code = '"codeCommuneEtablissement"'
         return (
-            f'"codeCommuneEtablissement" in (select code_commune from {communes_table}) '
-            f'or ("codeCommuneEtablissement" not in (select code_commune from ref.communes) '
-            f'and left("codeCommuneEtablissement", 2) in '
-            f"(select distinct left(code_commune, 2) from {communes_table}))"
+            f"{code} in (select code_commune from {communes_table}) "
+            f"or {code} in (select code_commune_ancienne from ref.cog_communes_anciennes "
+            f"where code_commune_actuelle in (select code_commune from {communes_table})) "
+            f"or ({code} not in (select code_commune from ref.communes) "
+            f"and {code} not in (select code_commune_ancienne from ref.cog_communes_anciennes))"
         )
     # legal units of the territory's establishments (their head office may be elsewhere)
     return "siren in (select siren from _sirens_du_mois)"

@@ -125,6 +125,7 @@ def _gx_check(
         mois,
         max_reject_rate=s.max_reject_rate,
         count_band=s.count_band,
+        drift_limits=s.drift_limits,
         docs_dir=s.quality_docs_dir,
     )
     failed = result.failures()
@@ -317,6 +318,8 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
                 "taux_de_rejet": round(result.reject_rate, 5),
                 "motifs": MetadataValue.json(result.rejects_by_reason),
                 "rejets_apercu": preview,
+                # codes kept although no current list knows them (clean.codes_hors_nomenclature)
+                "codes_hors_nomenclature": MetadataValue.json(result.drift_summary()),
             }
         )
         yield check

@@ -182,7 +182,7 @@ def test_samples_never_carry_names_or_addresses(run_month, settings):
     sql(
         settings,
         f"update {table} set siret = left(siret, 13), code_commune = '99999', "
-        "activite_principale = '99.99Z', tranche_effectifs = '77', etat_administratif = 'X', "
+        "activite_principale = 'XX', tranche_effectifs = '77', etat_administratif = 'X', "
         "date_creation = date '2027-01-01' where siren = ?",
         [ids["asso"]],
     )
@@ -190,7 +190,7 @@ def test_samples_never_carry_names_or_addresses(run_month, settings):
     assert {
         "siret_format",
         "commune_cog",
-        "naf_rev2",
+        "activite_principale_forme",
         "tranche_effectifs",
         "etat_administratif_valeurs",
         "date_creation_passee",
@@ -226,8 +226,8 @@ def test_wrong_column_set_and_wrong_types_are_caught(run_month, settings):
 
 def test_too_many_quarantined_rows_fail_the_clean_suite(run_month, settings):
     uls, ets, ids = stock(MOIS)
-    # unknown communes of the territory's département: kept by the read, quarantined by cleaning
-    ets += [etab_row(ids["asso"], n, codeCommuneEtablissement="94999") for n in (20, 21)]
+    # malformed commune codes: quarantined by cleaning
+    ets += [etab_row(ids["asso"], n, codeCommuneEtablissement="9X999") for n in (20, 21)]
     run_month(MOIS, uls, ets)
 
     strict = check(settings, "clean.sirene_etablissements", max_reject_rate=0.02)

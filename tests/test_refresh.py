@@ -19,7 +19,8 @@ MOIS = "2026-11"
 
 
 def test_quarantine_reasons(run_month, query):
-    """Every bad row lands in quarantine with its reason; good rows are kept."""
+    """Every malformed row lands in quarantine with its reason; well-formed codes our
+    reference does not know keep their row (and are counted in the drift table)."""
     good = new_siren()
     uls = [ul_row(good)]
     wrong_key = siret_for(good, 2)[:-1] + str((int(siret_for(good, 2)[-1]) + 1) % 10)
@@ -27,51 +28,99 @@ def test_quarantine_reasons(run_month, query):
     ets = [
         etab_row(good, 1),
         bad_luhn,
-        etab_row(good, 3, codeCommuneEtablissement="94999"),
+        etab_row(good, 3, codeCommuneEtablissement="9A999"),
         etab_row(good, 4, dateCreationEtablissement="2023-02-30"),
         etab_row(good, 5, dateCreationEtablissement="2027-01-01"),
-        etab_row(good, 6, trancheEffectifsEtablissement="99"),
-        etab_row(good, 7, activitePrincipaleEtablissement="99.99Z"),
+        etab_row(good, 6, trancheEffectifsEtablissement="9"),
+        etab_row(good, 7, activitePrincipaleEtablissement="ABC"),
         etab_row(good, 8, nic="00099"),  # siret is not siren + nic
         etab_row(good, 9, etatAdministratifEtablissement="X"),
         etab_row(good, 10),
-        etab_row(good, 10),  # duplicated SIRET: second copy rejected
-        # unknown commune outside the territory's départements: not the territory's row
-        etab_row(good, 11, codeCommuneEtablissement="13999"),
+        etab_row(good, 10),  # identical copy: one kept
+        etab_row(good, 12, dateDernierTraitementEtablissement="2026-10-31 18h"),
+        etab_row(good, 13, anneeEffectifsEtablissement="20233"),
+        etab_row(good, 14),
+        etab_row(good, 14, trancheEffectifsEtablissement="01"),  # two versions: none kept
+        # well formed but unknown: kept
+        etab_row(good, 20, codeCommuneEtablissement="94999"),
+        etab_row(good, 21, codeCommuneEtablissement="13999"),
+        etab_row(good, 22, trancheEffectifsEtablissement="99"),
+        etab_row(good, 23, activitePrincipaleEtablissement="99.99Z"),
     ]
     # legal units are read for the territory's establishments only: give them one each
-    unknown_cj = new_siren()
+    unknown_cj, bad_cj = new_siren(), new_siren()
     uls.append(ul_row("123456789"))  # bad siren key
     uls.append(ul_row(unknown_cj, categorieJuridiqueUniteLegale="1234"))
+    uls.append(ul_row(bad_cj, categorieJuridiqueUniteLegale="12X4"))
     ets.append(etab_row(unknown_cj))
+    ets.append(etab_row(bad_cj))
     ets.append(etab_row("123456789", siret="12345678900011", nic="00011"))
     report = run_month(MOIS, uls, ets)
-    rejects = dict(
+    rejects = sorted(
         query(
             "select identifiant, motif from clean.sirene_etablissements_rejets where mois = ?",
             [MOIS],
         )
     )
-    assert rejects == {
-        bad_luhn["siret"]: "siret invalide (clé de Luhn)",
-        siret_for(good, 3): "commune inconnue du COG",
-        siret_for(good, 4): "date invalide (AAAA-MM-JJ attendu)",
-        siret_for(good, 5): "date postérieure au mois du stock",
-        siret_for(good, 6): "tranche d'effectifs inconnue",
-        siret_for(good, 7): "code NAF rév. 2 inconnu",
-        siret_for(good, 8): "siret différent de siren + nic",
-        siret_for(good, 9): "état administratif absent ou inconnu (A ou F attendu)",
-        siret_for(good, 10): "siret en double dans le fichier",
-        "12345678900011": "siren invalide (clé de Luhn)",
+    conflict = "siret en double dans le fichier avec des versions différentes"
+    assert rejects == sorted(
+        [
+            (bad_luhn["siret"], "siret invalide (clé de Luhn)"),
+            (siret_for(good, 3), "code commune mal formé (5 caractères attendus)"),
+            (siret_for(good, 4), "date invalide (AAAA-MM-JJ attendu)"),
+            (siret_for(good, 5), "date postérieure au mois du stock"),
+            (siret_for(good, 6), "tranche d'effectifs mal formée (NN ou 2 chiffres attendus)"),
+            (siret_for(good, 7), "code d'activité mal formé"),
+            (siret_for(good, 8), "siret différent de siren + nic"),
+            (siret_for(good, 9), "état administratif absent ou inconnu (A ou F attendu)"),
+            (
+                siret_for(good, 10),
+                "siret en double dans le fichier (copie identique : une seule gardée)",
+            ),
+            (
+                siret_for(good, 12),
+                "date de dernier traitement invalide (AAAA-MM-JJTHH:MM:SS attendu)",
+            ),
+            (siret_for(good, 13), "année invalide (AAAA, au plus l'année du stock)"),
+            (siret_for(good, 14), conflict + " (toutes les versions en quarantaine)"),
+            (siret_for(good, 14), conflict + " (toutes les versions en quarantaine)"),
+            ("12345678900011", "siren invalide (clé de Luhn)"),
+        ]
+    )
+    kept = dict(query("select siret, code_commune from clean.sirene_etablissements"))
+    assert kept == {
+        siret_for(good, 1): "94081",
+        siret_for(good, 10): "94081",
+        siret_for(good, 20): None,  # unknown commune: no territory
+        siret_for(good, 21): None,
+        siret_for(good, 22): "94081",
+        siret_for(good, 23): "94081",
+        siret_for(unknown_cj): "94081",
+        siret_for(bad_cj): "94081",  # its legal unit is quarantined, not the establishment
     }
-    kept = {r[0] for r in query("select siret from clean.sirene_etablissements")}
-    assert kept == {siret_for(good, 1), siret_for(good, 10), siret_for(unknown_cj)}
     ul_rejects = {
         r[1] for r in query("select identifiant, motif from clean.sirene_unites_legales_rejets")
     }
-    assert ul_rejects == {"siren invalide (clé de Luhn)", "catégorie juridique absente ou inconnue"}
-    assert report.cleaned["etablissements"].rows_in == len(ets) - 1
-    assert report.cleaned["etablissements"].rows_rejected == 10
+    assert ul_rejects == {
+        "siren invalide (clé de Luhn)",
+        "catégorie juridique absente ou mal formée (4 chiffres attendus)",
+    }
+    drift = {
+        (r[0], r[1]): r[2]
+        for r in query(
+            "select colonne, code, statut from clean.codes_hors_nomenclature where mois = ?",
+            [MOIS],
+        )
+    }
+    assert drift == {
+        ("codeCommuneEtablissement", "94999"): "inconnu",
+        ("codeCommuneEtablissement", "13999"): "inconnu_hors_territoire",
+        ("trancheEffectifsEtablissement", "99"): "inconnu",
+        ("activitePrincipaleEtablissement", "99.99Z"): "inconnu",
+        ("categorieJuridiqueUniteLegale", "1234"): "inconnu",
+    }
+    assert report.cleaned["etablissements"].rows_in == len(ets)
+    assert report.cleaned["etablissements"].rows_rejected == 14
 
 
 def test_malformed_csv_line_is_quarantined_with_line_number(settings, query):
@@ -91,7 +140,7 @@ def test_malformed_csv_line_is_quarantined_with_line_number(settings, query):
 def test_reject_rate_above_threshold_stops_before_publication(run_month, settings):
     siren = new_siren()
     ets = [etab_row(siren, 1)] + [
-        etab_row(siren, n, codeCommuneEtablissement="94999") for n in range(2, 6)
+        etab_row(siren, n, codeCommuneEtablissement="9X999") for n in range(2, 6)
     ]
     with pytest.raises(refresh.RejectRateError, match="seuil"):
         run_month(MOIS, [ul_row(siren)], ets, max_reject_rate=0.02)
@@ -346,7 +395,7 @@ def test_a_broken_first_copy_does_not_take_the_valid_duplicate_down(run_month, q
 def test_a_month_over_the_reject_threshold_keeps_the_previous_clean_month(run_month, query):
     siren = new_siren()
     run_month(MOIS, [ul_row(siren)], [etab_row(siren)], max_reject_rate=0.02)
-    bad = [etab_row(siren, n, codeCommuneEtablissement="94999") for n in range(1, 4)]
+    bad = [etab_row(siren, n, codeCommuneEtablissement="9X999") for n in range(1, 4)]
     with pytest.raises(refresh.RejectRateError, match="mois précédent conservé"):
         run_month(MOIS, [ul_row(siren)], bad, max_reject_rate=0.02)
     assert query("select siret from clean.sirene_etablissements where mois = ?", [MOIS]) == [

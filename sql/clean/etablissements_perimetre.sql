@@ -1,9 +1,12 @@
 -- The ESS perimeter, decided and traced for every establishment of the month.
 -- Rules, in order (docs/methode.md):
 --   1. no legal unit in the month's StockUniteLegale        -> out, regle 'unite_legale_absente'
---   2. natural person (catégorie juridique 1000)            -> out, regle 'personne_physique'
---   3. ESS by legal category or by INSEE's ESS flag, but the *establishment's* APE code is in
---      ref.ess_naf_exclusions (division 84, 94.11Z, 94.20Z, 94.91Z, 94.92Z) -> out, 'naf_exclu'
+--   2. natural person (catégorie juridique 1000, or the former codes 1100–1900: niveau I « 1 »)
+--                                                            -> out, regle 'personne_physique'
+--   3. ESS by legal category or by INSEE's ESS flag, but the *establishment's* activity is in
+--      ref.ess_naf_exclusions (division 84, 94.11Z, 94.20Z, 94.91Z, 94.92Z) or in its NAF 2025
+--      image (84.xxY, 84.30G/H/J, 94.xxY), read in the nomenclature the row declares
+--                                                            -> out, 'naf_exclu'
 --   4. catégorie juridique in ref.ess_categories_juridiques -> in, family of that table,
 --      regle 'categorie_juridique'
 --   5. legal person of public law (catégories 4xxx, 7xxx), whatever its ESS flag -> out,
@@ -11,9 +14,16 @@
 --   6. other legal unit with economieSocialeSolidaireUniteLegale = 'O' -> in, family
 --      'societe_commerciale_ess', regle 'indicateur_ess_insee'
 --   7. otherwise                                             -> out, 'hors_perimetre'
+-- A legal category removed from INSEE's list (5720, 5498…) or unknown to every list is
+-- classified by the same rules ("non classée": out unless the ESS flag or rule 5 says more).
 -- 94.12Z (organisations professionnelles) is deliberately not excluded: see docs/methode.md.
-with excluded_naf as (
+with excluded_rev2 as (
     select code_naf from ref.ess_naf_exclusions where statut = 'cité'
+),
+excluded_2025 as (
+    select distinct c.code_naf2025 as code_naf
+    from ref.naf_rev2_naf_2025 as c
+    join excluded_rev2 as x on x.code_naf = c.code_naf_rev2
 ),
 e as (
     select * from clean.sirene_etablissements where mois = $mois
@@ -33,18 +43,28 @@ joined as (
         u.activite_principale as activite_principale_ul,
         f.famille_ess as famille_cj,
         f.base_classement,
-        x.code_naf is not null as naf_exclu
+        n3.code_n3 is null as cj_inconnue,
+        coalesce(n3.supprime, false) as cj_supprimee,
+        -- NAF rév. 2 rows by their main code; rows in NAF 2025, or in an older nomenclature
+        -- with the NAF 2025 column filled, by their NAF 2025 code
+        case
+            when e.nomenclature_activite = 'NAFRev2'
+                then e.activite_principale in (select code_naf from excluded_rev2)
+            else coalesce(
+                e.activite_principale_naf25 in (select code_naf from excluded_2025), false
+            )
+        end as naf_exclu
     from e
     left join u on u.siren = e.siren
     left join ref.ess_categories_juridiques as f on f.code_cj = u.categorie_juridique
-    left join excluded_naf as x on x.code_naf = e.activite_principale
+    left join ref.categories_juridiques_n3 as n3 on n3.code_n3 = u.categorie_juridique
 ),
 ruled as (
     select
         *,
         case
             when not ul_presente then 'unite_legale_absente'
-            when categorie_juridique = '1000' then 'personne_physique'
+            when left(categorie_juridique, 1) = '1' then 'personne_physique'
             when (famille_cj is not null or economie_sociale_solidaire = 'O') and naf_exclu
                 then 'naf_exclu'
             when famille_cj is not null then 'categorie_juridique'
@@ -93,6 +113,12 @@ select
         when 'indicateur_ess_insee' then 'catégorie juridique ' || categorie_juridique
             || ' avec economieSocialeSolidaireUniteLegale = O'
         else 'catégorie juridique ' || coalesce(categorie_juridique, '?') || ' hors ESS'
+    end
+    || case
+        when cj_inconnue and ul_presente
+            then ' (catégorie inconnue des nomenclatures INSEE : non classée)'
+        when cj_supprimee then ' (catégorie supprimée de la nomenclature INSEE, encore portée)'
+        else ''
     end as regle_detail,
     famille_cj is not null as perimetre_categorie_juridique,
     -- private sector: everything but legal persons of public law (4xxx, 7xxx)
