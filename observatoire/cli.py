@@ -43,11 +43,46 @@ def _format_headline(h: dict[str, object]) -> list[str]:
     return [line.replace(",", "\u202f") for line in lines]
 
 
+DRIFT_LABELS = {
+    "supprime": "supprimé de la nomenclature",
+    "inconnu": "inconnu de toute nomenclature",
+    "commune_ancienne": "ancienne commune, attribuée à la commune actuelle",
+    "inconnu_hors_territoire": "commune inconnue hors des départements du territoire",
+    "nomenclature_ancienne": "ancienne nomenclature (NAF rév. 1, NAF 1993, NAP)",
+}
+
+
+def _format_drift(report: refresh.RefreshReport, top: int = 4) -> list[str]:
+    """What the month carries outside today's nomenclatures: kept, classified, counted."""
+    lines = []
+    for cl in report.cleaned.values():
+        by_key: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for column, code, status, _, rows in cl.drift:
+            by_key.setdefault((column, status), []).append((code, rows))
+        for (column, status), codes in sorted(by_key.items()):
+            total = sum(n for _, n in codes)
+            shown = ", ".join(f"{c} ({n})" for c, n in sorted(codes, key=lambda x: -x[1])[:top])
+            more = f", … {len(codes) - top} autres" if len(codes) > top else ""
+            lines.append(
+                f"  {column} — {DRIFT_LABELS.get(status, status)} : {total} lignes, "
+                f"{len(codes)} codes : {shown}{more}"
+            )
+    if not lines:
+        return ["Codes hors nomenclature : aucun"]
+    return [
+        f"Codes hors nomenclature du mois {report.mois} (lignes gardées, classées et comptées "
+        "dans clean.codes_hors_nomenclature) :",
+        *lines,
+    ]
+
+
 def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for kind, ing in report.ingested.items():
         print(f"{kind} : {ing.rows} lignes lues ({ing.layout}), {ing.malformed} lignes mal formées")
     for kind, cl in report.cleaned.items():
         print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")
+    for line in _format_drift(report):
+        print(line)
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         for line in _format_headline(refresh.headline(con, report.mois)):
             print(line)

@@ -688,6 +688,15 @@ def lisezmoi(
         "l'observatoire (`docs/methode.md` du dépôt)."
     )
     w("")
+    w(
+        "Activités : la colonne `section_naf` donne la section de la **NAF rév. 2** (A à U). "
+        "Un établissement que Sirene code déjà en NAF 2025 prend la section NAF rév. 2 de son "
+        "code quand elle est unique d'après la table de correspondance de l'INSEE ; sinon, et "
+        "pour les anciennes nomenclatures (NAF rév. 1, NAF 1993, NAP), la section est "
+        "`non_classe`. Les catégories juridiques retirées de la liste de l'INSEE (5720, 5498, "
+        "1100 à 1900…) et les anciennes communes sont classées et comptées comme les autres."
+    )
+    w("")
     w("## Indicateurs et unités de compte")
     w("")
     w("| indicateur | titre | unité de compte | lignes |")
