@@ -232,7 +232,7 @@ def _raw_asset(kind: str, extra_deps: list[list[str]]):  # noqa: ANN202 - dagste
         key=["raw", table],
         group_name="raw",
         partitions_def=monthly,
-        deps=[["ref", "territoire_communes"], *extra_deps],
+        deps=[["ref", "territoire_communes"], ["ref", "cog_communes_anciennes"], *extra_deps],
         check_specs=[_gx_spec("raw", table)],
         description=f"Stock SIRENE {kind} du mois, colonnes utiles en texte, limité au territoire.",
     )
@@ -288,6 +288,9 @@ def _clean_asset(kind: str):  # noqa: ANN202 - dagster decorator
             ["ref", "naf_rev2_sous_classes"],
             ["ref", "tranches_effectifs"],
             ["ref", "categories_juridiques_n3"],
+            ["ref", "cog_communes_anciennes"],
+            ["ref", "naf_2025_niveaux"],
+            ["ref", "naf_rev2_naf_2025"],
         ],
         check_specs=[
             # the share of quarantined rows is one of the suite's expectations; over the
@@ -340,6 +343,8 @@ clean_unites_legales = _clean_asset("unites_legales")
         ["clean", "sirene_unites_legales"],
         ["ref", "ess_categories_juridiques"],
         ["ref", "ess_naf_exclusions"],
+        ["ref", "naf_rev2_naf_2025"],
+        ["ref", "categories_juridiques_n3"],
     ],
     check_specs=[_gx_spec("clean", "etablissements_perimetre")],
     description="Périmètre ESS décidé et tracé (règle) pour chaque établissement du mois.",
