@@ -707,10 +707,12 @@ def _settle_duplicates(
         "(toutes les versions en quarantaine)"
     )
     identical = f"{id_col} en double dans le fichier (copie identique : une seule gardée)"
+    # rows are hashed only for the (few) duplicated identifiers: nationally the month has 42 M
     con.execute(
         "create or replace temp table _doubles as select "
         f"{id_col} as id, count(distinct hash({content})) > 1 as conflit, min(rowid) as premier "
-        f"from {build} group by {id_col} having count(*) > 1"
+        f"from {build} where {id_col} in (select {id_col} from {build} group by {id_col} "
+        f"having count(*) > 1) group by {id_col}"
     )
     con.execute(
         f"create or replace temp table _ecartes as select b.rowid as r, b.mois, b.fichier_source, "
