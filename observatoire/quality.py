@@ -1291,7 +1291,7 @@ def validate(
     max_reject_rate: float,
     count_band: tuple[float, float] = (0.98, 1.05),
     docs_dir: Path | None = None,
-    drift_limits: tuple[float, float] = (0.05, 0.02),
+    drift_limits: tuple[float, float] = (0.20, 0.05),
 ) -> SuiteResult:
     """Validate month `mois` of `suite`, record the verdict in `quality.*` and return it.
 

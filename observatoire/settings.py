@@ -60,8 +60,8 @@ class Settings:
     count_band: tuple[float, float] = (0.98, 1.05)
     # nomenclature drift gate: share of a column's codes unknown to every list allowed on a
     # first month, and rise of that share allowed against the last accepted month
-    drift_share_max: float = 0.05
-    drift_jump_max: float = 0.02
+    drift_share_max: float = 0.20
+    drift_jump_max: float = 0.05
     quality_docs_dir: Path | None = Path("data/quality/data_docs")  # None: no HTML
     duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 2
@@ -93,8 +93,8 @@ class Settings:
             ),
             max_reject_rate=float(_env("OBSERVATOIRE_TAUX_REJET_MAX", "0.02")),
             count_band=_band(_env("OBSERVATOIRE_BANDE_VOLUME", "0.98,1.05")),
-            drift_share_max=_share("OBSERVATOIRE_DERIVE_PART_MAX", "0.05"),
-            drift_jump_max=_share("OBSERVATOIRE_DERIVE_HAUSSE_MAX", "0.02"),
+            drift_share_max=_share("OBSERVATOIRE_DERIVE_PART_MAX", "0.20"),
+            drift_jump_max=_share("OBSERVATOIRE_DERIVE_HAUSSE_MAX", "0.05"),
             quality_docs_dir=Path(
                 _env("OBSERVATOIRE_DATA_DOCS", str(data_dir / "quality" / "data_docs"))
             ),

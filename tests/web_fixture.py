@@ -141,6 +141,8 @@ def make_settings(tmp: Path) -> Settings:
         sirene_unites_legales=str(tmp / "sirene" / "{mois}" / "StockUniteLegale_utf8.csv"),
         max_reject_rate=1.0,
         count_band=(0.001, 1000.0),
+        drift_share_max=1.0,  # a few hand-written rows: see conftest
+        drift_jump_max=1.0,
         quality_docs_dir=None,
     )
 
