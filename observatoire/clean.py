@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from observatoire.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
+from observatoire.mois import month_end
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -179,13 +180,6 @@ def _date_rules(name: str, last_day: dt.date) -> list[tuple[str, pl.Expr, str]]:
         (name, raw.is_not_null() & parsed.is_null(), "date invalide (AAAA-MM-JJ attendu)"),
         (name, parsed > pl.lit(last_day), "date postérieure au mois du stock"),
     ]
-
-
-def month_end(mois: str) -> dt.date:
-    """Last day of the stock's month: no date in the stock can be later."""
-    year, month = (int(x) for x in mois.split("-"))
-    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
-    return nxt - dt.timedelta(days=1)
 
 
 def _shape_rule(column: str, expr: pl.Expr, shape: str, reason: str) -> tuple[str, pl.Expr, str]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from observatoire import publish, refresh, sources, warehouse
+from observatoire.mois import InvalidMonthError, parse_mois
 from observatoire.settings import Settings
 
 # Month of the bundled synthetic SIRENE extract (the stock INSEE published on 1 November 2026).
@@ -151,16 +154,22 @@ def _print_sources(src: sources.SourcesReport) -> None:
 def _refused(settings: Settings, exc: Exception) -> int:
     """A refused refresh is an expected outcome: say why and what readers still see."""
     print(f"ÉCHEC : {exc}", file=sys.stderr)
+    if isinstance(exc, refresh.BUSY):  # nothing recorded: etat.json speaks of another run
+        return 1
     status = publish.read_status(settings.publication_dir) or {}
     if status.get("message"):
         print(status["message"], file=sys.stderr)
     return 1
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        report = refresh.refresh(settings, args.mois)
+        report = refresh.refresh(settings, args.mois, wait=args.attendre, on_wait=_say)
     except refresh.REFUSALS as exc:
         return _refused(settings, exc)
     _print_report(settings, report)
@@ -316,8 +325,37 @@ def cmd_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mois(text: str) -> str:
+    """`--mois`, checked by the same function as library callers and Dagster partitions."""
+    try:
+        return parse_mois(text)
+    except InvalidMonthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# argparse's own messages (English, no French catalogue is shipped): the common ones in French
+_ARGPARSE_FR = (
+    (re.compile(r"^argument (\S+?): "), r"option \1 : "),
+    (re.compile(r"^the following arguments are required: "), "à indiquer : "),
+    (re.compile(r"^unrecognized arguments: "), "arguments non reconnus : "),
+    (re.compile(r"invalid choice: (.*) \(choose from (.*)\)$"), r"choix invalide \1 (parmi \2)"),
+    (re.compile(r"invalid (\w+) value: (.*)$"), r"valeur invalide \2 (type \1 attendu)"),
+    (re.compile(r"expected one argument$"), "une valeur est attendue"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a wrong command line in French (exit code 2, no traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, french in _ARGPARSE_FR:
+            message = pattern.sub(french, message)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ERREUR : {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="observatoire", description="Observatoire de l'ESS")
+    parser = _Parser(prog="observatoire", description="Observatoire de l'ESS")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -327,12 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("refresh", help="rafraîchir un mois de SIRENE et publier")
-    p.add_argument("--mois", required=True, help="mois du stock, AAAA-MM")
+    p.add_argument("--mois", required=True, type=_mois, help="mois du stock, AAAA-MM")
     p.add_argument("--territoire")
+    p.add_argument(
+        "--attendre",
+        action="store_true",
+        help="si un rafraîchissement est déjà en cours, attendre sa fin au lieu de renoncer",
+    )
     p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("generer", help="générer un stock SIRENE synthétique")
-    p.add_argument("--mois", default=DEMO_MOIS)
+    p.add_argument("--mois", default=DEMO_MOIS, type=_mois)
     p.add_argument("--territoire")
     p.add_argument("--unites-legales", type=int, default=DEMO_UNITES_LEGALES)
     p.add_argument("--graine", type=int, default=DEMO_SEED)
@@ -345,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--territoire", action="append", help="NIVEAU:CODE (répétable), ex. ept:T12")
     p.add_argument("--tous", action="store_true", help="tous les territoires publiés")
     p.add_argument("--communes", action="store_true", help="avec --tous : aussi les communes")
+    # checked by export.export (same parse_mois), which answers every export error with code 1
     p.add_argument("--mois", help="AAAA-MM (par défaut : le mois de la publication)")
     p.add_argument("--sortie", help="dossier des zips (par défaut : data/exports/)")
     p.set_defaults(func=cmd_export)
@@ -372,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except refresh.REFUSALS as exc:  # a refusal met outside a refresh (the demo's reference data)
+        print(f"ÉCHEC : {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

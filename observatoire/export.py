@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from observatoire import catalogue, publish, questionnaire, reseaux
+from observatoire.mois import InvalidMonthError, parse_mois
 from observatoire.secret import ESS_FAMILIES
 from observatoire.warehouse import table_exists
 
@@ -567,9 +568,10 @@ def export(
     """Write one bundle per requested territory for `mois` (default: the snapshot's month)."""
     live = snapshot_dir(publication_dir)
     manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
-    mois = mois or str(manifest["mois"])
-    if not re.fullmatch(r"\d{4}-\d{2}", mois):
-        raise ExportError(f"Mois « {mois} » mal écrit : attendu AAAA-MM (ex. 2026-11).")
+    try:
+        mois = parse_mois(mois or str(manifest["mois"]))
+    except InvalidMonthError as exc:
+        raise ExportError(str(exc)) from None
     synthetic = _synthetic(manifest, data_dir)
     with duckdb.connect(str(live / "indicateurs.duckdb"), read_only=True) as con:
         held = months(con)

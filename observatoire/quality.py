@@ -39,6 +39,7 @@ import duckdb
 
 from observatoire import linkage, questionnaire, reseaux, warehouse
 from observatoire.clean import month_end
+from observatoire.mois import stock_window
 from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
 SIRENE_SUITES: tuple[str, ...] = (
@@ -571,9 +572,7 @@ def _raw_checks(
     b.not_empty()
     b.month(mois)
     # INSEE extracts the stock of month M at the very end of M-1 or at the start of M
-    year, month = (int(x) for x in mois.split("-"))
-    start = dt.date(year - (month == 1), (month - 2) % 12 + 1, 1)
-    end = month_end(mois)
+    start, end = stock_window(mois)
     stamp = (
         "dateDernierTraitementEtablissement"
         if kind == "etablissements"

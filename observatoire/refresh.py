@@ -20,6 +20,7 @@ from observatoire import (
     indicators,
     publish,
     reference,
+    runlock,
     sirene,
     sources,
     territory,
@@ -31,6 +32,7 @@ from observatoire.download import (
     validate_sirene_csv,
     validate_sirene_zip,
 )
+from observatoire.mois import InvalidMonthError, parse_mois, stock_window
 from observatoire.settings import Settings
 
 if TYPE_CHECKING:  # GX is imported only when checks run
@@ -52,8 +54,22 @@ class QualityError(RuntimeError):
         super().__init__(" | ".join(r.summary_fr() for r in results if not r.success))
 
 
-# Failures that come from the data (not from a bug): the CLI reports them without a traceback.
+class StaleStockError(ValueError):
+    """The stock read is older than the month asked: it cannot be that month's stock."""
+
+
+# Another refresh or a Dagster run holds the warehouse: this run did nothing, and the one that
+# runs will say how it ended (recording a failure now would show readers a refused month while
+# it is being refreshed).
+BUSY: tuple[type[Exception], ...] = (runlock.RefreshRunningError, warehouse.WarehouseLockedError)
+
+# Failures that come from the data or from what the user asked (not from a bug): the CLI reports
+# them in one French sentence, without a traceback.
 REFUSALS: tuple[type[Exception], ...] = (
+    InvalidMonthError,
+    StaleStockError,
+    *BUSY,
+    reference.ReferenceFileError,
     RejectRateError,
     QualityError,
     publish.UnverifiedMonthError,
@@ -93,37 +109,101 @@ def load_reference_and_territory(
     return selected
 
 
+# what the user changes to point at another file (.env.example)
+SOURCE_SETTINGS = {
+    "etablissements": "OBSERVATOIRE_SIRENE_ETABLISSEMENTS",
+    "unites_legales": "OBSERVATOIRE_SIRENE_UNITES_LEGALES",
+}
+LABELS = {"etablissements": "établissements", "unites_legales": "unités légales"}
+
+
 def locate_source(settings: Settings, kind: str, mois: str) -> Path:
     """Local path of the month's file, downloading it first when the setting is a URL.
 
     A download is checked in full (zip CRC, header) before it replaces the previous file; a
     local file is checked while it is read (header first, CRC at the end of the zip member).
+    Either way the file must be a readable regular file, said in a sentence naming the setting.
     """
     source = settings.source(kind, mois)
     validate: Callable[[Path], None] | None = None
-    if source.startswith(("http://", "https://")):
+    url = source.startswith(("http://", "https://"))
+    if url:
         bare = source.rsplit("?", 1)[0].lower()
         if bare.endswith(".zip"):
             validate = validate_sirene_zip(kind)
         elif bare.endswith(".csv"):
             validate = validate_sirene_csv(kind)
-    return fetch(source, Path(settings.download_dir) / mois, validate=validate).path
+    else:
+        _check_source(Path(source).expanduser(), kind, mois)
+    path = fetch(source, Path(settings.download_dir) / mois, validate=validate).path
+    if url:
+        _check_source(path, kind, mois)
+    return path
+
+
+def _check_source(path: Path, kind: str, mois: str) -> None:
+    try:
+        sirene.check_source(path)
+    except sirene.SireneFileError as exc:
+        raise sirene.SireneFileError(
+            f"Stock SIRENE des {LABELS[kind]} de {mois} : {exc} "
+            f"(chemin réglé par {SOURCE_SETTINGS[kind]})"
+        ) from None
+
+
+def locate_sources(settings: Settings, mois: str) -> dict[str, Path]:
+    """Both files of the month, present and readable, before the long read of the first."""
+    return {kind: locate_source(settings, kind, mois) for kind in KINDS}
 
 
 def ingest(
-    con: duckdb.DuckDBPyConnection, settings: Settings, kind: str, mois: str
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    kind: str,
+    mois: str,
+    path: Path | None = None,
 ) -> sirene.IngestResult:
-    path = locate_source(settings, kind, mois)
+    path = path or locate_source(settings, kind, mois)
     communes_table = (
         None if settings.territoire.strip().lower() == "france" else ("ref.territoire_communes")
     )
-    return sirene.ingest(
+    result = sirene.ingest(
         con,
         kind,
         path,
         mois,
         communes_table=communes_table,
         max_malformed_rate=settings.max_reject_rate,
+    )
+    if kind == "etablissements":
+        check_stock_date(con, mois, path)
+    return result
+
+
+def check_stock_date(con: duckdb.DuckDBPyConnection, mois: str, path: Path | None = None) -> None:
+    """Refuse a month later than the establishment stock can be, before the legal units are read.
+
+    The stock of month M was extracted at the end of M-1 or the start of M: a latest treatment
+    date before M-1 means an older file, or a month mistyped (2027-03 for 2026-03). Judged on
+    the rows read, with the tolerance of the quality check `date_du_stock`: under
+    `STOCK_DATE_MIN_ROWS` rows a quiet territory may have had no treatment for months, and that
+    check only warns. A stock newer than the month is left to that check.
+    """
+    from observatoire import quality
+
+    rows, latest = con.execute(
+        'select count(*), max(try_cast(left("dateDernierTraitementEtablissement", 10) as date)) '
+        f"from {warehouse.month_table('raw', sirene.RAW_TABLES['etablissements'], mois)}"
+    ).fetchone()  # type: ignore[misc]
+    start, end = stock_window(mois)
+    if rows < quality.STOCK_DATE_MIN_ROWS or latest is None or latest >= start:
+        return
+    where = f" ({path})" if path else ""
+    raise StaleStockError(
+        f"Le stock d'établissements lu{where} date du {latest:%d/%m/%Y} (dernier traitement "
+        f"INSEE sur {rows} lignes), il ne peut pas être celui de {mois} : le stock d'un mois a "
+        f"son dernier traitement entre le {start:%d/%m/%Y} et le {end:%d/%m/%Y}. Vérifier le "
+        "mois demandé ou le fichier ; rien n'a été publié."
     )
 
 
@@ -165,22 +245,43 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def refresh(settings: Settings, mois: str, run_id: str | None = None) -> RefreshReport:
+def refresh(
+    settings: Settings,
+    mois: str,
+    run_id: str | None = None,
+    *,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> RefreshReport:
     """Full refresh of one month, from the source files to a switched publication.
 
     Any failure leaves the live publication as it was and is recorded beside it
-    (`etat.json`), so that readers can say the new month was refused and why.
+    (`etat.json`), so that readers can say the new month was refused and why. One refresh runs
+    at a time per warehouse: another one is refused (or, with `wait`, waited for).
     """
     run_id = run_id or new_run_id()
     try:
-        return _refresh(settings, mois, run_id)
-    except Exception as exc:
-        # on a full disk even this small file may not be written: the original error matters more
-        try:
-            publish.record_attempt(settings.publication_dir, mois, run_id, _first_line(exc))
-        except OSError as status_error:
-            log.error("etat.json non écrit : %s", status_error)
+        mois = parse_mois(mois)
+    except InvalidMonthError as exc:
+        _record_failure(settings, mois, run_id, exc)
         raise
+    # a refusal to take the lock is not recorded (BUSY); a failure under it is, before release
+    with runlock.refresh_lock(settings.warehouse, mois, wait=wait, on_wait=on_wait):
+        try:
+            return _refresh(settings, mois, run_id)
+        except BUSY:
+            raise
+        except Exception as exc:
+            _record_failure(settings, mois, run_id, exc)
+            raise
+
+
+def _record_failure(settings: Settings, mois: str, run_id: str, exc: BaseException) -> None:
+    # on a full disk even this small file may not be written: the original error matters more
+    try:
+        publish.record_attempt(settings.publication_dir, mois, run_id, _first_line(exc))
+    except OSError as status_error:
+        log.error("etat.json non écrit : %s", status_error)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -189,6 +290,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
     report = RefreshReport(mois=mois, territoire=settings.territoire)
+    # both files found and readable (downloaded if need be) before anything is read
+    paths = locate_sources(settings, mois)
     with warehouse.connect(
         settings.warehouse,
         memory_limit=settings.duckdb_memory_limit,
@@ -203,7 +306,7 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         report.sources = sources.ingest(con, settings)
         report.quality += check_quality(con, settings, sources.RAW_SUITES, mois)
         for kind in KINDS:
-            report.ingested[kind] = ingest(con, settings, kind, mois)
+            report.ingested[kind] = ingest(con, settings, kind, mois, paths[kind])
         report.quality += check_quality(con, settings, RAW_SUITES, mois)
         for kind in KINDS:
             report.cleaned[kind] = clean_kind(con, settings, kind, mois)

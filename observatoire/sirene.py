@@ -12,8 +12,11 @@ file, line and reason.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import logging
+import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +111,64 @@ class IngestResult:
     @property
     def malformed_rate(self) -> float:
         return self.malformed / self.lines_total if self.malformed and self.lines_total else 0.0
+
+
+def check_source(path: Path) -> None:
+    """Refuse, in a sentence, a source that is not a readable regular file.
+
+    Called on both files before the long read of the first: a missing legal-unit file must not
+    be found after twenty minutes spent reading the establishments, nor end in a traceback.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise SireneFileError(
+                f"{path} : lien symbolique cassé, sa cible {os.readlink(path)} n'existe pas"
+            ) from None
+        missing = next((p for p in path.parents if not p.exists()), None)
+        where = f" (le dossier {missing} n'existe pas)" if missing and missing != path else ""
+        raise SireneFileError(f"{path} : fichier introuvable{where}") from None
+    except PermissionError:
+        raise SireneFileError(
+            f"{path} : accès refusé (droits insuffisants sur le fichier ou un de ses dossiers)"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SireneFileError(
+                f"{path} : boucle de liens symboliques, le fichier ne peut pas être atteint"
+            ) from None
+        if exc.errno == errno.ENOTDIR:
+            raise SireneFileError(
+                f"{path} : fichier introuvable (un élément du chemin n'est pas un dossier)"
+            ) from None
+        raise SireneFileError(f"{path} : fichier inaccessible ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        try:
+            found = sorted(
+                p.name for p in path.iterdir() if p.suffix.lower() in (".zip", ".csv", ".parquet")
+            )
+        except OSError:
+            found = []
+        inside = f" ; il contient : {', '.join(found[:4])}" if found else ""
+        raise SireneFileError(
+            f"{path} est un dossier, pas un fichier : indiquer le fichier du stock lui-même "
+            f"(.zip, .csv ou .parquet){inside}"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise SireneFileError(f"{path} : ce n'est pas un fichier ordinaire")
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except PermissionError:
+        raise SireneFileError(
+            f"{path} : lecture interdite (droits {stat.filemode(info.st_mode)}, propriétaire "
+            f"{info.st_uid}) ; donner le droit de lecture à l'utilisateur qui lance le "
+            "rafraîchissement"
+        ) from None
+    except OSError as exc:
+        raise SireneFileError(f"{path} : fichier illisible ({exc.strerror})") from None
 
 
 def file_format(path: Path) -> str:
@@ -272,8 +333,7 @@ def ingest(
     `max_malformed_rate`, the month is refused.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SireneFileError(f"{path} : fichier introuvable")
+    check_source(path)
     layout = detect(kind, path)
     if not layout.current:
         log.warning("%s : disposition ancienne reconnue (%s)", path, layout.name)

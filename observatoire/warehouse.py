@@ -63,6 +63,29 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "3GB", threads
         con.execute(f"create schema if not exists {schema}")
 
 
+class WarehouseLockedError(RuntimeError):
+    """Another process (a refresh, a Dagster run, a DuckDB shell) holds the warehouse file."""
+
+
+_LOCK_HELD = re.compile(
+    r"Could not set lock on file .*?held in (?P<program>.+?) \(PID (?P<pid>\d+)\)"
+)
+
+
+def _locked(path: Path, read_only: bool, exc: duckdb.Error) -> WarehouseLockedError | None:
+    """DuckDB's English lock message as a French sentence naming the process that holds it."""
+    found = _LOCK_HELD.search(str(exc))
+    if found is None:
+        return None
+    who = f"processus {found['pid']}, {found['program']}"
+    doing = "lu" if read_only else "ouvert en écriture"
+    return WarehouseLockedError(
+        f"L'entrepôt {path} ne peut pas être {doing} : un autre processus le tient ouvert "
+        f"({who}), sans doute un rafraîchissement ou un run Dagster en cours. "
+        "Relancez quand il sera terminé ; rien n'a été modifié."
+    )
+
+
 @contextmanager
 def connect(
     path: Path | str, *, read_only: bool = False, memory_limit: str = "3GB", threads: int = 2
@@ -70,7 +93,13 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        locked = _locked(path, read_only, exc)
+        if locked is None:
+            raise
+        raise locked from None
     try:
         if read_only:
             con.execute("set autoinstall_known_extensions = false")

@@ -41,6 +41,7 @@ from dagster import (
 )
 
 from observatoire import catalogue, indicators, publish, reference, refresh, sources, warehouse
+from observatoire.mois import parse_mois
 from observatoire.settings import Settings
 
 # INSEE publishes the stock on the first days of each month; the month's key is that month.
@@ -84,7 +85,8 @@ class ObservatoireResource(ConfigurableResource):
 
 
 def _mois(context: AssetExecutionContext) -> str:
-    return context.partition_key[:7]
+    """The partition's month (keys are days, `2026-11-01`), checked as the CLI checks `--mois`."""
+    return parse_mois(context.partition_key[:7])
 
 
 def _preview(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> MetadataValue:
@@ -377,7 +379,7 @@ def _run_month(context: AssetExecutionContext, con: duckdb.DuckDBPyConnection) -
     """The month a source's verdict is recorded for: the run's partition, else the latest one."""
     tag = context.run.tags.get("dagster/partition")
     if tag:
-        return tag[:7]
+        return parse_mois(tag[:7])
     row = None
     if warehouse.table_exists(con, "clean", "etablissements_perimetre"):
         row = con.execute("select max(mois) from clean.etablissements_perimetre").fetchone()
