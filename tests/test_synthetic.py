@@ -29,9 +29,21 @@ MOIS = "2026-06"
 END = "2026-05-31"  # last day of the month before the stock's month
 N_UL = 2_000
 
-with (REFERENCE / "ept_t12_grand_orly_seine_bievre_communes.csv").open(encoding="utf-8") as fh:
-    EPT_COMMUNES = [row["code_commune"] for row in csv.DictReader(fh)]
+
+def _reference(name: str) -> list[dict[str, str]]:
+    with (REFERENCE / name).open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+EPT_COMMUNES = [
+    r["code_commune"] for r in _reference("ept_t12_grand_orly_seine_bievre_communes.csv")
+]
 COMMUNES = EPT_COMMUNES[:10]
+NATURAL_PERSONS = {"1000", "1100", "1200", "1300", "1400", "1500", "1600", "1700", "1800", "1900"}
+NAF_2025 = {r["code_naf2025"] for r in _reference("naf_2025_sous_classes.csv")}
+NAF_IMAGES: dict[str, set[str]] = defaultdict(set)
+for _row in _reference("naf_rev2_naf_2025.csv"):
+    NAF_IMAGES[_row["code_naf_rev2"]].add(_row["code_naf2025"])
 
 E = {name: i for i, name in enumerate(ETABLISSEMENT_V3_11_NAF25)}
 U = {name: i for i, name in enumerate(UNITE_LEGALE_V3_11_NAF25)}
@@ -318,7 +330,7 @@ def test_partially_diffusible_rows_are_masked(
     p_ul = [r for r in ul_rows[1:] if r[U["statutDiffusionUniteLegale"]] == "P"]
     assert p_ul
     for r in p_ul:
-        if r[U["categorieJuridiqueUniteLegale"]] == "1000":
+        if r[U["categorieJuridiqueUniteLegale"]] in NATURAL_PERSONS:
             assert r[U["nomUniteLegale"]] == r[U["prenom1UniteLegale"]] == "[ND]"
         else:
             assert r[U["denominationUniteLegale"]] == "[ND]"
@@ -334,6 +346,8 @@ def test_values_follow_insee_conventions(
     with (REFERENCE / "tranches_effectifs.csv").open(encoding="utf-8") as fh:
         tranches = {row["code"] for row in csv.DictReader(fh)} | {""}
     bad = set(_defect_lines(manifest, "etablissements"))
+    former = manifest["drift"]["communes_anciennes"]["by_code"]
+    unknown = manifest["drift"]["communes_inconnues"]["by_code"]
     for i, r in enumerate(etab_rows[1:], start=2):
         if i in bad:
             continue
@@ -347,12 +361,16 @@ def test_values_follow_insee_conventions(
         assert r[E["trancheEffectifsEtablissement"]] in tranches
         assert r[E["etatAdministratifEtablissement"]] in ("A", "F")
         assert r[E["caractereEmployeurEtablissement"]] in ("O", "N", "")
-        assert r[E["codeCommuneEtablissement"]] in COMMUNES
-        assert r[E["codePostalEtablissement"]][:2] == r[E["codeCommuneEtablissement"]][:2]
-        nomenclature = r[E["nomenclatureActivitePrincipaleEtablissement"]]
-        assert nomenclature in ("NAFRev2", "NAFRev1")
-        if r[E["etatAdministratifEtablissement"]] == "A":
-            assert nomenclature == "NAFRev2"
+        commune = r[E["codeCommuneEtablissement"]]
+        if commune in former:  # kept since the merger: the postal code is today's commune's
+            assert r[E["etatAdministratifEtablissement"]] == "F"
+            commune = former[commune]["code_commune_actuelle"]
+        elif commune in unknown:
+            assert r[E["etatAdministratifEtablissement"]] == "F"
+        else:
+            assert commune in COMMUNES
+        assert r[E["codePostalEtablissement"]][:2] == commune[:2]
+        _check_activity(r, "Etablissement", r[E["etatAdministratifEtablissement"]] == "A")
         if r[E["coordonneeLambertAbscisseEtablissement"]] not in ("", "[ND]"):
             assert re.fullmatch(r"\d{6,7}\.\d", r[E["coordonneeLambertAbscisseEtablissement"]])
     for r in ul_rows[1:]:
@@ -361,15 +379,27 @@ def test_values_follow_insee_conventions(
         created = r[U["dateCreationUniteLegale"]]
         assert created == "" or created <= END
         assert r[U["dateDernierTraitementUniteLegale"]][:10] <= END
-        naf25 = r[U["activitePrincipaleNAF25UniteLegale"]]
-        if r[U["etatAdministratifUniteLegale"]] == "C":
-            assert naf25 == ""
-        else:
-            assert naf25 == "" or naf25[:5] == r[U["activitePrincipaleUniteLegale"]][:5]
-        if r[U["categorieJuridiqueUniteLegale"]] == "1000":
+        _check_activity(r, "UniteLegale", r[U["etatAdministratifUniteLegale"]] == "A")
+        if r[U["categorieJuridiqueUniteLegale"]] in NATURAL_PERSONS:
             assert r[U["denominationUniteLegale"]] == "" and r[U["nomUniteLegale"]]
         else:
             assert r[U["nomUniteLegale"]] == "" and r[U["denominationUniteLegale"]]
+
+
+def _check_activity(row: list[str], suffix: str, active: bool) -> None:
+    """Main activity in the nomenclature it names; NAF 2025 column = image of the rév. 2 code."""
+    index = E if suffix == "Etablissement" else U
+    code = row[index[f"activitePrincipale{suffix}"]]
+    nomenclature = row[index[f"nomenclatureActivitePrincipale{suffix}"]]
+    naf25 = row[index[f"activitePrincipaleNAF25{suffix}"]]
+    if not active:
+        assert nomenclature in ("NAFRev2", "NAFRev1") and naf25 == "", row
+        if nomenclature == "NAFRev1":
+            assert re.fullmatch(r"\d{2}\.\d[A-Z]", code), row
+    elif nomenclature == "NAFRev2":  # as the real stock: INSEE's correspondence, for every row
+        assert naf25 in NAF_IMAGES[code], row
+    else:
+        assert nomenclature == "NAF2025" and code == naf25 and code in NAF_2025, row
 
 
 def test_ess_content_exists_at_territory_scale(tmp_path: Path) -> None:
@@ -379,7 +409,7 @@ def test_ess_content_exists_at_territory_scale(tmp_path: Path) -> None:
     counts = json.loads(result.manifest.read_text(encoding="utf-8"))["counts"]
     ul = counts["unites_legales"]
     share = {cj: n / ul["rows"] for cj, n in ul["by_categorie_juridique"].items()}
-    assert 0.55 <= share["1000"] <= 0.62
+    assert 0.55 <= sum(share.get(cj, 0) for cj in NATURAL_PERSONS) <= 0.62
     assert 0.05 <= share["9220"] <= 0.075
     assert 0.30 <= 1 - ul["active"] / ul["rows"] <= 0.40
     fam = ul["by_famille"]
