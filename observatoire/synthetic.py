@@ -2461,12 +2461,14 @@ class _Counts:
         """What was planted outside today's nomenclatures, as the drift table should count it."""
         ctx = self.ctx
         removed = {
-            c: int(self.ul_cj[i]) for i, c in enumerate(ctx.cj_codes) if c in _REMOVED_CATEGORIES
+            c: int(self.ul_cj[i])
+            for i, c in enumerate(ctx.cj_codes)
+            if c in _REMOVED_CATEGORIES and self.ul_cj[i]
         }
         unknown = {
             c: {"rows": int(self.ul_cj[i]), "ess_o": int(self.ul_cj_ess[i])}
             for i, c in enumerate(ctx.cj_codes)
-            if ctx.cj_unknown[i]
+            if ctx.cj_unknown[i] and self.ul_cj[i]
         }
 
         def by_code(counts: np.ndarray, names: pa.Array) -> dict[str, int]:
