@@ -826,6 +826,8 @@ class _Context:
     former_day: np.ndarray  # closure before this day (the merger) to keep the former code
     former_inside: _Grouped  # commune index -> former codes attributed to it
     former_outside: _Grouped  # commune index -> former codes of its département, elsewhere
+    former_inside_last: np.ndarray  # commune index -> latest day of its former_inside codes
+    former_outside_last: np.ndarray
     former_info: tuple[tuple[str, str, bool], ...]  # (date d'effet, current commune, inside)
     unknown_communes: tuple[tuple[str, str], ...]  # (code, département)
     number_width: int
@@ -1157,6 +1159,8 @@ class _Context:
             former_day=np.array(f_day, dtype=np.int64),
             former_inside=_Grouped.build(inside_groups),
             former_outside=_Grouped.build(outside_groups),
+            former_inside_last=np.array([max(f_day[e] for e, _ in g) for g in inside_groups]),
+            former_outside_last=np.array([max(f_day[e] for e, _ in g) for g in outside_groups]),
             former_info=tuple(f_info),
             unknown_communes=tuple(unknown_communes),
             number_width=width,
@@ -1464,8 +1468,9 @@ def _generate_chunk(
     family[(family == _F_HORS) & ess_o] = _F_COMMERCIAL
 
     # --- NAF 2025: the image of the activity (active units), and for some the main code itself.
-    u25 = rng.random(n)
-    naf25 = np.where(active, ctx.naf25_table.sample(naf, u25), 0)
+    naf25 = np.zeros(n, dtype=np.int32)
+    live = np.flatnonzero(active)
+    naf25[live] = ctx.naf25_table.sample(naf[live], rng.random(live.size))
     rate25 = np.where(creation > end - 365, _NAF2025_RATE_NEW, _NAF2025_RATE)
     main25 = active & ~poste & (rng.random(n) < rate25)
     main25 &= ctx.naf_excluded[naf] == ctx.naf25_excluded[naf25]
@@ -1514,7 +1519,6 @@ def _generate_chunk(
         family=family,
         poste=poste,
         naf25=naf25,
-        u25=u25,
         main25=main25,
         first_chunk=first_chunk,
     )
@@ -1699,7 +1703,7 @@ def _unit_columns(
     cols["societeMissionUniteLegale"] = _labels(mission.astype(np.int8), ("", "O"))
     cols["caractereEmployeurUniteLegale"] = _labels(employeur_code, ("", "O", "N"))
     cols["activitePrincipaleNAF25UniteLegale"] = naf25_str
-    return cols, np.where(rev1, rev1_idx, -1)
+    return cols, np.where(rev1, rev1_idx, -1).astype(np.int16)
 
 
 def _timestamps(ctx: _Context, rng: np.random.Generator, debut: np.ndarray) -> pa.Array:
@@ -1741,7 +1745,6 @@ def _generate_establishments(
     family: np.ndarray,
     poste: np.ndarray,
     naf25: np.ndarray,
-    u25: np.ndarray,
     main25: np.ndarray,
     first_chunk: bool,
 ) -> tuple[dict[str, Any], _View, pa.Array, np.ndarray]:
@@ -1801,14 +1804,18 @@ def _generate_establishments(
 
     # Closed establishments keep the code of a commune merged after their closure; a few carry
     # a well-formed code that no list knows (first chunk).
-    entry = ctx.former_inside.sample(commune, rng.random(m))
-    keep = closed_e & ~poste_e & (fermeture < ctx.former_day[entry]) & (entry > 0)
-    keep &= rng.random(m) < _FORMER_COMMUNE_RATE
-    entry_out = ctx.former_outside.sample(commune, rng.random(m))
-    keep_out = closed_e & ~poste_e & ~keep & (fermeture < ctx.former_day[entry_out])
-    keep_out &= (entry_out > 0) & (rng.random(m) < _FORMER_COMMUNE_OUTSIDE_RATE)
-    former = np.where(keep, entry, np.where(keep_out, entry_out, 0))
-    unknown_commune = np.full(m, -1, dtype=np.int64)
+    former = np.zeros(m, dtype=np.int32)
+    for table, last_day, rate in (
+        (ctx.former_inside, ctx.former_inside_last, _FORMER_COMMUNE_RATE),
+        (ctx.former_outside, ctx.former_outside_last, _FORMER_COMMUNE_OUTSIDE_RATE),
+    ):
+        # only rows closed before the latest merger of a code of their commune are candidates
+        rows = np.flatnonzero(closed_e & ~poste_e & (former == 0) & (fermeture < last_day[commune]))
+        entry = table.sample(commune[rows], rng.random(rows.size))
+        keep = (fermeture[rows] < ctx.former_day[entry]) & (entry > 0)
+        keep &= rng.random(rows.size) < rate
+        former[rows[keep]] = entry[keep]
+    unknown_commune = np.full(m, -1, dtype=np.int8)
     if first_chunk and ctx.unknown_communes:
         dep_of = np.array([c[:2] for c in ctx.communes])[commune]
         for i, (_, dep) in enumerate(ctx.unknown_communes):
@@ -1838,9 +1845,9 @@ def _generate_establishments(
     # NAF 2025: the unit's image when the activity is the unit's; the main code moves with the
     # unit's when the exclusion status is kept; in the first chunk, a few establishments in
     # excluded activities (84.xx, 94.xx) move on their own.
-    same_activity = naf_e == naf[unit]
-    u_e = np.where(same_activity, u25[unit], rng.random(m))
-    naf25_e = np.where(active_e, ctx.naf25_table.sample(naf_e, u_e), 0)
+    naf25_e = np.where(active_e, naf25[unit], 0).astype(np.int32)  # active => unit active
+    own = np.flatnonzero(active_e & (naf_e != naf[unit]))
+    naf25_e[own] = ctx.naf25_table.sample(naf_e[own], rng.random(own.size))
     excluded_e = ctx.naf_excluded[naf_e]
     main25_e = active_e & main25[unit] & (excluded_e == ctx.naf25_excluded[naf25_e])
     if first_chunk:
@@ -1898,7 +1905,8 @@ def _generate_establishments(
     # Dictionaries: the communes, then the former codes, then the unknown codes (code only).
     n_com, n_former = len(ctx.communes), len(ctx.former_code)
     place = np.where(former > 0, n_com + former, commune)
-    code_idx = np.where(unknown_commune >= 0, n_com + n_former + unknown_commune, place)
+    unknown_idx = n_com + n_former + unknown_commune.astype(np.int64)
+    code_idx = np.where(unknown_commune >= 0, unknown_idx, place)
     postal = _take(pa.concat_arrays([ctx.commune_postal, ctx.former_postal]), place)
     cols["codePostalEtablissement"] = postal
     cols["libelleCommuneEtablissement"] = _take(
@@ -2001,7 +2009,7 @@ def _generate_establishments(
         commune=commune,
         excluded=excluded_e & ~rev1_e,
         nomenclature=nomenclature_e,
-        rev1=np.where(rev1_e, rev1_idx, -1),
+        rev1=np.where(rev1_e, rev1_idx, -1).astype(np.int16),
         naf25=naf25_e,
         naf_excluded=excluded_e,
         former_commune=former,
