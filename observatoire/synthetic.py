@@ -222,9 +222,11 @@ _BANK_NAMES = ("CAISSE FICTIVE DE CREDIT MUTUEL ", "BANQUE POPULAIRE SYNTHETIQUE
 _PROFILES: dict[str, _Profile] = {
     "personne_physique": _Profile(_NAF_PP, 0.04, 0, 0.30, 0.002, 1.0, 0.90, 0.050, 0.64,
                                   natural_person=True,
-                                  rev1=("74.1A", "52.1B", "74.8K", "93.0D", "85.1C", "45.4J")),
+                                  rev1=("74.1A", "74.1G", "52.1B", "74.8K", "93.0D", "85.1C",
+                                        "45.4J")),
     "societe": _Profile(_NAF_SOCIETE, 0.38, 1, 0.25, 0.010, 2.0, 0.78, 0.040, 0.55,
-                        _COMPANY_NAMES, rev1=("74.1A", "52.1B", "70.1A", "45.2B", "55.3A")),
+                        _COMPANY_NAMES,
+                        rev1=("74.1A", "74.1G", "52.1B", "70.1A", "45.2B", "55.3A")),
     "sci": _Profile(_NAF_SCI, 0.01, 0, 0.03, 0.001, 1.0, 0.60, 0.040, 0.40,
                     ("SCI FICTIVE ",), rev1=("70.2A",)),
     "agricole": _Profile(_NAF_AGRICOLE, 0.25, 0, 0.20, 0.002, 1.0, 0.70, 0.030, 0.50,
@@ -1805,12 +1807,15 @@ def _generate_establishments(
     # Closed establishments keep the code of a commune merged after their closure; a few carry
     # a well-formed code that no list knows (first chunk).
     former = np.zeros(m, dtype=np.int32)
-    for table, last_day, rate in (
-        (ctx.former_inside, ctx.former_inside_last, _FORMER_COMMUNE_RATE),
-        (ctx.former_outside, ctx.former_outside_last, _FORMER_COMMUNE_OUTSIDE_RATE),
+    for table, last_day, rate, eligible in (
+        (ctx.former_inside, ctx.former_inside_last, _FORMER_COMMUNE_RATE, closed_e),
+        # attributed elsewhere, a territory does not read these rows: never a siège, so that
+        # every unit keeps an establishment the territory reads (and the unit is read too)
+        (ctx.former_outside, ctx.former_outside_last, _FORMER_COMMUNE_OUTSIDE_RATE, ~is_siege),
     ):
         # only rows closed before the latest merger of a code of their commune are candidates
-        rows = np.flatnonzero(closed_e & ~poste_e & (former == 0) & (fermeture < last_day[commune]))
+        eligible = eligible & closed_e & ~poste_e & (former == 0)
+        rows = np.flatnonzero(eligible & (fermeture < last_day[commune]))
         entry = table.sample(commune[rows], rng.random(rows.size))
         keep = (fermeture[rows] < ctx.former_day[entry]) & (entry > 0)
         keep &= rng.random(rows.size) < rate
@@ -2484,6 +2489,7 @@ class _Counts:
 
         naf2025 = {
             file: {
+                "statut": None,
                 "column": f"activitePrincipale{suffix}",
                 "rows": int(self.naf2025[key].sum()),
                 "rows_in_ess_naf_exclusions": self.naf2025_excluded[key],
@@ -2496,6 +2502,7 @@ class _Counts:
         }
         rev1 = {
             file: {
+                "statut": "nomenclature_ancienne",
                 "column": f"activitePrincipale{suffix}",
                 "rows": int(self.rev1[key].sum()),
                 "by_code": by_code(self.rev1[key], ctx.rev1_dict),
@@ -2515,24 +2522,31 @@ class _Counts:
                     "date_effet": effet,
                     "dans_territoire": inside,
                 }
+        inside = sum(v["rows"] for v in former.values() if v["dans_territoire"])
         return {
             "note": (
-                "Codes hors des nomenclatures du jour plantés dans les fichiers (lignes écrites, "
-                "défauts exclus : aucun défaut n'est injecté sur ces lignes). Catégories "
-                "juridiques : lignes du fichier des unités légales ; 'ess_o' = indicateur "
-                "economieSocialeSolidaireUniteLegale = O (comptées en societe_commerciale_ess "
-                "dans counts.by_famille). NAF : activité principale déjà en NAF 2025 "
-                "(nomenclature NAF2025, même activité, même statut d'exclusion ESS) ou encore "
-                "en NAF rév. 1 (NAFRev1, établissements et unités fermés avant 2008). Communes : "
-                "établissements fermés seulement ; 'dans_territoire' = la commune actuelle est "
-                "une commune demandée. Le défaut 'commune_inconnue' (voir 'defects') s'y ajoute."
+                "Codes hors des nomenclatures du jour plantés dans les fichiers, comptés sur les "
+                "lignes écrites (aucun défaut n'est injecté sur ces lignes). 'statut' : le statut "
+                "de clean.codes_hors_nomenclature attendu (null : code connu, pas une dérive). "
+                "Catégories juridiques : lignes du fichier des unités légales ; 'ess_o' = "
+                "indicateur economieSocialeSolidaireUniteLegale = O (comptées en "
+                "societe_commerciale_ess dans counts.by_famille). NAF : activité principale déjà "
+                "en NAF 2025 (même activité, même statut d'exclusion ESS) ou encore en NAF rév. 1 "
+                "(unités et établissements fermés avant 2008). Communes : établissements fermés "
+                "seulement ; 'dans_territoire' = la commune actuelle est une commune demandée ; "
+                "les autres (établissements secondaires, commune d'un même département) ne sont "
+                "pas lus pour le territoire mais figurent dans counts.etablissements. Les défauts "
+                "'commune_inconnue' et 'tranche_inconnue' (voir 'defects') sont des codes bien "
+                "formés inconnus : ils s'y ajoutent si le nettoyage les garde."
             ),
             "categories_juridiques_supprimees": {
+                "statut": "supprime",
                 "column": "categorieJuridiqueUniteLegale",
                 "rows": sum(removed.values()),
                 "by_code": removed,
             },
             "categories_juridiques_inconnues": {
+                "statut": "inconnu",
                 "column": "categorieJuridiqueUniteLegale",
                 "rows": sum(v["rows"] for v in unknown.values()),
                 "by_code": unknown,
@@ -2540,14 +2554,15 @@ class _Counts:
             "activite_naf2025": naf2025,
             "activite_nafrev1": rev1,
             "communes_anciennes": {
+                "statut": "commune_ancienne",
                 "column": "codeCommuneEtablissement",
                 "rows": int(self.former[1:].sum()),
-                "rows_dans_territoire": sum(
-                    v["rows"] for v in former.values() if v["dans_territoire"]
-                ),
+                "rows_dans_territoire": inside,
+                "rows_hors_territoire": int(self.former[1:].sum()) - inside,
                 "by_code": former,
             },
             "communes_inconnues": {
+                "statut": "inconnu",
                 "column": "codeCommuneEtablissement",
                 "rows": int(self.unknown_commune.sum()),
                 "by_code": {

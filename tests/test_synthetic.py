@@ -682,7 +682,9 @@ def test_former_and_unknown_communes_on_closed_establishments(territory: Stock) 
         else:  # a merger of the SIRENE era in the territory's départements, attributed elsewhere
             assert row["codeCommuneEtablissement"][:2] in ("91", "94")
             assert ref["date_effet"] >= "1973-01-01"
+            assert row["etablissementSiege"] == "false"  # its unit stays readable
     assert inside == planted["rows_dans_territoire"] >= 10
+    assert former.height - inside == planted["rows_hors_territoire"]
     assert former.height - inside <= inside
     # Unknown codes: well-formed, in the territory's départements, a handful of rows.
     assert 1 <= unknown.height <= 9
