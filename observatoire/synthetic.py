@@ -1809,9 +1809,15 @@ def _generate_establishments(
     former = np.zeros(m, dtype=np.int32)
     for table, last_day, rate, eligible in (
         (ctx.former_inside, ctx.former_inside_last, _FORMER_COMMUNE_RATE, closed_e),
-        # attributed elsewhere, a territory does not read these rows: never a siège, so that
-        # every unit keeps an establishment the territory reads (and the unit is read too)
-        (ctx.former_outside, ctx.former_outside_last, _FORMER_COMMUNE_OUTSIDE_RATE, ~is_siege),
+        # attributed elsewhere, a territory does not read these rows: never a siège (every unit
+        # keeps an establishment the territory reads, so the unit is read too), and closed in
+        # NAF rév. 2 times (they carry no other drift the territory would then miss)
+        (
+            ctx.former_outside,
+            ctx.former_outside_last,
+            _FORMER_COMMUNE_OUTSIDE_RATE,
+            ~is_siege & (fermeture >= _days("2008-01-01")),
+        ),
     ):
         # only rows closed before the latest merger of a code of their commune are candidates
         eligible = eligible & closed_e & ~poste_e & (former == 0)

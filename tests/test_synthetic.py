@@ -683,6 +683,7 @@ def test_former_and_unknown_communes_on_closed_establishments(territory: Stock) 
             assert row["codeCommuneEtablissement"][:2] in ("91", "94")
             assert ref["date_effet"] >= "1973-01-01"
             assert row["etablissementSiege"] == "false"  # its unit stays readable
+            assert row["nomenclatureActivitePrincipaleEtablissement"] == "NAFRev2"
     assert inside == planted["rows_dans_territoire"] >= 10
     assert former.height - inside == planted["rows_hors_territoire"]
     assert former.height - inside <= inside
