@@ -1860,10 +1860,11 @@ def _generate_establishments(
     own = np.flatnonzero(active_e & (naf_e != naf[unit]))
     naf25_e[own] = ctx.naf25_table.sample(naf_e[own], rng.random(own.size))
     excluded_e = ctx.naf_excluded[naf_e]
-    main25_e = active_e & main25[unit] & (excluded_e == ctx.naf25_excluded[naf25_e])
+    status_kept = excluded_e == ctx.naf25_excluded[naf25_e]
+    main25_e = active_e & main25[unit] & status_kept
     if first_chunk:
         need = _MIN_NAF2025_EXCLUDED - int((main25_e & excluded_e).sum())
-        pool = np.flatnonzero(active_e & excluded_e & ~main25_e & ~poste_e)
+        pool = np.flatnonzero(active_e & excluded_e & status_kept & ~main25_e & ~poste_e)
         if need > 0 and pool.size:
             main25_e[rng.choice(pool, size=min(need, pool.size), replace=False)] = True
     nomenclature_e = np.where(rev1_e, 1, np.where(main25_e, 2, 0)).astype(np.int8)
