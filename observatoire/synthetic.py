@@ -16,6 +16,15 @@ vectorised numpy and pyarrow.compute, and compressed by background threads while
 generated. The output depends only on the arguments (seed, chunk size included): two runs give
 byte-identical files. `synthetic_manifest.json`, written beside the files, records the true counts
 and every injected defect so that tests can compare pipeline outputs with the truth.
+
+Like the real register, the stock carries codes outside today's nomenclatures, counted by code in
+the manifest's "drift" section: legal categories INSEE removed from its list (5720 SASU and 5498
+SARL unipersonnelle among the most common, 1100-1900 on old natural persons, a handful of 6412,
+6413, 6414, 6588, 7130, 7510, 7520) and a few well-formed codes no list knows; main activities
+already coded in NAF 2025 on ~5 % of active rows, NAF rév. 1 on establishments closed before 2008;
+former commune codes kept by establishments closed before their commune merged, and a few
+commune codes no list knows. `activitePrincipaleNAF25*` is the image of the NAF rév. 2 code
+through INSEE's correspondence (naf_rev2_naf_2025.csv), as the real stock carries it.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ import pyarrow.compute as pc
 from observatoire.identifiers import LA_POSTE_SIREN, siret_valid
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 # The one place where the package locates its bundled reference data.
 DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
@@ -213,9 +222,11 @@ _BANK_NAMES = ("CAISSE FICTIVE DE CREDIT MUTUEL ", "BANQUE POPULAIRE SYNTHETIQUE
 _PROFILES: dict[str, _Profile] = {
     "personne_physique": _Profile(_NAF_PP, 0.04, 0, 0.30, 0.002, 1.0, 0.90, 0.050, 0.64,
                                   natural_person=True,
-                                  rev1=("74.1A", "52.1B", "74.8K", "93.0D", "85.1C", "45.4J")),
+                                  rev1=("74.1A", "74.1G", "52.1B", "74.8K", "93.0D", "85.1C",
+                                        "45.4J")),
     "societe": _Profile(_NAF_SOCIETE, 0.38, 1, 0.25, 0.010, 2.0, 0.78, 0.040, 0.55,
-                        _COMPANY_NAMES, rev1=("74.1A", "52.1B", "70.1A", "45.2B", "55.3A")),
+                        _COMPANY_NAMES,
+                        rev1=("74.1A", "74.1G", "52.1B", "70.1A", "45.2B", "55.3A")),
     "sci": _Profile(_NAF_SCI, 0.01, 0, 0.03, 0.001, 1.0, 0.60, 0.040, 0.40,
                     ("SCI FICTIVE ",), rev1=("70.2A",)),
     "agricole": _Profile(_NAF_AGRICOLE, 0.25, 0, 0.20, 0.002, 1.0, 0.70, 0.030, 0.50,
@@ -288,10 +299,19 @@ _PROFILES: dict[str, _Profile] = {
 # fmt: on
 
 # (categorieJuridique, weight in % of legal units, profile). Close to the real stock: natural
-# persons ~58 %, SAS ~10.5 %, SCI ~8.5 %, SARL ~7.5 %, associations ~6.4 %, coops ~0.3 %.
+# persons ~57 % (1000, and ~1 % with a former code 1100-1900), SAS and SASU ~12 %, SCI ~8.5 %,
+# SARL and EURL ~9 %, associations ~6.4 %, coops ~0.3 %. Weight-0 codes are never drawn: they are
+# given afterwards (`_RELABEL_REMOVED`, `_OLD_NATURAL_PERSON_CJ`, La Poste). Removed codes
+# (supprime = true in the reference) are listed in `_REMOVED_CATEGORIES`.
 _CATEGORIES: tuple[tuple[str, float, str], ...] = (
-    ("1000", 58.5, "personne_physique"),
-    ("5710", 10.5, "societe"), ("5499", 7.5, "societe"), ("6540", 8.5, "sci"),
+    ("1000", 58.0, "personne_physique"),
+    ("1100", 0.0, "personne_physique"), ("1200", 0.0, "personne_physique"),
+    ("1300", 0.0, "personne_physique"), ("1400", 0.0, "personne_physique"),
+    ("1500", 0.0, "personne_physique"), ("1600", 0.0, "personne_physique"),
+    ("1700", 0.0, "personne_physique"), ("1800", 0.0, "personne_physique"),
+    ("1900", 0.0, "personne_physique"),
+    ("5710", 12.0, "societe"), ("5720", 0.0, "societe"), ("5499", 9.0, "societe"),
+    ("5498", 0.0, "societe"), ("6540", 8.5, "sci"),
     ("6599", 1.5, "societe"), ("5599", 0.35, "societe"), ("5699", 0.1, "societe"),
     ("5202", 0.6, "societe"), ("5306", 0.03, "societe"), ("3120", 0.2, "societe"),
     ("6220", 0.1, "societe"), ("6521", 0.05, "sci"), ("6541", 0.3, "sci"),
@@ -314,6 +334,10 @@ _CATEGORIES: tuple[tuple[str, float, str], ...] = (
     ("6100", 0.001, "cooperative_bancaire"),
     ("8210", 0.03, "mutuelle"), ("8290", 0.01, "mutuelle"), ("6411", 0.005, "mutuelle"),
     ("8250", 0.003, "mutuelle"),
+    # Removed from INSEE's list, still carried by a handful of units (see _MIN_UNITS).
+    ("6412", 0.004, "mutuelle"), ("6413", 0.001, "mutuelle"), ("6414", 0.001, "prevoyance"),
+    ("6588", 0.001, "agricole"), ("7130", 0.001, "public"), ("7510", 0.002, "public"),
+    ("7520", 0.002, "public"),
     ("9300", 0.012, "fondation"),
     ("7210", 0.15, "commune"), ("7312", 0.05, "commune"), ("7361", 0.1, "ccas"),
     ("7364", 0.005, "hopital"), ("7383", 0.01, "universite"), ("7346", 0.005, "public"),
@@ -330,6 +354,65 @@ _CATEGORIES: tuple[tuple[str, float, str], ...] = (
     ("5510", 0.0, "la_poste"),
 )  # fmt: skip
 
+# Well-formed codes that no list knows (checked absent from categories_juridiques_n3.csv): INSEE
+# adds codes between two releases of its lists. (code, weight, profile, ESS flag rate): the
+# association-like code is flagged ESS as associations are; the rows are "non classé".
+_UNKNOWN_CATEGORIES: tuple[tuple[str, float, str, float], ...] = (
+    ("5730", 0.003, "societe", 0.002),
+    ("6590", 0.002, "sci", 0.0),
+    ("9280", 0.003, "association", 0.85),
+)
+# The 18 codes of the reference with supprime = true: all are generated.
+_REMOVED_CATEGORIES = (
+    "1100", "1200", "1300", "1400", "1500", "1600", "1700", "1800", "1900",
+    "5498", "5720", "6412", "6413", "6414", "6588", "7130", "7510", "7520",
+)  # fmt: skip
+# Rare codes: at least this many units in every stock (placed in the first chunk when the draw
+# gave fewer), so that a small stock still carries each of them.
+_MIN_UNITS = {
+    "6412": 3, "6413": 2, "6414": 2, "6588": 2, "7130": 2, "7510": 2, "7520": 2,
+    "5730": 3, "6590": 2, "9280": 3,
+}  # fmt: skip
+_MIN_UNKNOWN_ESS_O = 2  # units of unknown categories flagged economieSocialeSolidaire = O
+# Services of the PTT ministry ended when La Poste and France Télécom were created (1991).
+_CLOSED_BEFORE = {"7130": "1991-01-01"}
+# (code drawn, removed code, share, creation before): SASU and SARL unipersonnelles registered
+# before INSEE's current list of categories (September 2022) often keep their former code. With
+# the weights above: 5720 ~5.5 % and 5498 ~4 % of all legal units, 5710 ~6.5 % and 5499 ~5 %.
+_RELABEL_REMOVED = (("5710", "5720", 0.55, "2022-09-01"), ("5499", "5498", 0.55, "2022-09-01"))
+# Natural persons registered before 2008: a few keep a former code 1100-1900, chosen from their
+# activity (first matching prefix; 1900 otherwise). ~1.1 % of all legal units.
+_OLD_NATURAL_PERSON_RATE = 0.05
+_OLD_NATURAL_PERSON_BEFORE = "2008-01-01"
+_OLD_NATURAL_PERSON_CJ = (
+    (("01.", "02."), "1600"),  # exploitant agricole
+    (("69.10",), "1400"),  # officier public ou ministériel
+    (("10.", "56.10"), "1100"),  # artisan-commerçant
+    (("46.1", "66.22"), "1700"),  # agent commercial
+    (("16.", "32.", "33.", "43.", "45.20", "81.2", "95.", "96.0"), "1300"),  # artisan
+    (("45.", "46.", "47.", "55.", "56."), "1200"),  # commerçant
+    (("62.", "69.", "70.", "71.", "73.", "74.", "75.", "85.", "86.", "90."), "1500"),  # libéral
+)
+_OLD_NATURAL_PERSON_1800 = 0.03  # associé gérant de société, whatever the activity
+
+# Main activity already coded in NAF 2025 (nomenclatureActivitePrincipale* = NAF2025): active
+# units created in the stock's last twelve months often, older active units sometimes (~5 % of
+# active units and establishments in all). Only rows whose NAF 2025 image keeps their ESS
+# exclusion status move (their activity did not change). An establishment moves with its unit.
+_NAF2025_RATE_NEW = 0.35
+_NAF2025_RATE = 0.03
+_MIN_NAF2025_EXCLUDED = 3  # first chunk: establishments in excluded activities (84.xx, 94.xx)
+
+# Closed establishments keep the code of a commune merged after their closure. Share of the
+# establishments closed before the merger that keep it: the territory's own former codes, and
+# (fewer) former codes of other communes of its départements (attributed outside the territory).
+_FORMER_COMMUNE_RATE = 0.15
+_FORMER_COMMUNE_OUTSIDE_RATE = 0.002
+# Closed establishments with a well-formed commune code that no list knows (current or former),
+# in the territory's départements: up to 3 codes, 3 establishments each.
+_UNKNOWN_COMMUNE_CODES = 3
+_UNKNOWN_COMMUNE_ROWS = 3
+
 # Share of units flagged economieSocialeSolidaireUniteLegale = O, by ESS family.
 _ESS_FLAG_RATE = {
     "association": 0.85,
@@ -338,7 +421,7 @@ _ESS_FLAG_RATE = {
     "fondation": 0.90,
     "autre_non_lucratif": 0.50,
 }
-_COMMERCIAL_ESS_CJ = ("5710", "5499")  # commercial ESS companies: a tiny flagged share
+_COMMERCIAL_ESS_CJ = ("5710", "5720", "5499", "5498")  # commercial ESS: a tiny flagged share
 _COMMERCIAL_ESS_RATE = 0.002
 _RNA_CJ = ("9220", "9221", "9222", "9230")  # associations with an RNA number (W...)
 
@@ -504,6 +587,7 @@ def generate_sirene(
             },
         },
         "counts": counts.as_dict(),
+        "drift": counts.drift(),
         "defects": defect_log,
     }
     manifest_path = out_dir / MANIFEST_NAME
@@ -556,13 +640,22 @@ class _Reference:
     communes: dict[str, tuple[str, str, str]]  # code -> (libellé COG, type, nature EPCI)
     naf_rev2: frozenset[str]
     naf_2025: tuple[str, ...]
+    naf_rev2_to_2025: dict[str, tuple[str, ...]]  # INSEE's correspondence, in file order
     categories: frozenset[str]
+    removed_categories: frozenset[str]  # supprime = true: off INSEE's list, still carried
     ess_families: dict[str, str]  # code_cj -> famille_ess
     naf_exclusions: frozenset[str]
+    former_communes: tuple[dict[str, str], ...]  # rows of cog_communes_anciennes.csv
 
     @classmethod
     def load(cls, reference_dir: Path) -> _Reference:
         cog = _read_csv(reference_dir / "cog_communes.csv")
+        categories = _read_csv(reference_dir / "categories_juridiques_n3.csv")
+        correspondence: dict[str, tuple[str, ...]] = {}
+        for r in _read_csv(reference_dir / "naf_rev2_naf_2025.csv"):
+            correspondence[r["code_naf_rev2"]] = correspondence.get(r["code_naf_rev2"], ()) + (
+                r["code_naf2025"],
+            )
         return cls(
             communes={
                 r["code_commune"]: (r["libelle_commune"], r["type_commune"], r["nature_epci"])
@@ -575,8 +668,10 @@ class _Reference:
             naf_2025=tuple(
                 r["code_naf2025"] for r in _read_csv(reference_dir / "naf_2025_sous_classes.csv")
             ),
-            categories=frozenset(
-                r["code_n3"] for r in _read_csv(reference_dir / "categories_juridiques_n3.csv")
+            naf_rev2_to_2025=correspondence,
+            categories=frozenset(r["code_n3"] for r in categories),
+            removed_categories=frozenset(
+                r["code_n3"] for r in categories if r["supprime"].strip().lower() == "true"
             ),
             ess_families={
                 r["code_cj"]: r["famille_ess"]
@@ -585,6 +680,7 @@ class _Reference:
             naf_exclusions=frozenset(
                 r["code_naf"] for r in _read_csv(reference_dir / "ess_naf_exclusions.csv")
             ),
+            former_communes=tuple(_read_csv(reference_dir / "cog_communes_anciennes.csv")),
         )
 
 
@@ -673,9 +769,20 @@ class _Context:
     commune_dep: pa.Array  # first 2 characters (RNA numbers)
     commune_x: np.ndarray
     commune_y: np.ndarray
+    cj_codes: tuple[str, ...]  # _CATEGORIES, then _UNKNOWN_CATEGORIES
     cj_cum: np.ndarray
     cj_code: pa.Array
     cj_profile: np.ndarray
+    cj_common: np.ndarray  # categories rare codes may be taken from (weight >= 1 %)
+    cj_minimum: tuple[tuple[int, int], ...]  # (cj, units) of _MIN_UNITS
+    cj_unknown: np.ndarray
+    cj_closed_before: np.ndarray  # day before which the unit is closed (_CLOSED_BEFORE)
+    cj_relabel: np.ndarray  # removed code given to part of the older units (-1: none)
+    cj_relabel_rate: np.ndarray
+    cj_relabel_before: np.ndarray
+    natural_old_cj: np.ndarray  # NAF rév. 2 index -> former natural-person code (cj index)
+    cj_1000: int
+    cj_1800: int
     cj_family: np.ndarray
     cj_ess_rate: np.ndarray
     cj_rna: np.ndarray
@@ -694,7 +801,9 @@ class _Context:
     prof_rm: np.ndarray  # natural persons and companies may be registered craftsmen
     naf_codes: tuple[str, ...]
     naf_dict: pa.Array  # index 0 = ""
-    naf25_dict: pa.Array  # aligned with naf_dict
+    naf25_dict: pa.Array  # index 0 = ""
+    naf25_table: _Grouped  # NAF rév. 2 index -> its NAF 2025 images (INSEE's correspondence)
+    naf25_excluded: np.ndarray  # images of ess_naf_exclusions.csv
     naf_excluded: np.ndarray
     naf_table: _Grouped
     naf_entry_rate: np.ndarray
@@ -713,6 +822,16 @@ class _Context:
     libelle_voie_dict: pa.Array
     complement_dict: pa.Array
     rm_dict: pa.Array
+    former_code: pa.Array  # former commune codes; index 0 = none
+    former_label: pa.Array
+    former_postal: pa.Array
+    former_day: np.ndarray  # closure before this day (the merger) to keep the former code
+    former_inside: _Grouped  # commune index -> former codes attributed to it
+    former_outside: _Grouped  # commune index -> former codes of its département, elsewhere
+    former_inside_last: np.ndarray  # commune index -> latest day of its former_inside codes
+    former_outside_last: np.ndarray
+    former_info: tuple[tuple[str, str, bool], ...]  # (date d'effet, current commune, inside)
+    unknown_communes: tuple[tuple[str, str], ...]  # (code, département)
     number_width: int
     la_poste_index: int
     la_poste_naf: int
@@ -766,7 +885,8 @@ class _Context:
             xs.append(200_000 + hd % 950_000 + (hc % 40_001) - 20_000)
             ys.append(6_150_000 + (hd // 7) % 900_000 + ((hc // 7) % 40_001) - 20_000)
 
-        # Legal categories and profiles.
+        # Legal categories and profiles: current codes, removed codes (supprime = true), then
+        # codes no list knows.
         profile_names = tuple(_PROFILES)
         prof_index = {p: i for i, p in enumerate(profile_names)}
         for code, _, profile in _CATEGORIES:
@@ -774,24 +894,44 @@ class _Context:
                 raise ValueError(f"catégorie juridique {code} absente de la référence")
             if profile not in prof_index:
                 raise ValueError(f"profil inconnu {profile}")
-        cj_w = np.array([w for _, w, _ in _CATEGORIES])
+        for code, _, profile, _ in _UNKNOWN_CATEGORIES:
+            if code in ref.categories or not re.fullmatch(r"\d{4}", code):
+                raise ValueError(f"catégorie juridique {code} : doit être inconnue et bien formée")
+            if profile not in prof_index:
+                raise ValueError(f"profil inconnu {profile}")
+        if set(_REMOVED_CATEGORIES) != set(ref.removed_categories):
+            raise ValueError("catégories juridiques supprimées : la référence a changé")
+        table = [(c, w, p, None) for c, w, p in _CATEGORIES] + list(_UNKNOWN_CATEGORIES)
+        cj_codes = tuple(c for c, _, _, _ in table)
+        cj_pos = {c: i for i, c in enumerate(cj_codes)}
+        cj_w = np.array([w for _, w, _, _ in table])
         cj_cum = np.cumsum(cj_w) / cj_w.sum()
-        cj_cum[np.flatnonzero(cj_w)[-1] :] = 1.0  # zero-weight codes (5510) are never drawn
+        cj_cum[np.flatnonzero(cj_w)[-1] :] = 1.0  # zero-weight codes are never drawn
         fam_index = {f: i for i, f in enumerate(FAMILIES)}
-        cj_family = np.array(
-            [fam_index[ref.ess_families.get(c, "hors_ess")] for c, _, _ in _CATEGORIES]
-        )
+        cj_family = np.array([fam_index[ref.ess_families.get(c, "hors_ess")] for c in cj_codes])
         cj_ess_rate = np.array(
             [
-                _ESS_FLAG_RATE.get(ref.ess_families.get(c, ""), 0.0)
-                + (_COMMERCIAL_ESS_RATE if c in _COMMERCIAL_ESS_CJ else 0.0)
-                for c, _, _ in _CATEGORIES
+                (
+                    _ESS_FLAG_RATE.get(ref.ess_families.get(c, ""), 0.0)
+                    + (_COMMERCIAL_ESS_RATE if c in _COMMERCIAL_ESS_CJ else 0.0)
+                )
+                if rate is None
+                else rate
+                for c, _, _, rate in table
             ]
         )
-        cj_rna = np.array([c in _RNA_CJ for c, _, _ in _CATEGORIES])
-        cj_societe = np.array(
-            [c.startswith("5") and ref.ess_families.get(c) is None for c, _, _ in _CATEGORIES]
-        )
+        cj_rna = np.array([c in _RNA_CJ for c in cj_codes])
+        cj_societe = np.array([c.startswith("5") and c not in ref.ess_families for c in cj_codes])
+        cj_relabel = np.full(len(cj_codes), -1)
+        cj_relabel_rate = np.zeros(len(cj_codes))
+        cj_relabel_before = np.zeros(len(cj_codes), dtype=np.int64)
+        for drawn, removed, share, before in _RELABEL_REMOVED:
+            cj_relabel[cj_pos[drawn]] = cj_pos[removed]
+            cj_relabel_rate[cj_pos[drawn]] = share
+            cj_relabel_before[cj_pos[drawn]] = (date.fromisoformat(before) - epoch).days
+        cj_closed_before = np.full(len(cj_codes), np.iinfo(np.int64).max)
+        for code, before in _CLOSED_BEFORE.items():
+            cj_closed_before[cj_pos[code]] = (date.fromisoformat(before) - epoch).days
 
         # NAF codes: one dictionary for all profiles, with the NAF 2025 code of the same stem.
         naf_codes: list[str] = [""]
@@ -815,10 +955,32 @@ class _Context:
             naf_groups.append(entries)
             alt = prof.etab_naf if prof.etab_naf is not None else prof.naf
             alt_groups.append([(naf_id(row[0]), float(row[1])) for row in alt])
-        stems: dict[str, str] = {}
-        for code in ref.naf_2025:
-            stems.setdefault(code[:5], code)
-        naf25 = ["" if not c else stems.get(c[:5], "") for c in naf_codes]
+        # NAF 2025 images of each rév. 2 code, as the stock's activitePrincipaleNAF25* carries
+        # them: a code with several images (type Multiple) gets one of them per row.
+        known_2025 = set(ref.naf_2025)
+        naf25_codes: list[str] = [""]
+        naf25_groups: list[list[tuple[int, float]]] = [[(0, 1.0)]]
+        for code in naf_codes[1:]:
+            images = ref.naf_rev2_to_2025.get(code, ())
+            if not images or not set(images) <= known_2025:
+                raise ValueError(f"code NAF rév. 2 {code} : correspondance NAF 2025 incomplète")
+            entries = []
+            for image in images:
+                if image not in naf25_codes:
+                    naf25_codes.append(image)
+                entries.append((naf25_codes.index(image), 1.0))
+            naf25_groups.append(entries)
+        excluded_2025 = {
+            image for c in ref.naf_exclusions for image in ref.naf_rev2_to_2025.get(c, ())
+        }
+        old_cj = []
+        for code in naf_codes:
+            target = "1900"
+            for prefixes, cj_old in _OLD_NATURAL_PERSON_CJ:
+                if code.startswith(prefixes):
+                    target = cj_old
+                    break
+            old_cj.append(cj_pos[target])
 
         rev1_codes: list[str] = []
         rev1_groups = []
@@ -865,7 +1027,7 @@ class _Context:
 
         # Extra establishments per unit: Poisson part scaled so that the mean matches.
         weights = {p: 0.0 for p in profile_names}
-        for _, wgt, p in _CATEGORIES:
+        for _, wgt, p, _ in table:
             weights[p] += wgt
         total_w = sum(weights.values())
         m_vals = np.arange(1, _TAIL_CAP + 1, dtype=np.float64)
@@ -881,6 +1043,47 @@ class _Context:
             raise ValueError(
                 f"etablissements_per_unite_legale trop faible (minimum {1.0 + tail_sum:.3f})"
             )
+
+        # Former communes: codes attributed to one of `communes` (kept by establishments closed
+        # before the merger), and codes of the same départements attributed elsewhere (only
+        # mergers of the SIRENE era, and only on closures before the counts' first year).
+        commune_pos = {c: i for i, c in enumerate(unique)}
+        own_deps = {c[:2] for c in unique}
+        window = (date(year - 10, 1, 1) - epoch).days
+        f_code, f_label, f_postal, f_day, f_info = [""], [""], [""], [0], [("", "", False)]
+        inside: list[list[tuple[int, float]]] = [[] for _ in unique]
+        outside_by_dep: dict[str, list[int]] = {}
+        for r in ref.former_communes:
+            old_code, current = r["code_commune_ancienne"], r["code_commune_actuelle"]
+            if old_code in ref.communes or current not in ref.communes:
+                continue
+            day = (date.fromisoformat(r["date_effet"]) - epoch).days
+            if current in commune_pos:
+                inside[commune_pos[current]].append((len(f_code), 1.0))
+            elif old_code[:2] in own_deps and r["date_effet"] >= "1973-01-01":
+                outside_by_dep.setdefault(old_code[:2], []).append(len(f_code))
+                day = min(day, window)
+            else:
+                continue
+            f_code.append(old_code)
+            f_label.append(_ascii_upper(r["libelle_ancienne"]))
+            f_postal.append(_postal_code(current, _crc("cp" + current)))
+            f_day.append(day)
+            f_info.append((r["date_effet"], current, current in commune_pos))
+        inside_groups = [g or [(0, 1.0)] for g in inside]
+        outside_groups = [
+            [(e, 1.0) for e in outside_by_dep.get(c[:2], [])] or [(0, 1.0)] for c in unique
+        ]
+        # Unknown communes: one code per département (up to _UNKNOWN_COMMUNE_CODES), in no
+        # list and unlike the defect codes (99x), chosen by a stable hash.
+        known_codes = set(ref.communes) | {r["code_commune_ancienne"] for r in ref.former_communes}
+        unknown_communes = []
+        for dep in sorted(own_deps, key=lambda d: (_crc("inconnue" + d), d))[
+            :_UNKNOWN_COMMUNE_CODES
+        ]:
+            suffixes = sorted(range(900, 990), key=lambda x, d=dep: (_crc(f"{d}{x}"), x))
+            code = next(f"{dep}{x}" for x in suffixes if f"{dep}{x}" not in known_codes)
+            unknown_communes.append((code, dep))
 
         profiles = [_PROFILES[p] for p in profile_names]
         return cls(
@@ -899,14 +1102,25 @@ class _Context:
             commune_dep=pa.array(deps, pa.string()),
             commune_x=np.array(xs, np.int64),
             commune_y=np.array(ys, np.int64),
+            cj_codes=cj_codes,
             cj_cum=cj_cum,
-            cj_code=pa.array([c for c, _, _ in _CATEGORIES], pa.string()),
-            cj_profile=np.array([prof_index[p] for _, _, p in _CATEGORIES]),
+            cj_code=pa.array(cj_codes, pa.string()),
+            cj_profile=np.array([prof_index[p] for _, _, p, _ in table]),
+            cj_common=cj_w >= 1.0,
+            cj_minimum=tuple((cj_pos[c], k) for c, k in _MIN_UNITS.items()),
+            cj_unknown=np.array([c not in ref.categories for c in cj_codes]),
+            cj_closed_before=cj_closed_before,
+            cj_relabel=cj_relabel,
+            cj_relabel_rate=cj_relabel_rate,
+            cj_relabel_before=cj_relabel_before,
+            natural_old_cj=np.array(old_cj),
+            cj_1000=cj_pos["1000"],
+            cj_1800=cj_pos["1800"],
             cj_family=cj_family,
             cj_ess_rate=cj_ess_rate,
             cj_rna=cj_rna,
             cj_societe=cj_societe,
-            la_poste_cj=[c for c, _, _ in _CATEGORIES].index("5510"),
+            la_poste_cj=cj_pos["5510"],
             profile_names=profile_names,
             prof_natural=np.array([p.natural_person for p in profiles]),
             prof_size=np.array([p.size for p in profiles]),
@@ -920,7 +1134,9 @@ class _Context:
             prof_rm=np.array([p in ("personne_physique", "societe") for p in profile_names]),
             naf_codes=tuple(naf_codes),
             naf_dict=pa.array(naf_codes, pa.string()),
-            naf25_dict=pa.array(naf25, pa.string()),
+            naf25_dict=pa.array(naf25_codes, pa.string()),
+            naf25_table=_Grouped.build(naf25_groups),
+            naf25_excluded=np.array([c in excluded_2025 for c in naf25_codes]),
             naf_excluded=np.array([c in ref.naf_exclusions for c in naf_codes]),
             naf_table=_Grouped.build(naf_groups),
             naf_entry_rate=np.array(rate_values),
@@ -939,6 +1155,16 @@ class _Context:
             libelle_voie_dict=pa.array(_LIBELLES_VOIE, pa.string()),
             complement_dict=pa.array(("",) + _COMPLEMENTS, pa.string()),
             rm_dict=pa.array(_RM_SUFFIXES, pa.string()),
+            former_code=pa.array(f_code, pa.string()),
+            former_label=pa.array(f_label, pa.string()),
+            former_postal=pa.array(f_postal, pa.string()),
+            former_day=np.array(f_day, dtype=np.int64),
+            former_inside=_Grouped.build(inside_groups),
+            former_outside=_Grouped.build(outside_groups),
+            former_inside_last=np.array([max(f_day[e] for e, _ in g) for g in inside_groups]),
+            former_outside_last=np.array([max(f_day[e] for e, _ in g) for g in outside_groups]),
+            former_info=tuple(f_info),
+            unknown_communes=tuple(unknown_communes),
             number_width=width,
             la_poste_index=la_poste_index,
             la_poste_naf=naf_pos["53.10Z"],
@@ -1052,6 +1278,11 @@ def _days_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> n
     return lo + np.floor(rng.random(len(lo)) * (hi - lo + 1)).astype(np.int64)
 
 
+def _days(iso: str) -> int:
+    """Days since 1970-01-01 of an ISO date."""
+    return (date.fromisoformat(iso) - date(1970, 1, 1)).days
+
+
 def _years(days: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
 
@@ -1080,6 +1311,12 @@ class _View:
     family: np.ndarray
     employer: np.ndarray
     cj: np.ndarray | None = None
+    nomenclature: np.ndarray | None = None  # main activity in 0 NAFRev2, 1 NAFRev1, 2 NAF2025
+    rev1: np.ndarray | None = None  # NAF rév. 1 code index (-1: none)
+    naf25: np.ndarray | None = None  # NAF 2025 code index (0: empty)
+    naf_excluded: np.ndarray | None = None  # activity in ess_naf_exclusions.csv (or its image)
+    former_commune: np.ndarray | None = None  # former commune entry (0: none)
+    unknown_commune: np.ndarray | None = None  # index into ctx.unknown_communes (-1: none)
     siren: np.ndarray | None = None
     siret: np.ndarray | None = None
     commune: np.ndarray | None = None
@@ -1088,6 +1325,40 @@ class _View:
     creation_year: np.ndarray | None = None
     closure_year: np.ndarray | None = None
     ess_flag: np.ndarray | None = None
+
+    @property
+    def drift(self) -> np.ndarray:
+        """Rows carrying a code outside today's nomenclatures (never picked for a defect)."""
+        assert self.nomenclature is not None
+        mask = self.nomenclature != 0
+        if self.cj is not None:
+            mask = mask | _DRIFT_CJ[self.cj]
+        if self.former_commune is not None and self.unknown_commune is not None:
+            mask = mask | (self.former_commune > 0) | (self.unknown_commune >= 0)
+        return mask
+
+
+_DRIFT_CJ = np.array(
+    [c in _REMOVED_CATEGORIES for c, _, _ in _CATEGORIES] + [True] * len(_UNKNOWN_CATEGORIES)
+)
+_NOMENCLATURES = ("NAFRev2", "NAFRev1", "NAF2025")
+
+
+def _plant_minimum(
+    ctx: _Context, rng: np.random.Generator, cj: np.ndarray, poste: np.ndarray
+) -> None:
+    """First chunk: rare codes (`_MIN_UNITS`) get their minimum of units, taken from common ones."""
+    taken = np.zeros(len(cj), dtype=bool)
+    for idx, units in ctx.cj_minimum:
+        have = cj == idx
+        taken |= have
+        need = units - int(have.sum())
+        if need <= 0:
+            continue
+        pool = np.flatnonzero(ctx.cj_common[cj] & ~poste & ~taken)
+        rows = rng.choice(pool, size=min(need, pool.size), replace=False)
+        cj[rows] = idx
+        taken[rows] = True
 
 
 def _generate_chunk(
@@ -1111,6 +1382,9 @@ def _generate_chunk(
     # --- Legal category, profile, family.
     cj = np.minimum(np.searchsorted(ctx.cj_cum, rng.random(n), side="right"), len(ctx.cj_cum) - 1)
     cj[poste] = ctx.la_poste_cj
+    first_chunk = start == 0
+    if first_chunk:
+        _plant_minimum(ctx, rng, cj, poste)
     prof = ctx.cj_profile[cj]
     natural = ctx.prof_natural[prof]
 
@@ -1129,6 +1403,16 @@ def _generate_chunk(
     # Closures lean towards recent years (u ** 0.8), as the stock's yearly closures grow.
     closure = creation + np.ceil((end - creation) * rng.random(n) ** 0.8).astype(np.int64)
     closure = np.clip(closure, creation, end)
+    # Categories that ended at a known date: units created and closed before it.
+    ended = np.flatnonzero(ctx.cj_closed_before[cj] <= end)
+    if ended.size:
+        before = ctx.cj_closed_before[cj[ended]] - 1
+        back = np.floor(rng.random(ended.size) * 20 * 365.25).astype(np.int64)
+        creation[ended] = np.maximum(np.minimum(creation[ended], before - back), ctx.day0)
+        closed[ended] = True
+        closure[ended] = creation[ended] + np.ceil(
+            (before - creation[ended]) * rng.random(ended.size)
+        ).astype(np.int64)
     upper = np.where(closed, closure, end)
     active = ~closed
 
@@ -1160,14 +1444,40 @@ def _generate_chunk(
         np.where(active, np.where(u < 0.85, 2, 0), np.where(u < 0.5, 2, 0)),
     )
 
+    # --- Removed legal categories kept by older units: SASU and SARL unipersonnelles, natural
+    # persons' former codes (chosen from their activity).
+    u = rng.random(n)
+    target = ctx.cj_relabel[cj]
+    relabel = (target >= 0) & (creation < ctx.cj_relabel_before[cj]) & (u < ctx.cj_relabel_rate[cj])
+    old_pp = (cj == ctx.cj_1000) & (creation < _days(_OLD_NATURAL_PERSON_BEFORE))
+    old_pp &= u < _OLD_NATURAL_PERSON_RATE
+    old_code = np.where(
+        rng.random(n) < _OLD_NATURAL_PERSON_1800, ctx.cj_1800, ctx.natural_old_cj[naf]
+    )
+    cj = np.where(relabel, target, np.where(old_pp, old_code, cj))
+
     # --- ESS flag and société à mission.
     ess_o = rng.random(n) < ctx.cj_ess_rate[cj]
     ess_o[poste] = False
+    if first_chunk:  # a couple of units of unknown categories flagged ESS
+        unknown = np.flatnonzero(ctx.cj_unknown[cj] & ~ess_o)
+        flagged = int((ctx.cj_unknown[cj] & ess_o).sum())
+        ess_o[unknown[: max(0, _MIN_UNKNOWN_ESS_O - flagged)]] = True
     u = rng.random(n)
     ess_code = np.where(ess_o, 1, np.where(u < 0.75, 2, 0))
     mission = ctx.cj_societe[cj] & (rng.random(n) < 0.001)
     family = ctx.cj_family[cj].copy()
     family[(family == _F_HORS) & ess_o] = _F_COMMERCIAL
+
+    # --- NAF 2025: the image of the activity (active units), and for some the main code itself.
+    naf25 = np.zeros(n, dtype=np.int32)
+    live = np.flatnonzero(active)
+    naf25[live] = ctx.naf25_table.sample(naf[live], rng.random(live.size))
+    rate25 = np.where(creation > end - 365, _NAF2025_RATE_NEW, _NAF2025_RATE)
+    main25 = active & ~poste & (rng.random(n) < rate25)
+    main25 &= ctx.naf_excluded[naf] == ctx.naf25_excluded[naf25]
+    rev1 = closed & (closure < _days("2008-01-01"))
+    nomenclature = np.where(rev1, 1, np.where(main25, 2, 0)).astype(np.int8)
 
     # --- Establishments per unit: Poisson part plus a heavy tail (networks of dozens or more).
     extra = rng.poisson(ctx.prof_lambda[prof])
@@ -1184,6 +1494,9 @@ def _generate_chunk(
         family=family,
         employer=employer,
         cj=cj,
+        nomenclature=nomenclature,
+        naf25=naf25,
+        naf_excluded=ctx.naf_excluded[naf],
         siren=siren_num,
         ess_flag=ess_o,
     )
@@ -1207,9 +1520,12 @@ def _generate_chunk(
         annee_eff=annee_eff,
         family=family,
         poste=poste,
+        naf25=naf25,
+        main25=main25,
+        first_chunk=first_chunk,
     )
 
-    ul_cols = _unit_columns(
+    ul_cols, ul_view.rev1 = _unit_columns(
         ctx,
         rng,
         gidx=gidx,
@@ -1223,6 +1539,8 @@ def _generate_chunk(
         closed=closed,
         p_unit=p_unit,
         naf=naf,
+        naf25=naf25,
+        nomenclature=nomenclature,
         employer=employer,
         band=band,
         tranche=tranche,
@@ -1252,6 +1570,8 @@ def _unit_columns(
     closed: np.ndarray,
     p_unit: np.ndarray,
     naf: np.ndarray,
+    naf25: np.ndarray,
+    nomenclature: np.ndarray,
     employer: np.ndarray,
     band: np.ndarray,
     tranche: np.ndarray,
@@ -1262,7 +1582,8 @@ def _unit_columns(
     siege_nic: pa.Array,
     siege_commune: np.ndarray,
     poste: np.ndarray,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The legal units' columns, and the NAF rév. 1 code index of each row (-1: none)."""
     n = len(gidx)
     end = ctx.end_day
     active = ~closed
@@ -1373,19 +1694,18 @@ def _unit_columns(
     cols["denominationUsuelle3UniteLegale"] = empty
     cols["categorieJuridiqueUniteLegale"] = _take(ctx.cj_code, cj)
 
-    rev1 = closed & (closure < (date(2008, 1, 1) - date(1970, 1, 1)).days)
-    naf_str = _take(ctx.naf_dict, naf)
-    rev1_str = _take(ctx.rev1_dict, ctx.rev1_table.sample(prof, rng.random(n)))
-    cols["activitePrincipaleUniteLegale"] = _where(rev1, rev1_str, naf_str)
-    cols["nomenclatureActivitePrincipaleUniteLegale"] = _labels(
-        rev1.astype(np.int8), ("NAFRev2", "NAFRev1")
-    )
+    rev1 = nomenclature == 1
+    rev1_idx = ctx.rev1_table.sample(prof, rng.random(n))
+    naf25_str = _take(ctx.naf25_dict, naf25)
+    main = _where(nomenclature == 2, naf25_str, _take(ctx.naf_dict, naf))
+    cols["activitePrincipaleUniteLegale"] = _where(rev1, _take(ctx.rev1_dict, rev1_idx), main)
+    cols["nomenclatureActivitePrincipaleUniteLegale"] = _labels(nomenclature, _NOMENCLATURES)
     cols["nicSiegeUniteLegale"] = siege_nic
     cols["economieSocialeSolidaireUniteLegale"] = _labels(ess_code, ("", "O", "N"))
     cols["societeMissionUniteLegale"] = _labels(mission.astype(np.int8), ("", "O"))
     cols["caractereEmployeurUniteLegale"] = _labels(employeur_code, ("", "O", "N"))
-    cols["activitePrincipaleNAF25UniteLegale"] = _take(ctx.naf25_dict, np.where(active, naf, 0))
-    return cols
+    cols["activitePrincipaleNAF25UniteLegale"] = naf25_str
+    return cols, np.where(rev1, rev1_idx, -1).astype(np.int16)
 
 
 def _timestamps(ctx: _Context, rng: np.random.Generator, debut: np.ndarray) -> pa.Array:
@@ -1426,6 +1746,9 @@ def _generate_establishments(
     annee_eff: np.ndarray,
     family: np.ndarray,
     poste: np.ndarray,
+    naf25: np.ndarray,
+    main25: np.ndarray,
+    first_chunk: bool,
 ) -> tuple[dict[str, Any], _View, pa.Array, np.ndarray]:
     n = len(k)
     end = ctx.end_day
@@ -1479,6 +1802,38 @@ def _generate_establishments(
         np.searchsorted(ctx.commune_cum, rng.random(m), side="right"), len(ctx.commune_cum) - 1
     )
     p_e = p_unit[unit]
+    poste_e = poste[unit]
+
+    # Closed establishments keep the code of a commune merged after their closure; a few carry
+    # a well-formed code that no list knows (first chunk).
+    former = np.zeros(m, dtype=np.int32)
+    for table, last_day, rate, eligible in (
+        (ctx.former_inside, ctx.former_inside_last, _FORMER_COMMUNE_RATE, closed_e),
+        # attributed elsewhere, a territory does not read these rows: never a siège (every unit
+        # keeps an establishment the territory reads, so the unit is read too), and closed in
+        # NAF rév. 2 times (they carry no other drift the territory would then miss)
+        (
+            ctx.former_outside,
+            ctx.former_outside_last,
+            _FORMER_COMMUNE_OUTSIDE_RATE,
+            ~is_siege & (fermeture >= _days("2008-01-01")),
+        ),
+    ):
+        # only rows closed before the latest merger of a code of their commune are candidates
+        eligible = eligible & closed_e & ~poste_e & (former == 0)
+        rows = np.flatnonzero(eligible & (fermeture < last_day[commune]))
+        entry = table.sample(commune[rows], rng.random(rows.size))
+        keep = (fermeture[rows] < ctx.former_day[entry]) & (entry > 0)
+        keep &= rng.random(rows.size) < rate
+        former[rows[keep]] = entry[keep]
+    unknown_commune = np.full(m, -1, dtype=np.int8)
+    if first_chunk and ctx.unknown_communes:
+        dep_of = np.array([c[:2] for c in ctx.communes])[commune]
+        for i, (_, dep) in enumerate(ctx.unknown_communes):
+            pool = np.flatnonzero(closed_e & ~poste_e & (former == 0) & (dep_of == dep))
+            pool = pool[unknown_commune[pool] < 0]
+            rows = rng.choice(pool, size=min(_UNKNOWN_COMMUNE_ROWS, pool.size), replace=False)
+            unknown_commune[rows] = i
 
     # Employment: employer establishments only in active employer units; the siège always.
     emp_e = employer[unit] & active_e & (is_siege | (rng.random(m) < 0.65))
@@ -1497,7 +1852,22 @@ def _generate_establishments(
     other = rng.random(m) < np.where(ctx.prof_has_alt[prof_e], 0.10, 0.06)
     naf_e = np.where(other, ctx.alt_table.sample(prof_e, rng.random(m)), naf[unit])
     naf_e[poste[unit]] = ctx.la_poste_naf
-    rev1_e = closed_e & (fermeture < (date(2008, 1, 1) - date(1970, 1, 1)).days)
+    rev1_e = closed_e & (fermeture < _days("2008-01-01"))
+    # NAF 2025: the unit's image when the activity is the unit's; the main code moves with the
+    # unit's when the exclusion status is kept; in the first chunk, a few establishments in
+    # excluded activities (84.xx, 94.xx) move on their own.
+    naf25_e = np.where(active_e, naf25[unit], 0).astype(np.int32)  # active => unit active
+    own = np.flatnonzero(active_e & (naf_e != naf[unit]))
+    naf25_e[own] = ctx.naf25_table.sample(naf_e[own], rng.random(own.size))
+    excluded_e = ctx.naf_excluded[naf_e]
+    status_kept = excluded_e == ctx.naf25_excluded[naf25_e]
+    main25_e = active_e & main25[unit] & status_kept
+    if first_chunk:
+        need = _MIN_NAF2025_EXCLUDED - int((main25_e & excluded_e).sum())
+        pool = np.flatnonzero(active_e & excluded_e & status_kept & ~main25_e & ~poste_e)
+        if need > 0 and pool.size:
+            main25_e[rng.choice(pool, size=min(need, pool.size), replace=False)] = True
+    nomenclature_e = np.where(rev1_e, 1, np.where(main25_e, 2, 0)).astype(np.int8)
 
     cols: dict[str, Any] = {}
     empty = pa.scalar("")
@@ -1544,14 +1914,22 @@ def _generate_establishments(
     cols["typeVoieEtablissement"] = _nd(p_e, _take(ctx.type_voie_dict, type_voie))
     voie = rng.integers(0, len(_LIBELLES_VOIE), m)
     cols["libelleVoieEtablissement"] = _nd(p_e, _take(ctx.libelle_voie_dict, voie))
-    postal = _take(ctx.commune_postal, commune)
+    # Dictionaries: the communes, then the former codes, then the unknown codes (code only).
+    n_com, n_former = len(ctx.communes), len(ctx.former_code)
+    place = np.where(former > 0, n_com + former, commune)
+    unknown_idx = n_com + n_former + unknown_commune.astype(np.int64)
+    code_idx = np.where(unknown_commune >= 0, unknown_idx, place)
+    postal = _take(pa.concat_arrays([ctx.commune_postal, ctx.former_postal]), place)
     cols["codePostalEtablissement"] = postal
-    label = _take(ctx.commune_label, commune)
-    cols["libelleCommuneEtablissement"] = label
+    cols["libelleCommuneEtablissement"] = _take(
+        pa.concat_arrays([ctx.commune_label, ctx.former_label]), place
+    )
     cols["libelleCommuneEtrangerEtablissement"] = empty
     cols["distributionSpecialeEtablissement"] = empty
-    code = _take(ctx.commune_code, commune)
-    cols["codeCommuneEtablissement"] = code
+    unknown_codes = pa.array([c for c, _ in ctx.unknown_communes], pa.string())
+    cols["codeCommuneEtablissement"] = _take(
+        pa.concat_arrays([ctx.commune_code, ctx.former_code, unknown_codes]), code_idx
+    )
     cedex = rng.random(m) < 0.005
     cols["codeCedexEtablissement"] = _sparse(
         cedex,
@@ -1624,15 +2002,13 @@ def _generate_establishments(
     cols["denominationUsuelleEtablissement"] = _nd(
         p_e, _sparse(usuelle, label_with_number("ETABLISSEMENT FICTIF "))
     )
-    rev1_str = _take(ctx.rev1_dict, ctx.rev1_table.sample(prof_e, rng.random(m)))
-    cols["activitePrincipaleEtablissement"] = _where(rev1_e, rev1_str, naf_str)
-    cols["nomenclatureActivitePrincipaleEtablissement"] = _labels(
-        rev1_e.astype(np.int8), ("NAFRev2", "NAFRev1")
-    )
+    rev1_idx = ctx.rev1_table.sample(prof_e, rng.random(m))
+    naf25_str = _take(ctx.naf25_dict, naf25_e)
+    main = _where(main25_e, naf25_str, naf_str)
+    cols["activitePrincipaleEtablissement"] = _where(rev1_e, _take(ctx.rev1_dict, rev1_idx), main)
+    cols["nomenclatureActivitePrincipaleEtablissement"] = _labels(nomenclature_e, _NOMENCLATURES)
     cols["caractereEmployeurEtablissement"] = _labels(employeur_e, ("", "O", "N"))
-    cols["activitePrincipaleNAF25Etablissement"] = _take(
-        ctx.naf25_dict, np.where(active_e, naf_e, 0)
-    )
+    cols["activitePrincipaleNAF25Etablissement"] = naf25_str
 
     view = _View(
         n=m,
@@ -1643,7 +2019,13 @@ def _generate_establishments(
         siren=siren_num[unit],
         siret=siret_num,
         commune=commune,
-        excluded=ctx.naf_excluded[naf_e] & ~rev1_e,
+        excluded=excluded_e & ~rev1_e,
+        nomenclature=nomenclature_e,
+        rev1=np.where(rev1_e, rev1_idx, -1).astype(np.int16),
+        naf25=naf25_e,
+        naf_excluded=excluded_e,
+        former_commune=former,
+        unknown_commune=unknown_commune,
         la_poste=poste[unit],
         creation_year=np.where(cre_missing, 0, _years(cre)),
         closure_year=np.where(closed_e, _years(fermeture), 0),
@@ -1748,7 +2130,7 @@ def _inject_ul_defects(
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """One legal unit whose SIREN key is wrong (a typo as seen in real extracts)."""
     assert view.cj is not None and view.siren is not None
-    candidates = np.flatnonzero(view.siren != int(LA_POSTE_SIREN))
+    candidates = np.flatnonzero((view.siren != int(LA_POSTE_SIREN)) & ~view.drift)
     (row,) = _pick_rows(rng, lines, candidates, 1)
     fields = lines[row].as_py().rstrip("\n").split(",")
     good = fields[0]
@@ -1777,9 +2159,9 @@ def _inject_etab_defects(
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """Malformed establishment rows, each listed with its physical line number (1 = header)."""
     assert view.la_poste is not None
-    candidates = np.flatnonzero(view.active & ~view.p & ~view.la_poste)
+    candidates = np.flatnonzero(view.active & ~view.p & ~view.la_poste & ~view.drift)
     if len(candidates) < 8:
-        candidates = np.flatnonzero(~view.la_poste)
+        candidates = np.flatnonzero(~view.la_poste & ~view.drift)
     rows = _pick_rows(rng, lines, candidates, 8)
     kinds = (
         "siret_luhn_invalide",
@@ -1974,7 +2356,16 @@ class _Counts:
             "employer_active": 0,
         }
         self.ul_fam = np.zeros((nf, 4), dtype=np.int64)  # total, active, employer, P
-        self.ul_cj = np.zeros(len(_CATEGORIES), dtype=np.int64)
+        self.ul_cj = np.zeros(len(ctx.cj_codes), dtype=np.int64)
+        self.ul_cj_ess = np.zeros(len(ctx.cj_codes), dtype=np.int64)
+        # Drift: per file, NAF 2025 main codes, NAF rév. 1 codes, and for establishments the
+        # former and unknown commune codes.
+        n25, n1 = len(ctx.naf25_dict), len(ctx.rev1_dict)
+        self.naf2025 = {k: np.zeros(n25, dtype=np.int64) for k in ("ul", "et")}
+        self.naf2025_excluded = {"ul": 0, "et": 0}
+        self.rev1 = {k: np.zeros(n1, dtype=np.int64) for k in ("ul", "et")}
+        self.former = np.zeros(len(ctx.former_code), dtype=np.int64)
+        self.unknown_commune = np.zeros(len(ctx.unknown_communes), dtype=np.int64)
         self.et = {
             "rows": 0,
             "active": 0,
@@ -1999,7 +2390,21 @@ class _Counts:
         for col, mask in enumerate((None, ul.active, ul.employer, ul.p)):
             w = None if mask is None else mask.astype(np.int64)
             self.ul_fam[:, col] += np.bincount(ul.family, weights=w, minlength=nf).astype(np.int64)
-        self.ul_cj += np.bincount(ul.cj, minlength=len(_CATEGORIES))
+        ncj = len(self.ctx.cj_codes)
+        self.ul_cj += np.bincount(ul.cj, minlength=ncj)
+        self.ul_cj_ess += np.bincount(ul.cj[ul.ess_flag], minlength=ncj)
+        for key, view in (("ul", ul), ("et", et)):
+            assert view.nomenclature is not None and view.naf25 is not None
+            assert view.rev1 is not None and view.naf_excluded is not None
+            main25 = view.nomenclature == 2
+            self.naf2025[key] += np.bincount(view.naf25[main25], minlength=len(self.naf2025[key]))
+            self.naf2025_excluded[key] += int((main25 & view.naf_excluded).sum())
+            rev1 = view.rev1[view.rev1 >= 0]
+            self.rev1[key] += np.bincount(rev1, minlength=len(self.rev1[key]))
+        assert et.former_commune is not None and et.unknown_commune is not None
+        self.former += np.bincount(et.former_commune, minlength=len(self.former))
+        unknown = et.unknown_commune[et.unknown_commune >= 0]
+        self.unknown_commune += np.bincount(unknown, minlength=len(self.unknown_commune))
 
         assert et.excluded is not None and et.commune is not None and et.la_poste is not None
         assert et.creation_year is not None and et.closure_year is not None
@@ -2021,7 +2426,7 @@ class _Counts:
 
     def as_dict(self) -> dict[str, Any]:
         ess = [i for i, f in enumerate(FAMILIES) if f != "hors_ess"]
-        cj_codes = [c for c, _, _ in _CATEGORIES]
+        cj_codes = self.ctx.cj_codes
         return {
             "note": (
                 "Comptes des entités générées, avant injection des défauts (voir 'defects'). "
@@ -2068,6 +2473,109 @@ class _Counts:
                 },
                 "active_by_commune": {
                     c: int(v) for c, v in zip(self.ctx.communes, self.communes, strict=True)
+                },
+            },
+        }
+
+    def drift(self) -> dict[str, Any]:
+        """What was planted outside today's nomenclatures, as the drift table should count it."""
+        ctx = self.ctx
+        removed = {
+            c: int(self.ul_cj[i])
+            for i, c in enumerate(ctx.cj_codes)
+            if c in _REMOVED_CATEGORIES and self.ul_cj[i]
+        }
+        unknown = {
+            c: {"rows": int(self.ul_cj[i]), "ess_o": int(self.ul_cj_ess[i])}
+            for i, c in enumerate(ctx.cj_codes)
+            if ctx.cj_unknown[i] and self.ul_cj[i]
+        }
+
+        def by_code(counts: np.ndarray, names: pa.Array) -> dict[str, int]:
+            return {names[i].as_py(): int(v) for i, v in enumerate(counts) if v}
+
+        naf2025 = {
+            file: {
+                "statut": None,
+                "column": f"activitePrincipale{suffix}",
+                "rows": int(self.naf2025[key].sum()),
+                "rows_in_ess_naf_exclusions": self.naf2025_excluded[key],
+                "by_code": by_code(self.naf2025[key], ctx.naf25_dict),
+            }
+            for file, key, suffix in (
+                ("unites_legales", "ul", "UniteLegale"),
+                ("etablissements", "et", "Etablissement"),
+            )
+        }
+        rev1 = {
+            file: {
+                "statut": "nomenclature_ancienne",
+                "column": f"activitePrincipale{suffix}",
+                "rows": int(self.rev1[key].sum()),
+                "by_code": by_code(self.rev1[key], ctx.rev1_dict),
+            }
+            for file, key, suffix in (
+                ("unites_legales", "ul", "UniteLegale"),
+                ("etablissements", "et", "Etablissement"),
+            )
+        }
+        former = {}
+        for i in np.argsort(np.array(ctx.former_code.to_pylist()), kind="stable"):
+            if self.former[i] and i > 0:
+                effet, current, inside = ctx.former_info[i]
+                former[ctx.former_code[i].as_py()] = {
+                    "rows": int(self.former[i]),
+                    "code_commune_actuelle": current,
+                    "date_effet": effet,
+                    "dans_territoire": inside,
+                }
+        inside = sum(v["rows"] for v in former.values() if v["dans_territoire"])
+        return {
+            "note": (
+                "Codes hors des nomenclatures du jour plantés dans les fichiers, comptés sur les "
+                "lignes écrites (aucun défaut n'est injecté sur ces lignes). 'statut' : le statut "
+                "de clean.codes_hors_nomenclature attendu (null : code connu, pas une dérive). "
+                "Catégories juridiques : lignes du fichier des unités légales ; 'ess_o' = "
+                "indicateur economieSocialeSolidaireUniteLegale = O (comptées en "
+                "societe_commerciale_ess dans counts.by_famille). NAF : activité principale déjà "
+                "en NAF 2025 (même activité, même statut d'exclusion ESS) ou encore en NAF rév. 1 "
+                "(unités et établissements fermés avant 2008). Communes : établissements fermés "
+                "seulement ; 'dans_territoire' = la commune actuelle est une commune demandée ; "
+                "les autres (établissements secondaires, commune d'un même département) ne sont "
+                "pas lus pour le territoire mais figurent dans counts.etablissements. Les défauts "
+                "'commune_inconnue' et 'tranche_inconnue' (voir 'defects') sont des codes bien "
+                "formés inconnus : ils s'y ajoutent si le nettoyage les garde."
+            ),
+            "categories_juridiques_supprimees": {
+                "statut": "supprime",
+                "column": "categorieJuridiqueUniteLegale",
+                "rows": sum(removed.values()),
+                "by_code": removed,
+            },
+            "categories_juridiques_inconnues": {
+                "statut": "inconnu",
+                "column": "categorieJuridiqueUniteLegale",
+                "rows": sum(v["rows"] for v in unknown.values()),
+                "by_code": unknown,
+            },
+            "activite_naf2025": naf2025,
+            "activite_nafrev1": rev1,
+            "communes_anciennes": {
+                "statut": "commune_ancienne",
+                "column": "codeCommuneEtablissement",
+                "rows": int(self.former[1:].sum()),
+                "rows_dans_territoire": inside,
+                "rows_hors_territoire": int(self.former[1:].sum()) - inside,
+                "by_code": former,
+            },
+            "communes_inconnues": {
+                "statut": "inconnu",
+                "column": "codeCommuneEtablissement",
+                "rows": int(self.unknown_commune.sum()),
+                "by_code": {
+                    c: int(v)
+                    for (c, _), v in zip(ctx.unknown_communes, self.unknown_commune, strict=True)
+                    if v
                 },
             },
         }
