@@ -2166,9 +2166,9 @@ def _inject_etab_defects(
     kinds = (
         "siret_luhn_invalide",
         "siret_different_siren_nic",
-        "commune_inconnue",
+        "commune_mal_formee",
         "date_impossible",
-        "tranche_inconnue",
+        "tranche_mal_formee",
         "siret_duplique",
         "colonne_en_trop",
         "colonnes_manquantes",
@@ -2192,27 +2192,25 @@ def _inject_etab_defects(
             new_nic = other + str(int(_luhn_key(payload[None, :])[0]))
             fields[_ETAB_INDEX["nic"]] = new_nic
             entry.update(column="nic", value=new_nic, original=nic, detail="siret ≠ siren + nic")
-        elif kind == "commune_inconnue":
+        elif kind == "commune_mal_formee":
+            # a well-formed unknown code is kept (nomenclature drift): only a code that cannot
+            # be one is quarantined
             code = fields[_ETAB_INDEX["codeCommuneEtablissement"]]
-            bad = next(
-                c
-                for c in (code[:2] + s for s in ("999", "998", "997", "996"))
-                if c not in ctx.ref.communes
-            )
+            bad = code[:2] + "X" + code[3:]
             fields[_ETAB_INDEX["codeCommuneEtablissement"]] = bad
             entry.update(
-                column="codeCommuneEtablissement", value=bad, original=code, detail="hors COG"
+                column="codeCommuneEtablissement", value=bad, original=code, detail="mal formé"
             )
         elif kind == "date_impossible":
             col = "dateCreationEtablissement"
             entry.update(column=col, value="2023-02-30", original=fields[_ETAB_INDEX[col]])
             entry["detail"] = "date impossible"
             fields[_ETAB_INDEX[col]] = "2023-02-30"
-        elif kind == "tranche_inconnue":
+        elif kind == "tranche_mal_formee":
             col = "trancheEffectifsEtablissement"
-            entry.update(column=col, value="99", original=fields[_ETAB_INDEX[col]])
-            entry["detail"] = "code de tranche inconnu"
-            fields[_ETAB_INDEX[col]] = "99"
+            entry.update(column=col, value="9", original=fields[_ETAB_INDEX[col]])
+            entry["detail"] = "code de tranche mal formé"
+            fields[_ETAB_INDEX[col]] = "9"
         elif kind == "siret_duplique":
             entry.update(column="siret", value=siret, original=None)
             entry["detail"] = "ligne répétée à l'identique (la ligne précédente)"
@@ -2543,8 +2541,8 @@ class _Counts:
                 "seulement ; 'dans_territoire' = la commune actuelle est une commune demandée ; "
                 "les autres (établissements secondaires, commune d'un même département) ne sont "
                 "pas lus pour le territoire mais figurent dans counts.etablissements. Les défauts "
-                "'commune_inconnue' et 'tranche_inconnue' (voir 'defects') sont des codes bien "
-                "formés inconnus : ils s'y ajoutent si le nettoyage les garde."
+                "'commune_mal_formee' et 'tranche_mal_formee' (voir 'defects') sont mal formés : "
+                "ils vont en quarantaine, pas dans la table des codes hors nomenclature."
             ),
             "categories_juridiques_supprimees": {
                 "statut": "supprime",

@@ -207,9 +207,9 @@ def test_defect_lines_point_at_the_malformed_rows(
         "siren_luhn_invalide",
         "siret_luhn_invalide",
         "siret_different_siren_nic",
-        "commune_inconnue",
+        "commune_mal_formee",
         "date_impossible",
-        "tranche_inconnue",
+        "tranche_mal_formee",
         "siret_duplique",
         "colonne_en_trop",
         "colonnes_manquantes",
@@ -230,8 +230,8 @@ def test_defect_lines_point_at_the_malformed_rows(
             assert not luhn_valid(row[E["siret"]]) and row[E["siren"]] != LA_POSTE_SIREN
         elif kind == "siret_different_siren_nic":
             assert row[E["siret"]] != row[E["siren"]] + row[E["nic"]]
-        elif kind == "commune_inconnue":
-            assert row[E["codeCommuneEtablissement"]] not in EPT_COMMUNES
+        elif kind == "commune_mal_formee":
+            assert not re.fullmatch(r"[0-9]{5}|2[AB][0-9]{3}", row[E["codeCommuneEtablissement"]])
         elif kind == "siret_duplique":
             assert etab_rows[line - 2] == row
     (ul_defect,) = _defect_lines(manifest, "unites_legales").values()
@@ -715,7 +715,7 @@ def test_defects_never_fall_on_drift_rows(
     """A defect quarantines its row: on a drift row, the drift table would miss one."""
     for line, d in _defect_lines(manifest, "etablissements").items():
         row = etab_rows[line - 1]
-        if d["kind"] != "commune_inconnue":
+        if d["kind"] != "commune_mal_formee":
             assert row[E["codeCommuneEtablissement"]] in COMMUNES, d
         if d["kind"] != "colonnes_manquantes":
             assert row[E["nomenclatureActivitePrincipaleEtablissement"]] == "NAFRev2", d
