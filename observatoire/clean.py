@@ -50,7 +50,6 @@ UNKNOWN = "inconnu"  # well formed, in no list we have
 FORMER_COMMUNE = "commune_ancienne"  # attributed to today's commune
 UNKNOWN_ELSEWHERE = "inconnu_hors_territoire"  # unknown commune outside the territory
 OLD_NOMENCLATURE = "nomenclature_ancienne"  # NAF rév. 1, NAF 1993, NAP: not checked
-DRIFT_STATUSES = (KNOWN_REMOVED, UNKNOWN, FORMER_COMMUNE, UNKNOWN_ELSEWHERE, OLD_NOMENCLATURE)
 
 DRIFT_SCHEMA = {
     "colonne": pl.String,
@@ -89,18 +88,7 @@ class Nomenclatures:
 
             return warehouse.table_exists(con, "ref", table)
 
-        removed: frozenset[str] = frozenset()
-        cj_columns = col(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'ref' and table_name = 'categories_juridiques_n3'"
-        )
-        if "supprime" in cj_columns:
-            removed = frozenset(
-                col(
-                    "select code_n3 from ref.categories_juridiques_n3 "
-                    "where cast(supprime as varchar) in ('true', 'True', '1')"
-                )
-            )
+        removed = frozenset(col("select code_n3 from ref.categories_juridiques_n3 where supprime"))
         departements: frozenset[str] | None = None
         if has("territoire_communes"):
             # two characters are enough to place a code: overseas départements share « 97 »
