@@ -45,6 +45,7 @@ MAX_CONTENT_CHARS = 65_536
 _EOF_IN_QUOTES = "unexpected end of data"
 
 _LF, _CR, _QUOTE = 10, 13, 34
+_PIECE = 2 << 20
 
 
 class RecordsError(ValueError):
@@ -92,11 +93,16 @@ class RecordCounter:
         self._span_line = 0  # its first physical line
         self._span_lines = 0  # its line breaks seen so far
 
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
+    def feed(self, data: bytes) -> None:
+        # pieces of a few MB keep numpy's temporaries in cache: twice as fast as 64 MB blocks
+        for start in range(0, len(data), _PIECE):
+            self._feed(data[start : start + _PIECE] if len(data) > _PIECE else data)
+
+    def _feed(self, chunk: bytes) -> None:
         if self.fault is not None:  # the recovery takes over: only lines still matter
             self.lines += chunk.count(b"\n")
+            last = chunk.rfind(b"\n")
+            self._tail_bytes = len(chunk) - last - 1 if last >= 0 else self._tail_bytes + len(chunk)
             self._offset += len(chunk)
             return
         a = np.frombuffer(chunk, dtype=np.uint8)

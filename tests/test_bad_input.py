@@ -324,6 +324,54 @@ def test_damaged_records_over_the_threshold_refuse_the_month(published, settings
     assert query("select count(*) from raw.sirene_etablissements where mois = ?", [BAD]) == [(0,)]
 
 
+def test_read_log_and_quarantine_of_an_older_warehouse_are_migrated(settings, query):
+    """Warehouses written before records were counted keep their tables and rows."""
+    uls, ets, _ = _named_rows(5)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    damaged = _open_quote(et, 2)
+    with warehouse.connect(settings.warehouse) as con:
+        refresh.load_reference_and_territory(con, settings)
+        con.execute(
+            "create table raw.sirene_lectures (mois varchar, type_fichier varchar, "
+            "fichier varchar, disposition varchar, lignes_fichier bigint, "
+            "lignes_mal_formees bigint, lignes_retenues bigint)"
+        )
+        con.execute(
+            "insert into raw.sirene_lectures values "
+            "('2026-09', 'etablissements', 'ancien.csv', 'v3.11', 10, 4, 6)"
+        )
+        con.execute(
+            "create table raw.sirene_rejets_lecture (mois varchar, fichier varchar, "
+            "type_fichier varchar, ligne bigint, colonne varchar, motif varchar, contenu varchar)"
+        )
+        con.execute(
+            "insert into raw.sirene_rejets_lecture values "
+            "('2026-09', 'ancien.csv', 'etablissements', 3, null, 'ancien motif', 'x')"
+        )
+        result = sirene.ingest(con, "etablissements", et, BAD)
+    assert query("select * exclude (fichier, disposition) from raw.sirene_lectures order by 1") == [
+        ("2026-09", "etablissements", 10, 4, 6, None, None, None, None),
+        (BAD, "etablissements", 5, 1, 4, 5, 4, 1, 6),
+    ]
+    assert query("select * from raw.sirene_rejets_lecture where mois = '2026-09'") == [
+        ("2026-09", "ancien.csv", "etablissements", 3, None, "ancien motif", "x", None, None)
+    ]
+    ((line, last, column, motif, contenu, cut),) = query(
+        "select ligne, derniere_ligne, colonne, motif, contenu, contenu_tronque "
+        "from raw.sirene_rejets_lecture where mois = ?",
+        [BAD],
+    )
+    assert (line, last, column, contenu, cut) == (
+        3,
+        3,
+        "denominationUsuelleEtablissement",
+        damaged,
+        False,
+    )
+    assert motif.startswith("guillemet non fermé")
+    assert result.recovered and (result.records, result.malformed) == (5, 1)
+
+
 def test_reader_errors_never_quote_the_record(published, settings):
     """DuckDB's own message quotes the whole line, which may belong to a P unit."""
     uls, ets, _ = _rows(3)

@@ -68,14 +68,21 @@ FAULTY = [
     ("record swallowed between two stray quotes", '4,"x,6\n7,8,9\n1,y",3\n', 2),
     ("stray quote in an unquoted field", '1,Le "bon coin,3\n4,5,6\n', 2),
     ("quote open longer than a record can be", '1,"' + "x\n" * 40 + '",3\n', 2),
+    ("unclosed quote, then many records", '4,"x,6\n' + "7,8,9\n" * 40, 2),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "line"), FAULTY, ids=[f[0] for f in FAULTY])
 def test_damage_is_reported_at_its_first_line_whatever_the_chunks(case, body, line):
+    data = (HEADER + body).encode()
     for size in (1, 3, 1 << 20):
-        got = count(HEADER + body, size)
+        got = count(data, size)
         assert got.fault_line == line, (size, got)
+        # fed to the end (as on the way to the recovery), the lines are still all counted
+        counter = sr.RecordCounter(WIDTH)
+        for start in range(0, len(data), size):
+            counter.feed(data[start : start + size])
+        assert counter.finish().physical_lines == len(sr.split_lines(data.decode())), size
 
 
 def test_counts_agree_with_pyarrow_on_random_valid_files():
