@@ -265,14 +265,18 @@ class CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        data = self._raw.read(len(buffer))
+    def read(self, size: int = -1) -> bytes:
+        """What pyarrow calls: the bytes as they come, without RawIOBase's two copies."""
+        data = self._raw.read(size)
         self.counter.feed(data)
         if self._stop and self.counter.fault is not None:
             raise RecordsFault(self.counter.fault)
-        n = len(data)
-        buffer[:n] = data
-        return n
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def drain(self) -> None:
         """Count what the reader left unread (it stops at the last record it needs)."""
