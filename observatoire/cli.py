@@ -46,8 +46,8 @@ def _format_headline(h: dict[str, object]) -> list[str]:
 def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for kind, ing in report.ingested.items():
         print(
-            f"{kind} : {ing.records} enregistrements dans le fichier ({ing.layout}), "
-            f"{ing.malformed} mal formés en quarantaine, {ing.rows} retenus pour le territoire"
+            f"{kind} : {ing.records} enregistrements dans le fichier ({ing.layout}), dont "
+            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes pour le territoire"
         )
     for kind, cl in report.cleaned.items():
         print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")

@@ -403,8 +403,8 @@ def recognise(lines: Sequence[str], width: int) -> Recognised:
     return Recognised(
         1,
         False,
-        "guillemet non fermé : le guillemet ouvert dans ce champ n'est jamais refermé ; "
-        "la ligne est écartée seule, les suivantes sont lues pour elles-mêmes",
+        "guillemet non fermé : ouvert dans ce champ, jamais refermé ; seule cette ligne est "
+        "écartée",
         open_quote_field(first),
     )
 

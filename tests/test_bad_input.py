@@ -372,6 +372,24 @@ def test_read_log_and_quarantine_of_an_older_warehouse_are_migrated(settings, qu
     assert result.recovered and (result.records, result.malformed) == (5, 1)
 
 
+def test_damaged_record_longer_than_the_cap_says_it_was_cut(settings, query):
+    uls, ets, _ = _named_rows(3)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    lines = _lines(et)
+    lines[2] += "," + "x" * 70_000  # one column too many, and a very long one
+    _write_lines(et, lines)
+    with warehouse.connect(settings.warehouse) as con:
+        refresh.load_reference_and_territory(con, settings)
+        result = sirene.ingest(con, "etablissements", et, BAD)
+    assert (result.records, result.records_read, result.malformed) == (3, 2, 1)
+    ((line, motif, contenu, cut),) = query(
+        "select ligne, motif, contenu, contenu_tronque from raw.sirene_rejets_lecture"
+    )
+    assert (line, cut, len(contenu)) == (3, True, 65_536)
+    assert lines[2].startswith(contenu)
+    assert motif == "nombre de colonnes : 55 au lieu de 54 ; contenu tronqué à 65536 caractères"
+
+
 def test_reader_errors_never_quote_the_record(published, settings):
     """DuckDB's own message quotes the whole line, which may belong to a P unit."""
     uls, ets, _ = _rows(3)
