@@ -81,7 +81,10 @@ def _format_drift(report: refresh.RefreshReport, top: int = 4) -> list[str]:
 
 def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for kind, ing in report.ingested.items():
-        print(f"{kind} : {ing.rows} lignes lues ({ing.layout}), {ing.malformed} lignes mal formées")
+        print(
+            f"{kind} : {ing.records} enregistrements dans le fichier ({ing.layout}), dont "
+            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes pour le territoire"
+        )
     for kind, cl in report.cleaned.items():
         print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")
     for line in _format_drift(report):

@@ -172,6 +172,7 @@ SAMPLE_KEYS = frozenset(
         "type_attendu",
         "type_observe",
         "lignes",
+        "enregistrements",
         "rejets",
         "date_traitement_max",
         "debut_attendu",
@@ -598,23 +599,32 @@ def _raw_checks(
         f"or date_traitement_max > {_literal_date(end)}",
         blocking=decisive,
     )
-    # Malformed lines cannot be placed in the territory: when the read recorded the whole file's
-    # line count (raw.sirene_lectures), the share is taken over the file, else over what was read.
-    file_lines = "null"
+    # Damaged records cannot be placed in the territory: the share is taken over the records of
+    # the whole file, as counted apart from the parser (raw.sirene_lectures); a warehouse read
+    # before that count existed falls back on its line count, else on what was read. One
+    # quarantine row is one damaged record, however many lines the file gave it.
+    file_records = "null"
     if warehouse.table_exists(con, "raw", "sirene_lectures"):
-        file_lines = (
-            "(select max(lignes_fichier) from raw.sirene_lectures "
+        (counted,) = con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'raw' "
+            "and table_name = 'sirene_lectures' and column_name = 'enregistrements_fichier'"
+        ).fetchone()  # type: ignore[misc]
+        records = (
+            "coalesce(enregistrements_fichier, lignes_fichier)" if counted else "lignes_fichier"
+        )
+        file_records = (
+            f"(select max({records}) from raw.sirene_lectures "
             f"where mois = '{mois}' and type_fichier = '{kind}')"
         )
     b.sql(
         "lignes_mal_formees",
-        f"part des lignes mal formées du fichier au plus {_pct(rate)}",
+        f"part des enregistrements mal formés du fichier au plus {_pct(rate)}",
         None,
-        "select rejets, coalesce(fichier, lues + rejets) as lignes from (select "
+        "select rejets, coalesce(fichier, lus + rejets) as enregistrements from (select "
         "(select count(*) from raw.sirene_rejets_lecture "
-        f"where mois = '{mois}' and type_fichier = '{kind}') as rejets, {file_lines} as fichier, "
-        "(select count(*) from {batch}) as lues) "
-        f"where rejets > {rate!r} * coalesce(fichier, lues + rejets)",
+        f"where mois = '{mois}' and type_fichier = '{kind}') as rejets, "
+        f"{file_records} as fichier, (select count(*) from {{batch}}) as lus) "
+        f"where rejets > {rate!r} * coalesce(fichier, lus + rejets)",
     )
 
 

@@ -5,8 +5,12 @@ two cores), so the files are read once, only the columns the observatory uses ar
 establishments are filtered to the territory while reading. Plain CSV and Parquet are read by
 DuckDB itself; DuckDB cannot open a zip offline, so a zip is streamed through `zipfile` and
 pyarrow's CSV reader into DuckDB (the fastest offline route measured in shared/stack-notes.md).
-Malformed CSV lines are never dropped silently: they land in `raw.sirene_rejets_lecture` with
-file, line and reason.
+
+No record is lost silently: the records of a CSV file are counted apart from the parser
+(`sirene_records`), and the rows the parser read must add up to that count. A damaged file is
+recovered record by record: each damaged record lands in `raw.sirene_rejets_lecture` with its
+raw text, lines and reason, the others are read; read + rejected = records in the file, or the
+month is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import logging
 import os
 import stat
@@ -30,6 +35,19 @@ import pyarrow.parquet as pq
 from observatoire import warehouse
 from observatoire.clean import RejectRateError
 from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
+from observatoire.sirene_records import (
+    MAX_CONTENT_CHARS,
+    CountingReader,
+    Damaged,
+    Record,
+    RecordCounter,
+    RecordsError,
+    RecordsFault,
+    RecoveryTally,
+    count_records,
+    read_records,
+    recover,
+)
 
 log = logging.getLogger("observatoire.sirene")
 
@@ -101,16 +119,34 @@ class IngestResult:
     kind: str
     path: Path
     layout: str
-    rows: int
-    malformed: int
-    # data lines of the whole file, when known without a second read (always known when some
-    # lines are malformed, so that their share can be judged)
-    lines_total: int | None = None
+    rows: int  # rows kept for the territory
+    malformed: int  # damaged records, quarantined in raw.sirene_rejets_lecture
+    records: int | None = None  # records in the file, counted apart from the parser
+    records_read: int | None = None  # records the parser read (before the territory filter)
+    physical_lines: int | None = None  # lines of the file, header included (text formats)
+    recovered: bool = False  # read record by record, the file being damaged
     notes: list[str] = field(default_factory=list)
 
     @property
+    def lines_total(self) -> int | None:
+        """Records of the file, under the name pipelines/definitions.py still reads."""
+        return self.records
+
+    @property
     def malformed_rate(self) -> float:
-        return self.malformed / self.lines_total if self.malformed and self.lines_total else 0.0
+        return self.malformed / self.records if self.malformed and self.records else 0.0
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How a file was read; records_read + rejected must equal records."""
+
+    records: int
+    records_read: int
+    rejected: int
+    physical_lines: int | None
+    recovered: bool = False
+    notes: tuple[str, ...] = ()
 
 
 def check_source(path: Path) -> None:
@@ -240,17 +276,60 @@ def detect(kind: str, path: Path, fmt: str | None = None) -> Layout:
         raise SireneFileError(str(exc)) from exc
 
 
+# Quarantine of damaged records, one row per record: its first and last physical lines, the
+# column at fault when known, the reason and its raw text (cut only beyond
+# sirene_records.MAX_CONTENT_CHARS, and then `contenu_tronque` says so).
+REJECTS_COLUMNS = (
+    ("mois", "varchar"),
+    ("fichier", "varchar"),
+    ("type_fichier", "varchar"),
+    ("ligne", "bigint"),
+    ("colonne", "varchar"),
+    ("motif", "varchar"),
+    ("contenu", "varchar"),
+    ("derniere_ligne", "bigint"),
+    ("contenu_tronque", "boolean"),
+)
+# Read log, one row per month and file. The `lignes_*` columns came first and keep their
+# meaning for older readers: data lines of the file (physical lines after the header), lines
+# of the damaged records (one each: a damaged record is one line), rows kept for the territory.
+# The `enregistrements_*` columns are what the gate and the invariant speak of.
+READS_COLUMNS = (
+    ("mois", "varchar"),
+    ("type_fichier", "varchar"),
+    ("fichier", "varchar"),
+    ("disposition", "varchar"),
+    ("lignes_fichier", "bigint"),
+    ("lignes_mal_formees", "bigint"),
+    ("lignes_retenues", "bigint"),
+    ("enregistrements_fichier", "bigint"),
+    ("enregistrements_lus", "bigint"),
+    ("enregistrements_rejetes", "bigint"),
+    ("lignes_physiques", "bigint"),
+)
+
+
+def _ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the read log and quarantine, or add the columns an older warehouse lacks."""
+    for table, columns in (("sirene_rejets_lecture", REJECTS_COLUMNS),
+                           ("sirene_lectures", READS_COLUMNS)):  # fmt: skip
+        con.execute(
+            f"create table if not exists raw.{table} ({', '.join(f'{c} {t}' for c, t in columns)})"
+        )
+        for c, t in columns:
+            con.execute(f"alter table raw.{table} add column if not exists {c} {t}")
+
+
 def _create_build(con: duckdb.DuckDBPyConnection, kind: str, mois: str) -> str:
-    """An empty build table for the month's raw rows, and the shared read-rejects table."""
+    """An empty build table for the month's raw rows, and one for its damaged records."""
     build = warehouse.start_build(con, "raw", RAW_TABLES[kind], mois)
     cols = ", ".join(f'"{c}" varchar' for c in RAW_COLUMNS[kind])
     con.execute(f"create table {build} (mois varchar, {cols}, fichier_source varchar)")
-    con.execute(
-        "create table if not exists raw.sirene_rejets_lecture (mois varchar, fichier varchar, "
-        "type_fichier varchar, ligne bigint, colonne varchar, motif varchar, contenu varchar)"
-    )
+    _ensure_log_tables(con)
     con.execute(f"drop table if exists {build}_rejets")
-    con.execute(f"create table {build}_rejets as select * from raw.sirene_rejets_lecture limit 0")
+    con.execute(
+        f"create table {build}_rejets ({', '.join(f'{c} {t}' for c, t in REJECTS_COLUMNS)})"
+    )
     return build
 
 
@@ -327,10 +406,10 @@ def ingest(
 ) -> IngestResult:
     """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`.
 
-    The rows are written to a build table, then swapped in with the month's malformed lines in
-    one short transaction: a failure leaves the previous month untouched. Malformed lines are
-    judged against the whole file (they cannot be placed in a territory): above
-    `max_malformed_rate`, the month is refused.
+    The rows are written to a build table, then swapped in with the month's damaged records
+    and read log in one short transaction: a failure leaves the previous month untouched.
+    Damaged records are judged against the records of the whole file (they cannot be placed in
+    a territory): above `max_malformed_rate`, the month is refused.
     """
     path = Path(path)
     check_source(path)
@@ -347,25 +426,34 @@ def ingest(
     where = _territory_filter(kind, communes_table)
     build = _create_build(con, kind, mois)
     try:
-        if fmt == "csv":
-            malformed, total = _ingest_csv(con, kind, build, path, mois, layout, where)
-        elif fmt == "parquet":
-            malformed, total = 0, pq.ParquetFile(path).metadata.num_rows
-            types = dict(
-                con.execute(
-                    "select column_name, column_type "
-                    "from (describe select * from read_parquet($p))",
-                    {"p": str(path)},
-                ).fetchall()
+        try:
+            if fmt == "csv":
+                read = _ingest_csv(con, kind, build, path, mois, layout, where)
+            elif fmt == "parquet":
+                read = _ingest_parquet(con, kind, build, path, mois, layout, where)
+            else:
+                read = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
+        except RecordsError as exc:
+            raise SireneFileError(str(exc)) from None
+        if read.records_read + read.rejected != read.records:
+            # never expected: the recovery checks each batch; a last guard before the swap
+            raise SireneFileError(
+                f"{path} : {read.records} enregistrements dans le fichier, {read.records_read} "
+                f"lus et {read.rejected} en quarantaine — le compte ne tombe pas juste, mois "
+                "refusé"
             )
-            con.execute(
-                f"insert into {build} select $mois, {_select_list(kind, layout, types)}, "
-                f"$src from read_parquet($p) where {where}",
-                {"mois": mois, "src": path.name, "p": str(path)},
-            )
-        else:
-            malformed, total = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
-        result = IngestResult(kind, path, layout.name, 0, malformed, total)
+        result = IngestResult(
+            kind,
+            path,
+            layout.name,
+            0,
+            read.rejected,
+            read.records,
+            read.records_read,
+            read.physical_lines,
+            read.recovered,
+            list(read.notes),
+        )
         if max_malformed_rate is not None and result.malformed_rate > max_malformed_rate:
             examples = con.execute(
                 f"select ligne, colonne, motif from {build}_rejets order by ligne limit 5"
@@ -375,7 +463,7 @@ def ingest(
                 for li, co, mo in examples
             )
             raise RejectRateError(
-                f"{path} : {malformed} lignes mal formées sur {total} "
+                f"{path} : {_records_fr(read.rejected, 'mal formé')} sur {read.records} "
                 f"({result.malformed_rate:.1%}, seuil {max_malformed_rate:.1%}) — {detail} — "
                 "mois précédent conservé"
             )
@@ -383,39 +471,102 @@ def ingest(
         con.execute(f"drop table if exists {build}")
         con.execute(f"drop table if exists {build}_rejets")
         raise
+    for note in read.notes:
+        log.warning("%s : %s", path, note)
 
     def replace_rejects() -> None:
         con.execute(
             "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind",
             {"mois": mois, "kind": kind},
         )
-        con.execute(f"insert into raw.sirene_rejets_lecture select * from {build}_rejets")
+        names = ", ".join(c for c, _ in REJECTS_COLUMNS)
         con.execute(
-            "create table if not exists raw.sirene_lectures (mois varchar, type_fichier varchar, "
-            "fichier varchar, disposition varchar, lignes_fichier bigint, "
-            "lignes_mal_formees bigint, lignes_retenues bigint)"
+            f"insert into raw.sirene_rejets_lecture ({names}) select {names} from {build}_rejets"
         )
         con.execute(
             "delete from raw.sirene_lectures where mois = $mois and type_fichier = $kind",
             {"mois": mois, "kind": kind},
         )
         month = warehouse.month_table("raw", RAW_TABLES[kind], mois)
+        names = ", ".join(c for c, _ in READS_COLUMNS)
         con.execute(
-            f"insert into raw.sirene_lectures select $mois, $kind, $src, $layout, $total, "
-            f"$malformed, (select count(*) from {month})",
+            f"insert into raw.sirene_lectures ({names}) select $mois, $kind, $src, $layout, "
+            f"$data_lines, $rejected, (select count(*) from {month}), $records, $read, "
+            "$rejected, $physical",
             {
                 "mois": mois,
                 "kind": kind,
                 "src": str(path),
                 "layout": layout.name,
-                "total": total,
-                "malformed": malformed,
+                "data_lines": (
+                    read.records if read.physical_lines is None else read.physical_lines - 1
+                ),
+                "records": read.records,
+                "read": read.records_read,
+                "rejected": read.rejected,
+                "physical": read.physical_lines,
             },
         )
 
     result.rows = warehouse.swap_month(con, "raw", RAW_TABLES[kind], mois, also=replace_rejects)
     con.execute(f"drop table if exists {build}_rejets")
     return result
+
+
+def _records_fr(n: int, adjective: str) -> str:
+    """« 1 enregistrement mal formé », « 2 enregistrements mal formés »."""
+    plural = "s" if n > 1 else ""
+    return f"{n} enregistrement{plural} {adjective}{plural}"
+
+
+def _ingest_parquet(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    table: str,
+    path: Path,
+    mois: str,
+    layout: Layout,
+    where: str,
+) -> _Read:
+    """Parquet has no record boundaries to get wrong: its row count is in its footer."""
+    records = pq.ParquetFile(path).metadata.num_rows
+    types = dict(
+        con.execute(
+            "select column_name, column_type from (describe select * from read_parquet($p))",
+            {"p": str(path)},
+        ).fetchall()
+    )
+    con.execute(
+        f"insert into {table} select $mois, {_select_list(kind, layout, types)}, "
+        f"$src from read_parquet($p) where {where}",
+        {"mois": mois, "src": path.name, "p": str(path)},
+    )
+    return _Read(records, records, 0, None)
+
+
+def _scan_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> int | None:
+    """Run an insert from `read_csv` and return how many rows the CSV scan produced.
+
+    The territory filter keeps a fraction of the rows, so the insert's own count says nothing
+    about the file; a second `count(*)` scan would double the read. DuckDB's query profile
+    holds the scan's output cardinality for free. None when the profile has no single CSV scan
+    (another DuckDB version): the caller then recovers the file record by record, which is
+    slow but right, and the tests that expect a clean file to take the fast path fail.
+    """
+    con.execute("set enable_profiling = 'no_output'")
+    try:
+        con.execute(sql, params)
+        profile = json.loads(con.get_profiling_information(format="json"))
+    finally:
+        con.execute("reset enable_profiling")
+    scans: list[int] = []
+    stack = [profile]
+    while stack:
+        node = stack.pop()
+        if node.get("operator_name") == "READ_CSV":
+            scans.append(int(node.get("operator_cardinality", -1)))
+        stack.extend(node.get("children", []))
+    return scans[0] if len(scans) == 1 and scans[0] >= 0 else None
 
 
 def _ingest_csv(
@@ -426,118 +577,46 @@ def _ingest_csv(
     mois: str,
     layout: Layout,
     where: str,
-) -> tuple[int, int | None]:
-    """Read a CSV stock into `table`; return (malformed lines quarantined, data lines).
+) -> _Read:
+    """Read a CSV stock into `table`, every record accounted for.
 
-    A strict read comes first: INSEE's files are well formed, and that read costs nothing extra.
-    Only when it fails is the file read again with DuckDB's rejects tables, which keep every
-    malformed line with its number. That second reader crashes the whole database on bytes that
-    are not UTF-8 (DuckDB 1.5 bug: "Attempted to access index ... within vector"), so encoding
-    errors are located by our own pass before it runs and refused with line and column.
+    The records are counted first (a numpy pass, a fraction of the read), then DuckDB reads
+    the file strictly: INSEE's files are well formed, and then the two counts agree. When the
+    count finds damage, the strict read fails, or the counts differ, the file is recovered
+    record by record instead, and DuckDB's partial read is thrown away.
     """
+    with path.open("rb") as f:
+        count = count_records(f, len(layout.columns))
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.columns) + "}"
     options = (
         f"header = true, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
         "max_line_size = 1048576"
     )
-    insert = (
-        f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
-        "from read_csv($p, {options}) where " + where
-    )
-    params = {"mois": mois, "src": path.name, "p": str(path)}
-    try:
-        con.execute(insert.replace("{options}", options), params)
-        return 0, None
-    except duckdb.Error:
-        pass  # malformed somewhere: the careful read below says where
+    if count.fault is None:
+        try:
+            rows = _scan_rows(
+                con,
+                f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
+                f"from read_csv($p, {options}) where {where}",
+                {"mois": mois, "src": path.name, "p": str(path)},
+            )
+        except duckdb.Error as exc:
+            why = f"lecture stricte impossible ({error_summary(exc)})"
+        else:
+            if rows == count.records:
+                return _Read(count.records, count.records, 0, count.physical_lines)
+            why = f"{count.records} enregistrements comptés, {rows} lus par DuckDB"
+        con.execute(f"delete from {table}")
+    else:
+        why = f"ligne {count.fault_line} : {count.fault}"
     with path.open("rb") as f:
-        problem, physical_lines = utf8_problem(f, str(path), layout.columns)
-    if problem:
-        # not chained: DuckDB's message quotes the whole record, which may name a P unit
-        raise SireneFileError(problem) from None
-    # DuckDB appends to an existing rejects table: start each file from empty ones
-    con.execute("drop table if exists _rejets_csv")
-    con.execute("drop table if exists _rejets_scan")
-    con.execute(f"delete from {table}")
-    # without the sniffer, which gives up on a file with an unclosed quote (the rejects reader
-    # then reports it); only safe once the bytes are known to be UTF-8 (DuckDB internal error)
-    with_rejects = (
-        f"{options}, auto_detect = false, store_rejects = true, rejects_table = '_rejets_csv', "
-        "rejects_scan = '_rejets_scan'"
-    )
-    try:
-        con.execute(insert.replace("{options}", with_rejects), params)
-    except duckdb.Error as exc:
-        raise SireneFileError(f"{path} : lecture CSV impossible — {error_summary(exc)}") from None
-    # One row per malformed record, even when DuckDB reports several errors on it. A record can
-    # span several physical lines (an unclosed quote swallows the lines after it): count those
-    # lines, so that the rejection rate and the message say how much of the file was lost.
-    con.execute(
-        "create or replace temp table _rejets_lignes as select line, "
-        "arg_min(column_name, column_idx) as colonne, "
-        "arg_min(error_type || ': ' || coalesce(error_message, ''), column_idx) as motif, "
-        "count(*) as erreurs, any_value(csv_line) as contenu, "
-        "length(rtrim(any_value(csv_line), chr(10))) "
-        "- length(replace(rtrim(any_value(csv_line), chr(10)), chr(10), '')) + 1 "
-        "as lignes from _rejets_csv group by line"
-    )
-    con.execute(
-        f"insert into {table}_rejets "
-        "select $mois, $src, $kind, line, colonne, motif "
-        "|| case when erreurs > 1 then ' (+' || (erreurs - 1) || ' autres erreurs)' else '' end "
-        "|| case when lignes > 1 then ' ; l''enregistrement couvre ' || lignes "
-        "|| ' lignes physiques (guillemet non fermé ?)' else '' end, contenu "
-        "from _rejets_lignes order by line",
-        {"mois": mois, "src": path.name, "kind": kind},
-    )
-    (n,) = con.execute("select coalesce(sum(lignes), 0) from _rejets_lignes").fetchone()  # type: ignore[misc]
-    return int(n), max(physical_lines - 1, 0)
+        return _recover_into(con, kind, table, f, str(path), path.name, mois, layout, where, why)
 
 
 def error_summary(exc: BaseException) -> str:
     """The first line of a reader's error: the rest quotes records, which may name a P unit."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def utf8_problem(stream: BinaryIO, source: str, header: tuple[str, ...]) -> tuple[str | None, int]:
-    """Where the first byte that is not UTF-8 sits, as a message naming line and column.
-
-    Also returns the number of physical lines read (all of them when the file is clean), which
-    the caller needs anyway to judge the share of malformed lines. Chunks are cut at line ends
-    so that a line is never split; the column is found by parsing the start of the faulty line
-    as CSV.
-    """
-    lines_before = 0
-    carry = b""
-    while True:
-        block = stream.read(16 << 20)
-        chunk = carry + block
-        if block:
-            cut = chunk.rfind(b"\n") + 1
-            if cut == 0:
-                carry = chunk
-                continue
-            chunk, carry = chunk[:cut], chunk[cut:]
-        if not chunk:
-            return None, lines_before
-        try:
-            chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            start = chunk.rfind(b"\n", 0, exc.start) + 1
-            line = lines_before + chunk.count(b"\n", 0, exc.start) + 1
-            prefix = chunk[start : exc.start].decode("utf-8", errors="replace")
-            field = len(next(csv.reader([prefix + "x"]), [""])) - 1 if prefix else 0
-            name = header[field] if field < len(header) else "?"
-            return (
-                f"{source}, ligne {line}, colonne {field + 1} ({name}) : octet "
-                f"0x{chunk[exc.start]:02X} invalide en UTF-8 — le fichier n'est pas encodé en "
-                "UTF-8 (Windows-1252 ou Latin-1 ?) ; INSEE publie en UTF-8, réenregistrez-le ou "
-                "téléchargez-le à nouveau"
-            ), line
-        lines_before += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
-        if not block:
-            return None, lines_before
 
 
 def _ingest_zip(
@@ -549,105 +628,172 @@ def _ingest_zip(
     layout: Layout,
     where: str,
     block_size: int,
-) -> tuple[int, int]:
-    bad_rows: list[tuple[int, int, str]] = []
+) -> _Read:
+    """Stream a zipped CSV through pyarrow, counting its records on the same decompressed bytes.
 
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad_rows.append((row.expected_columns, row.actual_columns, row.text))
-        return "skip"
-
+    pyarrow reads through a `CountingReader`, so the count costs no second decompression. A
+    damaged file stops the read at once (the counter raises through pyarrow); it is then
+    decompressed again and recovered record by record.
+    """
     keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
-    read = 0
+    counter = RecordCounter(len(layout.columns))
+    rows = 0
+    why: str | None = None
     try:
         with zipfile.ZipFile(path) as zf:
             member = _zip_member(zf, path)
-            with zf.open(member) as raw:
-                reader = pacsv.open_csv(
-                    raw,
-                    read_options=pacsv.ReadOptions(block_size=block_size, encoding="utf8"),
-                    # quoted newlines are valid CSV: without this, Arrow cuts blocks at any
-                    # newline and a record spanning a block boundary breaks the read
-                    parse_options=pacsv.ParseOptions(
-                        delimiter=",",
-                        quote_char='"',
-                        newlines_in_values=True,
-                        invalid_row_handler=on_invalid,
-                    ),
-                    convert_options=pacsv.ConvertOptions(
-                        include_columns=keep,
-                        column_types={c: pa.string() for c in keep},
-                        strings_can_be_null=True,
-                        null_values=[""],
-                        quoted_strings_can_be_null=False,
-                    ),
-                )
-                select = _select_list(kind, layout)
-                for batch in reader:
-                    read += batch.num_rows
-                    b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
-                    con.execute(
-                        f"insert into {table} select $mois, {select}, $src from b where {where}",
-                        {"mois": mois, "src": path.name},
+            source = f"{path}:{member.filename}"
+            try:
+                with zf.open(member) as raw:
+                    counting = CountingReader(raw, counter, stop_on_fault=True)
+                    reader = pacsv.open_csv(
+                        counting,
+                        read_options=pacsv.ReadOptions(block_size=block_size, encoding="utf8"),
+                        # quoted newlines are valid CSV: without this, Arrow cuts blocks at any
+                        # newline and a record spanning a block boundary breaks the read
+                        parse_options=pacsv.ParseOptions(
+                            delimiter=",", quote_char='"', newlines_in_values=True
+                        ),
+                        convert_options=pacsv.ConvertOptions(
+                            include_columns=keep,
+                            column_types={c: pa.string() for c in keep},
+                            strings_can_be_null=True,
+                            null_values=[""],
+                            quoted_strings_can_be_null=False,
+                        ),
                     )
+                    select = _select_list(kind, layout)
+                    for batch in reader:
+                        rows += batch.num_rows
+                        b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
+                        con.execute(
+                            f"insert into {table} select $mois, {select}, $src from b "
+                            f"where {where}",
+                            {"mois": mois, "src": path.name},
+                        )
+                    counting.drain()
+                count = counter.finish()
+                if count.fault is not None:
+                    why = f"ligne {count.fault_line} : {count.fault}"
+                elif rows != count.records:
+                    why = f"{count.records} enregistrements comptés, {rows} lus par Arrow"
+                else:
+                    return _Read(count.records, rows, 0, count.physical_lines)
+            except (pa.ArrowInvalid, UnicodeDecodeError, RecordsFault) as exc:
+                why = (
+                    f"ligne {counter.fault_line} : {counter.fault}"
+                    if counter.fault is not None
+                    else f"lecture stricte impossible ({error_summary(exc)})"
+                )
+            con.execute(f"delete from {table}")
+            with zf.open(member) as raw:
+                return _recover_into(
+                    con, kind, table, raw, source, path.name, mois, layout, where, why
+                )
     except zipfile.BadZipFile as exc:
         raise SireneFileError(f"{path} : archive zip corrompue ({exc})") from exc
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        with zipfile.ZipFile(path) as zf, zf.open(member) as raw:
-            problem, _ = utf8_problem(raw, f"{path}:{member.filename}", layout.columns)
-        raise SireneFileError(
-            problem or f"{path} ({member.filename}) : lecture impossible — {error_summary(exc)}"
-        ) from None
-    physical = 0
-    if bad_rows:
-        first_lines = {_first_line(text) for _, _, text in bad_rows}
-        lines = _locate_lines(path, first_lines)
-        for expected, actual, text in bad_rows:
-            spans = _physical_lines(text)
-            physical += spans
-            motif = f"nombre de colonnes : {actual} au lieu de {expected}"
-            column = None
-            if spans > 1:
-                # the last field read is the one whose opening quote never closed
-                column = layout.columns[actual - 1] if 0 < actual <= len(layout.columns) else None
-                motif += (
-                    f" ; l'enregistrement couvre {spans} lignes physiques (guillemet non fermé ?)"
-                )
+
+
+RECOVERY_BATCH_BYTES = 16 << 20
+
+
+def _recover_into(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    table: str,
+    stream: BinaryIO,
+    source: str,
+    name: str,
+    mois: str,
+    layout: Layout,
+    where: str,
+    why: str,
+) -> _Read:
+    """Read a damaged file record by record: good records into `table`, damaged ones aside.
+
+    One path for CSV and zip. Good records are buffered and parsed by pyarrow, which must read
+    exactly them (`read_records` checks their line numbers); damaged ones keep their raw text.
+    The stream is counted again on the way, and its physical lines must be the recovery's.
+    """
+    counter = RecordCounter(len(layout.columns))
+    lines = io.BufferedReader(CountingReader(stream, counter), buffer_size=1 << 20)
+    tally = RecoveryTally()
+    header = (",".join(layout.columns) + "\n").encode()
+    keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
+    select = _select_list(kind, layout)
+    good: list[Record] = []
+    bad: list[Damaged] = []
+    size = 0
+    rows = 0
+
+    def flush_good() -> None:
+        nonlocal rows, size
+        if good:
+            b = read_records(good, header, keep, source)  # noqa: F841 - read by DuckDB by name
+            rows += b.num_rows
             con.execute(
-                f"insert into {table}_rejets values ($mois, $src, $kind, $ligne, $colonne, "
-                "$motif, $contenu)",
-                {
-                    "mois": mois,
-                    "src": path.name,
-                    "kind": kind,
-                    "ligne": lines.get(_first_line(text)),
-                    "colonne": column,
-                    "motif": motif,
-                    "contenu": text[:2000],
-                },
+                f"insert into {table} select $mois, {select}, $src from b where {where}",
+                {"mois": mois, "src": name},
             )
-    return physical, read + physical
+        good.clear()
+        size = 0
 
+    def flush_bad() -> None:
+        if bad:
+            r = pa.table(  # noqa: F841 - read by DuckDB by name
+                {
+                    "ligne": [d.line for d in bad],
+                    "derniere_ligne": [d.last_line for d in bad],
+                    "colonne": [
+                        layout.columns[d.field] if d.field is not None else None for d in bad
+                    ],
+                    "motif": [
+                        d.reason
+                        + (
+                            f" ; contenu tronqué à {MAX_CONTENT_CHARS} caractères"
+                            if d.truncated
+                            else ""
+                        )
+                        for d in bad
+                    ],  # fmt: skip
+                    "contenu": [d.text for d in bad],
+                    "contenu_tronque": [d.truncated for d in bad],
+                }
+            )
+            con.execute(
+                f"insert into {table}_rejets (mois, fichier, type_fichier, ligne, colonne, "
+                "motif, contenu, derniere_ligne, contenu_tronque) select $mois, $src, $kind, "
+                "ligne, colonne, motif, contenu, derniere_ligne, contenu_tronque from r",
+                {"mois": mois, "src": name, "kind": kind},
+            )
+        bad.clear()
 
-def _first_line(text: str) -> str:
-    return text.split("\n", 1)[0].rstrip("\r")
-
-
-def _physical_lines(text: str) -> int:
-    """Lines of the file a malformed record took (an unclosed quote swallows the next ones)."""
-    return text.rstrip("\r\n").count("\n") + 1
-
-
-def _locate_lines(path: Path, texts: set[str]) -> dict[str, int]:
-    """Physical line numbers of malformed rows; a second pass, run only when some exist."""
-    found: dict[str, int] = {}
-    with zipfile.ZipFile(path) as zf, zf.open(_zip_member(zf, path)) as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", newline=""), 1):
-            text = line.rstrip("\r\n")
-            if text in texts and text not in found:
-                found[text] = number
-                if len(found) == len(texts):
-                    break
-    return found
+    for item in recover(lines, source, layout.columns, tally):
+        if isinstance(item, Record):
+            good.append(item)
+            size += len(item.raw)
+            if size >= RECOVERY_BATCH_BYTES:
+                flush_good()
+        else:
+            bad.append(item)
+            if len(bad) >= 10_000:
+                flush_bad()
+    flush_good()
+    flush_bad()
+    count = counter.finish()
+    if count.physical_lines != tally.physical_lines:
+        raise RecordsError(
+            f"{source} : {count.physical_lines} lignes dans le fichier, {tally.physical_lines} "
+            "parcourues par la relecture — mois refusé"
+        )
+    return _Read(
+        tally.good + tally.damaged,
+        rows,
+        tally.damaged,
+        tally.physical_lines,
+        recovered=True,
+        notes=(f"fichier endommagé ({why}) : relu enregistrement par enregistrement",),
+    )
 
 
 def current_layout(kind: str) -> Layout:

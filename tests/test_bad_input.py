@@ -41,12 +41,6 @@ def to_cp1252(path: Path) -> None:
     path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
 
 
-def unclosed_quote(path: Path) -> None:
-    lines = _lines(path)
-    lines[2] = lines[2].replace("Café du coin", '"Café du coin', 1)
-    _write_lines(path, lines)
-
-
 def reorder_columns(path: Path) -> None:
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     buf = io.StringIO()
@@ -106,12 +100,6 @@ REFUSED: list[tuple[str, Callable[[Path], None], type[Exception], list[str]]] = 
     ("colonne manquante", drop_column, sirene.SireneFileError, ["manquantes"]),
     ("colonne en trop", add_column, sirene.SireneFileError, ["en trop : colonneInconnue"]),
     ("fichier vide", empty_file, sirene.SireneFileError, ["fichier vide"]),
-    (
-        "guillemet non fermé",
-        unclosed_quote,
-        refresh.RejectRateError,
-        ["ligne 3", "denominationUsuelleEtablissement", "guillemet non fermé", "4 lignes"],
-    ),
 ]
 
 
@@ -164,29 +152,31 @@ def test_quoted_newline_and_stray_inner_quote_are_read_as_data(run_month, query)
     assert query("select count(*) from raw.sirene_rejets_lecture") == [(0,)]
 
 
-def test_truncated_last_line_is_one_quarantined_line(settings, query):
+def test_truncated_last_line_is_one_quarantined_record(settings, query):
     uls, ets, _ = _rows(5)
     et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
     et.write_bytes(et.read_bytes()[:-40])
     report = refresh.refresh(settings.with_(max_reject_rate=0.5), BAD, run_id="trunc")
     assert report.ingested["etablissements"].malformed == 1
-    assert report.ingested["etablissements"].lines_total == 5
-    ((line, motif),) = query("select ligne, motif from raw.sirene_rejets_lecture")
+    assert report.ingested["etablissements"].records == 5
+    ((line, motif, contenu),) = query("select ligne, motif, contenu from raw.sirene_rejets_lecture")
     assert line == 6
-    assert "MISSING COLUMNS" in motif and "autres erreurs" in motif
+    assert "nombre de colonnes" in motif and "au lieu de 54" in motif
+    assert contenu == _lines(et)[5]
     assert query(
-        "select lignes_fichier, lignes_mal_formees, lignes_retenues from raw.sirene_lectures "
+        "select lignes_fichier, lignes_mal_formees, lignes_retenues, enregistrements_fichier, "
+        "enregistrements_lus, enregistrements_rejetes, lignes_physiques from raw.sirene_lectures "
         "where type_fichier = 'etablissements'"
-    ) == [(5, 1, 4)]
+    ) == [(5, 1, 4, 5, 4, 1, 6)]
 
 
-def test_malformed_lines_over_the_threshold_refuse_the_file(published, settings):
-    """Malformed lines count against the whole file, not only the territory's rows."""
+def test_malformed_records_over_the_threshold_refuse_the_file(published, settings):
+    """Malformed records count against the whole file, not only the territory's rows."""
     uls, ets, _ = _rows(4)
     et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
     lines = _lines(et)
     _write_lines(et, [lines[0], lines[1] + ",x", lines[2] + ",x", *lines[3:]])
-    with pytest.raises(refresh.RejectRateError, match="2 lignes mal formées sur 4"):
+    with pytest.raises(refresh.RejectRateError, match="2 enregistrements mal formés sur 4"):
         refresh.refresh(settings.with_(max_reject_rate=0.25), BAD, run_id="over")
     assert publish.published_month(settings.publication_dir) == GOOD
 
@@ -195,7 +185,8 @@ def test_bom_and_crlf_files_are_read(run_month, settings, query):
     uls, ets, _ = _rows(3)
     et, ul = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
     et.write_bytes(b"\xef\xbb\xbf" + et.read_bytes().replace(b"\n", b"\r\n"))
-    refresh.refresh(settings, BAD, run_id="bom")
+    report = refresh.refresh(settings, BAD, run_id="bom")
+    assert not report.ingested["etablissements"].recovered  # read by the fast path
     assert query("select count(*) from clean.sirene_etablissements") == [(3,)]
     assert query("select count(*) from raw.sirene_rejets_lecture") == [(0,)]
 
@@ -222,22 +213,181 @@ def test_records_across_read_blocks_keep_their_quoted_newlines(settings, query, 
         refresh.load_reference_and_territory(con, settings)
         result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
     assert result.rows == 12 and result.malformed == 0
+    # a clean file is read by the fast path: counted apart, read once, the counts agree
+    assert not result.recovered
+    assert (result.records, result.records_read, result.physical_lines) == (12, 12, 1 + 12 * 3)
     names = query("select distinct denominationUsuelleEtablissement from raw.sirene_etablissements")
     assert names == [("Atelier\nvélo\nsolidaire",)]
 
 
-def test_unclosed_quote_in_a_zip_is_located_too(settings, query):
-    uls, ets, _ = _rows(5)
+# --------------------------------------------------------------------------------------------
+# No record lost silently (issue 12, point 5): an unclosed quote damages one record, no more
+# --------------------------------------------------------------------------------------------
+
+
+def _named_rows(n: int) -> tuple[list[dict], list[dict], str]:
+    """n establishments whose names tell their line apart (record i is on line i + 1)."""
+    siren = new_siren()
+    ets = [
+        etab_row(siren, i, denominationUsuelleEtablissement=f"Café n°{i:04d}")
+        for i in range(1, n + 1)
+    ]
+    return [ul_row(siren)], ets, siren
+
+
+def _open_quote(path: Path, record: int) -> str:
+    """Open a quote in record `record`'s name and never close it; return the damaged line."""
+    lines = _lines(path)
+    lines[record] = lines[record].replace(f"Café n°{record:04d}", f'"Café n°{record:04d}', 1)
+    _write_lines(path, lines)
+    return lines[record]
+
+
+def _read_log(query) -> list[tuple]:
+    return query(
+        "select enregistrements_fichier, enregistrements_lus, enregistrements_rejetes, "
+        "lignes_physiques from raw.sirene_lectures where type_fichier = 'etablissements'"
+    )
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["csv", "zip"])
+def test_unclosed_quote_then_a_quoted_newline_loses_no_record(settings, query, zipped):
+    """The issue's file: 3,000 records, one opens a quote that never closes and a later one
+    legitimately holds a quoted newline. It once published 1,535 records under « 49 lignes mal
+    formées »; now exactly the damaged record is quarantined and the 2,999 others are read."""
+    uls, ets, siren = _named_rows(3000)
+    ets[1999]["denominationUsuelleEtablissement"] = "Atelier\nvélo"
     et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
-    unclosed_quote(et)
-    et = zip_it(et)
+    damaged = _open_quote(et, 100)
+    if zipped:
+        et = zip_it(et)
+    s = settings.with_(sirene_etablissements=str(et).replace(BAD, "{mois}"), max_reject_rate=0.02)
+    report = refresh.refresh(s, BAD, run_id=f"issue12-{zipped}")
+    result = report.ingested["etablissements"]
+    assert (result.records, result.records_read, result.malformed) == (3000, 2999, 1)
+    assert result.records_read + result.malformed == result.records
+    assert result.recovered and result.rows == 2999
+    assert publish.published_month(settings.publication_dir) == BAD
+    assert query("select count(*) from clean.sirene_etablissements") == [(2999,)]
+    assert query(
+        "select denomination_usuelle from clean.sirene_etablissements where siret = ?",
+        [siret_for(siren, 2000)],
+    ) == [("Atelier\nvélo",)]
+    assert query(
+        "select ligne, derniere_ligne, colonne, contenu, contenu_tronque "
+        "from raw.sirene_rejets_lecture"
+    ) == [(101, 101, "denominationUsuelleEtablissement", damaged, False)]
+    # the header, 3,000 records, and the quoted newline's second line
+    assert _read_log(query) == [(3000, 2999, 1, 3002)]
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["csv", "zip"])
+def test_single_unclosed_quote_quarantines_exactly_one_record(settings, query, zipped):
+    """An unclosed quote with no quote after it once swallowed the rest of the file."""
+    uls, ets, _ = _named_rows(40)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    damaged = _open_quote(et, 12)
+    if zipped:
+        et = zip_it(et)
+    s = settings.with_(sirene_etablissements=str(et).replace(BAD, "{mois}"), max_reject_rate=0.05)
+    report = refresh.refresh(s, BAD, run_id=f"one-{zipped}")
+    assert report.ingested["etablissements"].malformed == 1
+    assert publish.published_month(settings.publication_dir) == BAD
+    assert query("select count(*) from clean.sirene_etablissements") == [(39,)]
+    ((line, column, motif, contenu),) = query(
+        "select ligne, colonne, motif, contenu from raw.sirene_rejets_lecture"
+    )
+    assert (line, column, contenu) == (13, "denominationUsuelleEtablissement", damaged)
+    assert motif.startswith("guillemet non fermé")
+    assert _read_log(query) == [(40, 39, 1, 41)]
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["csv", "zip"])
+def test_damaged_records_over_the_threshold_refuse_the_month(published, settings, query, zipped):
+    """The gate counts damaged records over the file's records: 1 of 5 is 20 %."""
+    uls, ets, _ = _named_rows(5)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    _open_quote(et, 2)
+    if zipped:
+        et = zip_it(et)
+    s = settings.with_(sirene_etablissements=str(et).replace(BAD, "{mois}"), max_reject_rate=0.1)
+    with pytest.raises(refresh.RejectRateError) as caught:
+        refresh.refresh(s, BAD, run_id=f"gate-{zipped}")
+    message = str(caught.value)
+    for fragment in (
+        et.name,
+        "1 enregistrement mal formé sur 5 (20.0%, seuil 10.0%)",
+        "ligne 3, colonne denominationUsuelleEtablissement : guillemet non fermé",
+    ):
+        assert fragment in message, (fragment, message)
+    assert publish.current(settings.publication_dir) == published
+    assert query("select count(*) from raw.sirene_etablissements where mois = ?", [BAD]) == [(0,)]
+
+
+def test_read_log_and_quarantine_of_an_older_warehouse_are_migrated(settings, query):
+    """Warehouses written before records were counted keep their tables and rows."""
+    uls, ets, _ = _named_rows(5)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    damaged = _open_quote(et, 2)
     with warehouse.connect(settings.warehouse) as con:
         refresh.load_reference_and_territory(con, settings)
-        result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
-    assert result.malformed == 4 and result.rows == 1
-    ((line, column, motif),) = query("select ligne, colonne, motif from raw.sirene_rejets_lecture")
-    assert (line, column) == (3, "denominationUsuelleEtablissement")
-    assert "4 lignes physiques" in motif
+        con.execute(
+            "create table raw.sirene_lectures (mois varchar, type_fichier varchar, "
+            "fichier varchar, disposition varchar, lignes_fichier bigint, "
+            "lignes_mal_formees bigint, lignes_retenues bigint)"
+        )
+        con.execute(
+            "insert into raw.sirene_lectures values "
+            "('2026-09', 'etablissements', 'ancien.csv', 'v3.11', 10, 4, 6)"
+        )
+        con.execute(
+            "create table raw.sirene_rejets_lecture (mois varchar, fichier varchar, "
+            "type_fichier varchar, ligne bigint, colonne varchar, motif varchar, contenu varchar)"
+        )
+        con.execute(
+            "insert into raw.sirene_rejets_lecture values "
+            "('2026-09', 'ancien.csv', 'etablissements', 3, null, 'ancien motif', 'x')"
+        )
+        result = sirene.ingest(con, "etablissements", et, BAD)
+    assert query("select * exclude (fichier, disposition) from raw.sirene_lectures order by 1") == [
+        ("2026-09", "etablissements", 10, 4, 6, None, None, None, None),
+        (BAD, "etablissements", 5, 1, 4, 5, 4, 1, 6),
+    ]
+    assert query("select * from raw.sirene_rejets_lecture where mois = '2026-09'") == [
+        ("2026-09", "ancien.csv", "etablissements", 3, None, "ancien motif", "x", None, None)
+    ]
+    ((line, last, column, motif, contenu, cut),) = query(
+        "select ligne, derniere_ligne, colonne, motif, contenu, contenu_tronque "
+        "from raw.sirene_rejets_lecture where mois = ?",
+        [BAD],
+    )
+    assert (line, last, column, contenu, cut) == (
+        3,
+        3,
+        "denominationUsuelleEtablissement",
+        damaged,
+        False,
+    )
+    assert motif.startswith("guillemet non fermé")
+    assert result.recovered and (result.records, result.malformed) == (5, 1)
+
+
+def test_damaged_record_longer_than_the_cap_says_it_was_cut(settings, query):
+    uls, ets, _ = _named_rows(3)
+    et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
+    lines = _lines(et)
+    lines[2] += "," + "x" * 70_000  # one column too many, and a very long one
+    _write_lines(et, lines)
+    with warehouse.connect(settings.warehouse) as con:
+        refresh.load_reference_and_territory(con, settings)
+        result = sirene.ingest(con, "etablissements", et, BAD)
+    assert (result.records, result.records_read, result.malformed) == (3, 2, 1)
+    ((line, motif, contenu, cut),) = query(
+        "select ligne, motif, contenu, contenu_tronque from raw.sirene_rejets_lecture"
+    )
+    assert (line, cut, len(contenu)) == (3, True, 65_536)
+    assert lines[2].startswith(contenu)
+    assert motif == "nombre de colonnes : 55 au lieu de 54 ; contenu tronqué à 65536 caractères"
 
 
 def test_reader_errors_never_quote_the_record(published, settings):

@@ -134,7 +134,7 @@ def test_malformed_csv_line_is_quarantined_with_line_number(settings, query):
     assert report.ingested["etablissements"].malformed == 1
     ((line, reason),) = query("select ligne, motif from raw.sirene_rejets_lecture")
     assert line == 3
-    assert "TOO MANY COLUMNS" in reason.upper()
+    assert reason == "nombre de colonnes : 55 au lieu de 54"
 
 
 def test_reject_rate_above_threshold_stops_before_publication(run_month, settings):
