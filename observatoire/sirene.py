@@ -128,11 +128,6 @@ class IngestResult:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def lines_total(self) -> int | None:
-        """Records of the file, under the name pipelines/definitions.py still reads."""
-        return self.records
-
-    @property
     def malformed_rate(self) -> float:
         return self.malformed / self.records if self.malformed and self.records else 0.0
 

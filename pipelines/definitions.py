@@ -259,11 +259,14 @@ def _raw_asset(kind: str, extra_deps: list[list[str]]):  # noqa: ANN202 - dagste
             metadata={
                 "mois": mois,
                 "lignes": result.rows,
-                "lignes_fichier": result.lines_total,
-                "lignes_mal_formees": result.malformed,
+                "enregistrements_fichier": result.records,
+                "enregistrements_lus": result.records_read,
+                "enregistrements_mal_formes": result.malformed,
+                "lignes_physiques": result.physical_lines,
+                "lecture_enregistrement_par_enregistrement": result.recovered,
                 "fichier": str(result.path),
                 "disposition": result.layout,
-                "lignes_mal_formees_apercu": preview,
+                "enregistrements_mal_formes_apercu": preview,
             }
         )
         yield check
