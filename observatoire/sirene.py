@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -608,10 +609,19 @@ def _ingest_csv(
         return _recover_into(con, kind, table, f, str(path), path.name, mois, layout, where, why)
 
 
+# pyarrow's « Expected 54 columns, got 55: <the record> » quotes the record on its first line
+_QUOTED_RECORD = re.compile(r"(columns, got \d+)\s*:.*$")
+
+
 def error_summary(exc: BaseException) -> str:
-    """The first line of a reader's error: the rest quotes records, which may name a P unit."""
+    """The first line of a reader's error, without the record it may quote.
+
+    Readers quote the faulty record (DuckDB on the following lines, pyarrow after « got N: »),
+    and that record may name a unit with partial diffusion (`P`): it must reach neither the
+    console, nor the logs, nor etat.json.
+    """
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return _QUOTED_RECORD.sub(r"\1", text[0]) if text else type(exc).__name__
 
 
 def _ingest_zip(

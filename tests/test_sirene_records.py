@@ -191,3 +191,16 @@ def test_reader_reading_other_records_than_recognised_refuses_at_the_first_line_
     many[150] = sr.Record(152, 152, b"1,2\n")
     with pytest.raises(sr.RecordsError, match=r"f\.csv, ligne 152 : enregistrement reconnu"):
         sr.read_records(many, HEADER.encode(), ["a"], "f.csv")
+
+
+def test_reader_errors_are_summarised_without_the_record_they_quote():
+    """pyarrow quotes the faulty record after « got N: »: it may name a P unit."""
+    from observatoire.sirene import error_summary
+
+    pyarrow_error = ValueError(
+        "CSV parse error: Expected 54 columns, got 55: 345598288,00016,34559828800016,P,"
+        "1991-01-29,NN,,,2026-09-18T22:29:46,true,2,MADAME DUPONT ..."
+    )
+    assert error_summary(pyarrow_error) == "CSV parse error: Expected 54 columns, got 55"
+    duckdb_error = ValueError("Invalid Input Error: CSV Error on Line: 3\nOriginal Line: DUPONT")
+    assert error_summary(duckdb_error) == "Invalid Input Error: CSV Error on Line: 3"
