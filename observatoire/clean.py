@@ -83,18 +83,7 @@ class Nomenclatures:
         def col(sql: str) -> list:
             return [r[0] for r in con.execute(sql).fetchall()]
 
-        def has(table: str) -> bool:
-            from observatoire import warehouse
-
-            return warehouse.table_exists(con, "ref", table)
-
         removed = frozenset(col("select code_n3 from ref.categories_juridiques_n3 where supprime"))
-        departements: frozenset[str] | None = None
-        if has("territoire_communes"):
-            # two characters are enough to place a code: overseas départements share « 97 »
-            departements = frozenset(
-                col("select distinct left(code_commune, 2) from ref.territoire_communes")
-            )
         return cls(
             communes=frozenset(col("select code_commune from ref.communes")),
             naf_rev2=frozenset(col("select code_sous_classe from ref.naf_rev2_sous_classes")),
@@ -117,12 +106,8 @@ class Nomenclatures:
                     "select code_commune_ancienne, code_commune_actuelle "
                     "from ref.cog_communes_anciennes"
                 ).fetchall()
-            )
-            if has("cog_communes_anciennes")
-            else {},
-            naf_2025=frozenset(col("select code_naf2025 from ref.naf_2025_niveaux"))
-            if has("naf_2025_niveaux")
-            else frozenset(),
+            ),
+            naf_2025=frozenset(col("select code_naf2025 from ref.naf_2025_niveaux")),
             naf_2025_rev2={
                 r[0]: (r[1], r[2])
                 for r in con.execute(
@@ -133,10 +118,11 @@ class Nomenclatures:
                     "join ref.naf_rev2_sous_classes as s on s.code_sous_classe = c.code_naf_rev2 "
                     "group by c.code_naf2025 having count(distinct s.code_section) = 1"
                 ).fetchall()
-            }
-            if has("naf_rev2_naf_2025")
-            else {},
-            departements=departements,
+            },
+            # two characters are enough to place a code: overseas départements share « 97 »
+            departements=frozenset(
+                col("select distinct left(code_commune, 2) from ref.territoire_communes")
+            ),
         )
 
 
@@ -228,6 +214,11 @@ def _naf25_status(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
     )
 
 
+def _known_tranche(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
+    """The band when the reference knows it; an unknown one leaves the band unknown (null)."""
+    return pl.when(code.is_in(list(n.tranches))).then(code).otherwise(None)
+
+
 def _tranche_status(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
     return (
         pl.when(code.is_null() | code.is_in(list(n.tranches))).then(None).otherwise(pl.lit(UNKNOWN))
@@ -316,14 +307,16 @@ def clean_etablissements(
         if n.departements is not None
         else pl.lit(True)
     )
-    df = raw.with_columns(
+    # membership of 35,000 codes tested once per row, not once per use
+    known = pl.col("_commune_connue")
+    df = raw.with_columns(_commune_connue=commune.is_in(list(n.communes))).with_columns(
         _siren=normalise_expr(pl.col("siren"), 9),
         _nic=normalise_expr(pl.col("nic"), 5),
         _siret=normalise_expr(pl.col("siret"), 14),
-        _commune=pl.when(commune.is_in(list(n.communes)))
+        _commune=pl.when(known)
         .then(commune)
         .otherwise(commune.replace_strict(n.former_communes, default=None, return_dtype=pl.String)),
-        _commune_statut=pl.when(commune.is_null() | commune.is_in(list(n.communes)))
+        _commune_statut=pl.when(commune.is_null() | known)
         .then(None)
         .when(commune.is_in(list(n.former_communes)))
         .then(pl.lit(FORMER_COMMUNE))
@@ -377,9 +370,7 @@ def clean_etablissements(
     kept, rejects = _first_failure(df, rules, "siret")
     is_2025 = pl.col("_nomenclature").is_in(NAF_2025)
     kept = kept.with_columns(
-        _tranche=pl.when(pl.col("_tranche_fichier").is_in(list(n.tranches)))
-        .then(pl.col("_tranche_fichier"))
-        .otherwise(None),
+        _tranche=_known_tranche(pl.col("_tranche_fichier"), n),
         # the NAF 2025 code of the row: its main code once INSEE switched it, else the column
         # the stock carries beside NAF rév. 2
         _naf2025=pl.when(is_2025).then(pl.col("_naf")).otherwise(pl.col("_naf25_colonne")),
@@ -607,10 +598,7 @@ def clean_unites_legales(
         pl.col("economieSocialeSolidaireUniteLegale").alias("economie_sociale_solidaire"),
         pl.col("societeMissionUniteLegale").alias("societe_mission"),
         pl.col("caractereEmployeurUniteLegale").alias("caractere_employeur"),
-        pl.when(pl.col("_tranche_fichier").is_in(list(n.tranches)))
-        .then(pl.col("_tranche_fichier"))
-        .otherwise(None)
-        .alias("tranche_effectifs"),
+        _known_tranche(pl.col("_tranche_fichier"), n).alias("tranche_effectifs"),
         pl.col("anneeEffectifsUniteLegale").cast(pl.Int32, strict=False).alias("annee_effectifs"),
         pl.col("categorieEntreprise").alias("categorie_entreprise"),
         normalise_expr(pl.col("nicSiegeUniteLegale"), 5).alias("nic_siege"),

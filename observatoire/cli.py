@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from observatoire import publish, refresh, sources, warehouse
+from observatoire import clean, publish, refresh, sources, warehouse
 from observatoire.mois import InvalidMonthError, parse_mois
 from observatoire.settings import Settings
 
@@ -47,11 +47,11 @@ def _format_headline(h: dict[str, object]) -> list[str]:
 
 
 DRIFT_LABELS = {
-    "supprime": "supprimé de la nomenclature",
-    "inconnu": "inconnu de toute nomenclature",
-    "commune_ancienne": "ancienne commune, attribuée à la commune actuelle",
-    "inconnu_hors_territoire": "commune inconnue hors des départements du territoire",
-    "nomenclature_ancienne": "ancienne nomenclature (NAF rév. 1, NAF 1993, NAP)",
+    clean.KNOWN_REMOVED: "supprimé de la nomenclature",
+    clean.UNKNOWN: "inconnu de toute nomenclature",
+    clean.FORMER_COMMUNE: "ancienne commune, attribuée à la commune actuelle",
+    clean.UNKNOWN_ELSEWHERE: "commune inconnue hors des départements du territoire",
+    clean.OLD_NOMENCLATURE: "ancienne nomenclature (NAF rév. 1, NAF 1993, NAP)",
 }
 
 

@@ -38,8 +38,7 @@ from typing import Any
 import duckdb
 
 from observatoire import linkage, questionnaire, reseaux, warehouse
-from observatoire.clean import month_end
-from observatoire.mois import stock_window
+from observatoire.mois import month_end, stock_window
 from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
 SIRENE_SUITES: tuple[str, ...] = (
