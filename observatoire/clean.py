@@ -80,6 +80,8 @@ class Nomenclatures:
 
     @classmethod
     def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> Nomenclatures:
+        from observatoire import warehouse  # not at import: warehouse <-> clean would cycle
+
         def col(sql: str) -> list:
             return [r[0] for r in con.execute(sql).fetchall()]
 
@@ -119,10 +121,13 @@ class Nomenclatures:
                     "group by c.code_naf2025 having count(distinct s.code_section) = 1"
                 ).fetchall()
             },
-            # two characters are enough to place a code: overseas départements share « 97 »
+            # two characters are enough to place a code: overseas départements share « 97 »;
+            # a warehouse cleaned without a territory (the SIAE fixture) places no code
             departements=frozenset(
                 col("select distinct left(code_commune, 2) from ref.territoire_communes")
-            ),
+            )
+            if warehouse.table_exists(con, "ref", "territoire_communes")
+            else None,
         )
 
 
