@@ -20,7 +20,10 @@ REQUIRED = (
     "methode",
     "colonnes",
     "dimensions",
+    "confidentialite",
+    "motif_confidentialite",
 )
+CONFIDENTIALITIES = ("public", "confidentiel")
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,18 @@ class Indicator:
     methode: str
     colonnes: tuple[str, ...]
     dimensions: tuple[str, ...] = ()
+    # `public`: computed from open files anyone can recount, published in full;
+    # `confidentiel`: built on data given in confidence, protected by statistical secrecy
+    confidentialite: str = "public"
+    motif_confidentialite: str = ""
+
+    @property
+    def confidentiel(self) -> bool:
+        return self.confidentialite == "confidentiel"
 
     @property
     def mesures(self) -> tuple[str, ...]:
-        """Columns emptied on a secret row: everything but the keys and the secret status."""
+        """Every column but the keys and the secret status."""
         return tuple(
             c for c in self.colonnes if c not in self.dimensions and c not in SECRET_COLUMNS
         )
@@ -49,7 +60,8 @@ class Indicator:
 
 
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
-# columns the secrecy mask adds on the way to publication (observatoire/secret_tables.py)
+# columns added on the way to publication (observatoire/secret_tables.py); fourchette_elargie
+# is kept for partners' schemas and is always false since jobs are published exactly
 MASK_COLUMNS = ("fourchette_elargie", *SECRET_COLUMNS)
 
 
@@ -65,6 +77,11 @@ def indicators() -> dict[str, Indicator]:
         missing = [k for k in REQUIRED if not entry.get(k)]
         if missing:
             raise ValueError(f"catalogue.toml, indicateur {name} : champs manquants {missing}")
+        if entry["confidentialite"] not in CONFIDENTIALITIES:
+            raise ValueError(
+                f"catalogue.toml, indicateur {name} : confidentialite "
+                f"« {entry['confidentialite']} » (attendu : {' ou '.join(CONFIDENTIALITIES)})"
+            )
         out[name] = Indicator(
             name=name,
             **{

@@ -105,9 +105,10 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     )
     if mask:
         print(
-            f"Secret statistique      : {mask['primaires']} cases secrètes (secret primaire) et "
-            f"{mask['secondaires']} masquées pour les protéger (secondaire), sur "
-            f"{mask['cases']} ; contrôle par {mask['programmes_lineaires']} programmes linéaires"
+            "Secret statistique      : tableaux du questionnaire seulement (les tableaux "
+            "Sirene sont publics et publiés en entier) ; "
+            f"{mask['primaires']} cases de 1 ou 2 répondants et {mask['secondaires']} autres "
+            f"cases secrètes, sur {mask['cases']}"
         )
     if report.sources is not None:
         _print_sources(report.sources)

@@ -39,8 +39,8 @@ FORMAT_VERSION = "1.0.0"
 LEVELS = ("ept", "epci", "departement", "region", "selection")
 ALL_LEVELS = ("commune", *LEVELS)
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
-SECRET_STATUSES = ("publie", "primaire", "secondaire")
-SECRET_REASONS = ("frequence", "dominance", "lien")
+# a secret figure reads « secret » and nothing more; motif_secret stays in the schema, empty
+SECRET_STATUSES = ("publie", "secret")
 LISTING = "annuaire_ess"
 
 LICENCE = {
@@ -61,7 +61,6 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
     "type_reseau": reseaux.NETWORK_TYPES,
     "statut_secret": SECRET_STATUSES,
-    "motif_secret": SECRET_REASONS,
 }
 ENUMS_FROM_DATA = ("tranche_effectifs", "section_naf")
 PATTERNS = {
@@ -707,37 +706,40 @@ def lisezmoi(
         ind = inds[name]
         w(f"| `{name}` | {ind.titre} | {ind.unite_de_compte} | {_fr_int(lignes[name])} |")
     w("")
-    w("## Secret statistique")
+    w("## Tableaux publics et tableaux confidentiels")
+    w("")
+    w("Chaque tableau déclare sa confidentialité dans le catalogue (`confidentialite`) :")
+    w("")
+    for name in sorted(inds):
+        ind = inds[name]
+        w(f"- `{name}` : **{ind.confidentialite}**")
     w("")
     w(
-        "Aucune case publiée ne doit permettre de connaître la situation d'une structure "
-        "particulière. Règles appliquées à chaque case des tableaux agrégés :"
-    )
-    w("")
-    w("- **secret primaire (fréquence)** : moins de 3 unités dans la case ;")
-    w(
-        "- **secret primaire (dominance)** : une seule unité représente 85 % ou plus des emplois "
-        "de la case (règle appliquée aux emplois, pas aux nombres d'établissements) ;"
-    )
-    w(
-        "- **secret secondaire (lien)** : d'autres cases sont masquées pour qu'aucune case "
-        "secrète ne puisse être recalculée par différence à partir des cases publiées, de "
-        "façon cohérente entre niveaux (commune ⊂ EPT/EPCI ⊂ département ⊂ région) et entre "
-        "marges (famille × section NAF × tranche d'effectifs)."
-    )
-    w("")
-    w(
-        "Une case secrète reste présente dans le fichier : ses colonnes de mesure sont vides, "
-        "`statut_secret` vaut `primaire` ou `secondaire` (et non `publie`) et `motif_secret` "
-        "donne la raison (`frequence`, `dominance` ou `lien`)."
+        "**Tableaux publics.** Ils sont calculés à partir du stock Sirene de l'INSEE, fichier "
+        "public (et des listes que les réseaux publient) : tout le monde peut recompter chaque "
+        "case à partir de ce fichier, y compris pour les unités à diffusion partielle, dont "
+        "l'activité, la catégorie juridique, la tranche d'effectifs, l'état et la commune sont "
+        "diffusés (décret n° 2022-1014). Ils sont publiés en entier : toutes les cases, les "
+        "emplois avec leurs bornes basse, centrale et haute exactes ; `statut_secret` vaut "
+        "`publie`, `motif_secret` est vide et `fourchette_elargie` vaut toujours `false` "
+        "(colonne gardée pour la stabilité des schémas)."
     )
     w("")
     w(
-        "Emplois d'une ligne dont des tranches d'effectifs sont secrètes "
-        "(`fourchette_elargie` = `true`) : les bornes basse et haute sont les plus larges que "
-        "permettent les chiffres publiés ; elles contiennent la fourchette exacte. L'estimation "
-        "centrale (et la part de l'ESS dans l'emploi privé) est alors vide : publiée, elle "
-        "permettrait de retrouver les tranches secrètes."
+        "**Tableaux confidentiels** (réponses au questionnaire) : règles françaises du secret "
+        "statistique. Une case de moins de 3 répondants est secrète (secret primaire) ; "
+        "d'autres cases sont masquées (secret secondaire, par élimination gaussienne) pour "
+        "qu'aucune case secrète ne puisse être recalculée à partir de tout ce qui est publié, "
+        "tableaux publics compris, avec les inégalités que tout lecteur connaît (répondants ≤ "
+        "établissements de la case, citants ≤ répondants). Une valeur secrète est vide et la "
+        "ligne porte `statut_secret` = `secret`, sans autre précision : dire pourquoi "
+        "renseignerait sur la valeur. Les lignes existent pour toutes les cases de la "
+        "population (établissements actifs de l'ESS), qu'il y ait des répondants ou non."
+    )
+    w("")
+    w(
+        "Une liste de réseau déclarée confidentielle (`confidentiel = true`) : les lignes "
+        "construites sur elle sont retenues (`statut_secret` = `secret`, mesures vides)."
     )
     w("")
     w(

@@ -112,8 +112,9 @@ def publish(
             f"{mois} ne peut pas être publié, le contrôle qualité ne l'a pas accepté : "
             + " ; ".join(problems)
         )
-    # the statistical-secrecy mask of the month, computed on everything published at once;
-    # months published before the mask existed get theirs too (readers see every month)
+    # the month's tables for readers: public ones in full, confidential ones through the
+    # statistical-secrecy mask; months protected under older rules get today's (readers see
+    # every month)
     mask = secret_tables.protect_month(con, mois)
     earlier = [
         m
@@ -172,9 +173,7 @@ def publish(
                 "cases": mask.cells,
                 "primaires": mask.primary,
                 "secondaires": mask.secondary,
-                "tours": mask.rounds,
-                "programmes_lineaires": mask.lp_solves,
-                "non_audites": mask.unaudited,
+                "secondes": round(mask.seconds, 2),
             },
             "indicateurs": {
                 n: {"titre": i.titre, "unite_de_compte": i.unite_de_compte}

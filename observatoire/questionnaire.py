@@ -116,6 +116,9 @@ CLEAN_TABLES: dict[str, str] = {
     "questionnaire_questions": (
         "vague varchar, question varchar, colonne varchar, type varchar, besoin varchar"
     ),
+    # every need the wave's mapping can record (a question's or one of its options'): the
+    # published needs of a wave, cited or not, so that a row never tells that someone cited it
+    "questionnaire_besoins": "vague varchar, besoin varchar",
     "questionnaire_vagues": (
         "vague varchar, titre varchar, date_debut date, date_fin date, outil varchar, "
         "fichier_source varchar, nb_reponses bigint"
@@ -1060,6 +1063,12 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
     questions = _Rows.of(CLEAN_TABLES["questionnaire_questions"])
     for q in mapping.questions:
         questions.add(vague=vague, question=q.code, colonne=q.colonne, type=q.type, besoin=q.besoin)
+    needs = _Rows.of(CLEAN_TABLES["questionnaire_besoins"])
+    for need in sorted(
+        {q.besoin for q in mapping.questions if q.besoin}
+        | {cat for q in mapping.questions for cat in (q.options or {}).values() if cat}
+    ):
+        needs.add(vague=vague, besoin=need)
     vagues = _Rows.of(CLEAN_TABLES["questionnaire_vagues"])
     vagues.add(
         vague=vague,
@@ -1079,6 +1088,7 @@ def clean_wave(con: duckdb.DuckDBPyConnection, vague: str, mapping: WaveMapping)
             "questionnaire_reponses": reponses.columns,
             "questionnaire_valeurs": valeurs.columns,
             "questionnaire_questions": questions.columns,
+            "questionnaire_besoins": needs.columns,
             "questionnaire_vagues": vagues.columns,
             "questionnaire_rejets": rejets.columns,
         },

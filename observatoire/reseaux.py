@@ -90,7 +90,7 @@ LINK_FIELDS = ("siret", "siren", "nom")
 FORMATS = ("csv", "xlsx", "json")
 _TOP_KEYS = frozenset(
     ("nom", "type", "fichier", "format", "encodage", "separateur", "feuille", "cle_json")
-    + ("colonnes",)
+    + ("confidentiel", "colonnes")
 )
 _NETWORK_ID = re.compile(r"[a-z0-9_]+")
 _SUFFIX_FORMAT = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".json": "json"}
@@ -132,6 +132,8 @@ class NetworkDeclaration:
     separateur: str | None = None
     feuille: str | None = None
     cle_json: str | None = None
+    # a list given privately: figures built on it are protected by statistical secrecy
+    confidentiel: bool = False
 
     @property
     def is_url(self) -> bool:
@@ -229,6 +231,10 @@ def load_declaration(path: Path | str) -> NetworkDeclaration:
         if value is not None and fmt not in allowed:
             raise fail(f"« {key} » ne s'applique pas au format {fmt}")
 
+    confidentiel = data.get("confidentiel", False)
+    if not isinstance(confidentiel, bool):
+        raise fail(f"« confidentiel » doit valoir true ou false (trouvé : {confidentiel!r})")
+
     columns = data.get("colonnes")
     if not isinstance(columns, dict) or not columns:
         raise fail("table [colonnes] manquante ou vide (champ standard = colonne du fichier)")
@@ -258,6 +264,7 @@ def load_declaration(path: Path | str) -> NetworkDeclaration:
         separateur=separateur,
         feuille=feuille,
         cle_json=cle_json,
+        confidentiel=confidentiel,
     )
 
 
@@ -516,6 +523,8 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for schema, tables in (("raw", RAW_TABLES), ("clean", CLEAN_TABLES)):
         for table, columns in tables.items():
             con.execute(f"create table if not exists {schema}.{table} ({columns})")
+    # warehouses written before lists could be declared confidential
+    con.execute("alter table clean.reseaux add column if not exists confidentiel boolean")
 
 
 def ingest_network(
@@ -695,7 +704,7 @@ def withdraw_undeclared(con: duckdb.DuckDBPyConnection, declared: list[str]) -> 
 CLEAN_TABLES: dict[str, str] = {
     "reseaux": (
         "reseau varchar, nom varchar, type varchar, source varchar, fichier_source varchar, "
-        "nb_membres bigint"
+        "nb_membres bigint, confidentiel boolean"
     ),
     "reseaux_membres": (
         "reseau varchar, type_reseau varchar, membre_id varchar, ligne bigint, "
@@ -920,7 +929,9 @@ def clean_network(
                 {"reseau": decl.reseau},
             )
             con.execute(
-                "insert into clean.reseaux values ($reseau, $nom, $type, $source, $fichier, $n)",
+                "insert into clean.reseaux by name select $reseau as reseau, $nom as nom, "
+                "$type as type, $source as source, $fichier as fichier_source, "
+                "$n as nb_membres, $confidentiel as confidentiel",
                 {
                     "reseau": decl.reseau,
                     "nom": decl.nom,
@@ -928,6 +939,7 @@ def clean_network(
                     "source": decl.fichier,
                     "fichier": fichier_source,
                     "n": frame.height,
+                    "confidentiel": decl.confidentiel,
                 },
             )
     finally:

@@ -72,3 +72,28 @@ def query(settings: Settings):
             return con.execute(sql, params or {}).fetchall()
 
     return _query
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`observatoire demo` run once, as the README's main command, in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path_factory.mktemp("demo")
+    env = {
+        **os.environ,
+        "OBSERVATOIRE_DATA_DIR": str(data),
+        "OBSERVATOIRE_REFERENCE_DIR": str(ROOT / "data" / "reference"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "observatoire.cli", "demo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return data, done.stdout

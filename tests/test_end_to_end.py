@@ -11,31 +11,10 @@ import zipfile
 from pathlib import Path
 
 import polars as pl
-import pytest
 from conftest import ROOT
 
 from observatoire import publish
 from observatoire.cli import DEMO_MOIS
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    data = tmp_path_factory.mktemp("demo")
-    env = {
-        **os.environ,
-        "OBSERVATOIRE_DATA_DIR": str(data),
-        "OBSERVATOIRE_REFERENCE_DIR": str(ROOT / "data" / "reference"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "observatoire.cli", "demo"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    return data, done.stdout
 
 
 def _read_zip_csv(path: Path) -> pl.DataFrame:

@@ -250,7 +250,8 @@ def test_method_page_defines_every_served_indicator_and_the_secret(client):
         assert f'id="{name}"' in html
         assert indicator.definition.replace("'", "&#39;") in html
     assert 'id="secret"' in html
-    assert "moins de 3 structures" in html and "85 %" in html and "secret secondaire" in html
+    assert "moins de 3 structures" in html and "secret secondaire" in html
+    assert "publics" in html and "confié" in html
 
 
 def test_map_draws_each_commune_with_a_title_and_lists_those_without_outline(

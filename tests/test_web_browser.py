@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from web_fixture import GEO, MONTHS, SECRET_COMMUNE, web_data  # noqa: F401
+from web_fixture import GEO, MONTHS, SECRET_COMMUNE, SECRET_SECTION, web_data  # noqa: F401
 
 from observatoire.web.app import create_app
 
@@ -172,25 +172,18 @@ def test_download_a_table_as_csv_by_a_click(page, server, web_data):  # noqa: F8
 
 
 def test_suppressed_cells_read_secret(page, server, web_data):  # noqa: F811
-    # a cell the REAL mask hides (not one of the copy's own marks: Arcueil, section F)
+    # Sirene tables are public: the real publication hides none of their cells
     rows = web_data.query(
-        "select niveau, code_territoire, statut_secret, nb_etablissements "
-        "from indicators.etablissements_actifs where mois = $m and perimetre = 'ess' "
-        "and famille = 'ensemble' and section_naf = 'ensemble' "
-        "and tranche_effectifs = 'ensemble' and statut_secret <> 'publie' "
-        "and code_territoire <> $arcueil order by niveau desc, code_territoire",
-        {"m": MOIS, "arcueil": SECRET_COMMUNE},
+        "select count(*) from indicators.etablissements_actifs "
+        "where mois = $m and statut_secret <> 'publie' and code_territoire <> $arcueil "
+        "and section_naf <> $section",
+        {"m": MOIS, "arcueil": SECRET_COMMUNE, "section": SECRET_SECTION},
     )
-    assert rows, "the real mask hides no ESS total of the fixture"
-    niveau, code, statut, value = rows[0]
-    assert statut in ("primaire", "secondaire") and value is None
-    page.goto(server + f"/territoire/{niveau}/{code}")
+    assert rows == [(0,)]
+    # a cell marked secret in the copy (Arcueil) reads « secret », with its explanation
+    page.goto(server + f"/territoire/commune/{SECRET_COMMUNE}")
     figure = page.locator("#chiffre-etablissements_ess .obs-valeur")
     assert figure.inner_text() == "secret"
-    # the same cell in the evolution table of that page
-    row = page.locator("#tableau-evolution tbody tr", has_text=MOIS)
-    assert row.locator("td").first.inner_text() == "secret"
-    # the explanation is one click away
     assert figure.locator('a.obs-secret[href="/methode#secret"]').count() == 1
     figure.locator("a.obs-secret").click()
     page.wait_for_url(server + "/methode#secret")

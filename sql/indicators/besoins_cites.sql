@@ -5,9 +5,25 @@
 -- retained (retenu) answer, counted as distinct establishments; unlinked answers cannot be
 -- placed in a territory or a family. Cube level x family x NAF section x headcount band, margins
 -- 'ensemble' included; there is no besoin 'ensemble': shares are given per need only.
--- A need nobody cited in the wave has no row (its share is 0 everywhere).
+-- Rows are the waves times the needs their mapping can record (clean.questionnaire_besoins)
+-- times the cells of the (public) ESS population, whether anyone answered or cited or not: the
+-- presence of a row tells nothing about the answers.
 -- Respondents are first counted per commune, then joined to the levels and rolled up.
-with repondants as (
+with population as (
+    select distinct
+        e.code_commune,
+        e.famille_ess as famille,
+        coalesce(e.naf_section, 'non_classe') as section_naf,
+        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs
+    from clean.etablissements_perimetre as e
+    where e.mois = $mois and e.actif and e.ess
+),
+vagues as (
+    select distinct r.cle_source as vague
+    from clean.rapprochements as r
+    where r.mois = $mois and r.source = 'questionnaire'
+),
+repondants as (
     select distinct
         r.cle_source as vague,
         r.siret,
@@ -29,9 +45,11 @@ citations as (
       and v.besoin is not null
 ),
 besoins as (
-    select distinct vague, besoin from clean.questionnaire_valeurs where besoin is not null
+    select b.vague, b.besoin
+    from clean.questionnaire_besoins as b
+    join vagues as v on v.vague = b.vague
 ),
-base as (
+comptes as (
     select
         rp.vague, b.besoin, rp.code_commune, rp.famille, rp.section_naf, rp.tranche_effectifs,
         count(*) as n_rep,
@@ -41,6 +59,14 @@ base as (
     left join citations as c
       on c.vague = rp.vague and c.siret = rp.siret and c.besoin = b.besoin
     group by all
+),
+base as (
+    select p.*, coalesce(c.n_rep, 0) as n_rep, coalesce(c.n_cit, 0) as n_cit
+    from (select * from besoins cross join population) as p
+    left join comptes as c
+      on c.vague = p.vague and c.besoin = p.besoin and c.code_commune = p.code_commune
+     and c.famille = p.famille and c.section_naf = p.section_naf
+     and c.tranche_effectifs = p.tranche_effectifs
 ),
 p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
@@ -58,7 +84,7 @@ select
         as tranche_effectifs,
     sum(n_rep)::bigint as nb_repondants,
     sum(n_cit)::bigint as nb_citant,
-    round(sum(n_cit) / sum(n_rep), 4) as part_citant
+    round(sum(n_cit) / nullif(sum(n_rep), 0), 4) as part_citant
 from p
 group by vague, besoin, niveau, rang, code_territoire, libelle_territoire,
     cube (famille, section_naf, tranche_effectifs)

@@ -6,8 +6,8 @@
 -- a cell; among them only the retained one of a structure in a wave (retenu) counts, and
 -- respondents are counted as distinct establishments, so the rate never exceeds 1.
 -- Respondents whose establishment is active but outside the ESS are not part of the rate; they
--- are reported in nb_repondants_hors_ess, which is filled on famille = 'ensemble' rows only
--- (they have no ESS family). Answers linked to a closed establishment are counted nowhere.
+-- are reported in nb_repondants_hors_ess, filled on each territory's total row only (famille,
+-- section and band 'ensemble'). Answers linked to a closed establishment are counted nowhere.
 -- Both sides are first counted per commune, then joined to the levels and rolled up.
 with vagues as (
     select distinct r.cle_source as vague
@@ -37,26 +37,28 @@ repondants as (
     where r.mois = $mois and r.source = 'questionnaire' and r.statut = 'lie' and r.retenu
 ),
 reponses as (
-    select
-        r.vague, c.code_commune, c.famille, c.section_naf, c.tranche_effectifs,
-        count(*) filter (where c.ess) as n_rep,
-        count(*) filter (where not c.ess) as n_rep_hors
+    select r.vague, c.code_commune, c.famille, c.section_naf, c.tranche_effectifs,
+        count(*) as n_rep
     from repondants as r
     join cellules as c on c.siret = r.siret
+    where c.ess
     group by all
 ),
+-- respondents outside the ESS, per commune: published on each territory's total row only
+hors as (
+    select r.vague, n.niveau, n.code_territoire, count(*) as n_rep_hors
+    from repondants as r
+    join cellules as c on c.siret = r.siret
+    join ref.territoire_niveaux as n on n.code_commune = c.code_commune
+    where not c.ess
+    group by all
+),
+-- rows are the waves times the cells of the (public) ESS population, whether anyone answered
+-- or not: the presence of a row tells nothing about the answers
 base as (
-    select
-        coalesce(p.vague, r.vague) as vague,
-        coalesce(p.code_commune, r.code_commune) as code_commune,
-        coalesce(p.famille, r.famille) as famille,
-        coalesce(p.section_naf, r.section_naf) as section_naf,
-        coalesce(p.tranche_effectifs, r.tranche_effectifs) as tranche_effectifs,
-        coalesce(p.n_ess, 0) as n_ess,
-        coalesce(r.n_rep, 0) as n_rep,
-        coalesce(r.n_rep_hors, 0) as n_rep_hors
+    select p.*, coalesce(r.n_rep, 0) as n_rep
     from (select * from vagues cross join population) as p
-    full join reponses as r
+    left join reponses as r
       on r.vague = p.vague and r.code_commune = p.code_commune and r.famille = p.famille
      and r.section_naf = p.section_naf and r.tranche_effectifs = p.tranche_effectifs
 ),
@@ -64,21 +66,32 @@ p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
     from base as b
     join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+),
+cube as (
+    select
+        vague,
+        niveau, rang, code_territoire, libelle_territoire,
+        case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
+        case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
+        case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
+            as tranche_effectifs,
+        sum(n_ess)::bigint as nb_etablissements_ess,
+        sum(n_rep)::bigint as nb_repondants
+    from p
+    group by vague, niveau, rang, code_territoire, libelle_territoire,
+        cube (famille, section_naf, tranche_effectifs)
 )
 select
     $mois as mois,
-    vague,
-    niveau, code_territoire, libelle_territoire,
-    case when grouping(famille) = 1 then 'ensemble' else famille end as famille,
-    case when grouping(section_naf) = 1 then 'ensemble' else section_naf end as section_naf,
-    case when grouping(tranche_effectifs) = 1 then 'ensemble' else tranche_effectifs end
-        as tranche_effectifs,
-    sum(n_ess)::bigint as nb_etablissements_ess,
-    sum(n_rep)::bigint as nb_repondants,
-    round(sum(n_rep) / nullif(sum(n_ess), 0), 4) as taux_reponse,
-    sum(n_rep_hors)::bigint as nb_repondants_hors_ess
-from p
-group by vague, niveau, rang, code_territoire, libelle_territoire,
-    cube (famille, section_naf, tranche_effectifs)
--- hors-ESS respondents have no ESS family: they only appear in the famille = 'ensemble' margin
-having not (grouping(famille) = 0 and famille = 'hors_ess')
+    c.vague,
+    c.niveau, c.code_territoire, c.libelle_territoire,
+    c.famille, c.section_naf, c.tranche_effectifs,
+    c.nb_etablissements_ess,
+    c.nb_repondants,
+    round(c.nb_repondants / nullif(c.nb_etablissements_ess, 0), 4) as taux_reponse,
+    case when c.famille = 'ensemble' and c.section_naf = 'ensemble'
+          and c.tranche_effectifs = 'ensemble'
+        then coalesce(h.n_rep_hors, 0) end::bigint as nb_repondants_hors_ess
+from cube as c
+left join hors as h
+  on h.vague = c.vague and h.niveau = c.niveau and h.code_territoire = c.code_territoire
