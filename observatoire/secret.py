@@ -256,9 +256,10 @@ def protect(table: Table) -> Result:
             return result
         partners = _partners(table, result, pinned)
         if not partners:
-            raise RuntimeError(
-                f"secret statistique : {pinned.size} case(s) recalculable(s) sans partenaire"
-            )
+            # nothing published around them: hide the whole table rather than refuse a good
+            # month (with every cell secret, no equation is left to pin anything)
+            log.warning("secret : %d case(s) sans partenaire, tableau entier masqué", pinned.size)
+            partners = set(np.nonzero(~result.suppressed)[0].tolist())
         log.info(
             "secret, tour %d : %d cases étroites, %d partenaires", rnd, pinned.size, len(partners)
         )
