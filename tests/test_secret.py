@@ -26,14 +26,6 @@ from observatoire import catalogue, publish
 from observatoire.cli import DEMO_MOIS
 
 ENSEMBLE = "ensemble"
-FAMILIES = (
-    "association",
-    "cooperative",
-    "mutuelle",
-    "fondation",
-    "autre_non_lucratif",
-    "societe_commerciale_ess",
-)
 DIMS = ("famille", "section_naf", "tranche_effectifs")
 KEY = ("niveau", "code_territoire", *DIMS)
 
