@@ -295,9 +295,73 @@ def _system(table: Table, result: Result):
     return a[rows], rhs[rows], upper, var, cell_of
 
 
+def _quiet(make):
+    """`make()` with the process's standard output closed: HiGHS prints its banner from C++
+    when the first solver is built, before any option can turn it off, and it would land in
+    the middle of the refresh's report to the user."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            return make()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class _Audit:
+    """One linear program kept in HiGHS and solved again for each objective.
+
+    Only the objective changes between solves: HiGHS keeps the last optimal basis, which
+    stays feasible, so each new solve starts from it (a few simplex iterations instead of a
+    full solve). scipy's `linprog` rebuilds and solves the model from scratch every time,
+    which made the audit of the demo month 20 s instead of seconds.
+    """
+
+    def __init__(self, a, b: np.ndarray, upper: np.ndarray) -> None:
+        import highspy
+
+        self.n = upper.size
+        self.solves = 0
+        self.h = _quiet(highspy.Highs)
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("threads", 1)  # the same solutions on every machine
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n
+        lp.num_row_ = a.shape[0]
+        lp.col_cost_ = np.zeros(self.n)
+        lp.col_lower_ = np.zeros(self.n)
+        lp.col_upper_ = upper.astype(np.float64)
+        lp.row_lower_ = b.astype(np.float64)
+        lp.row_upper_ = b.astype(np.float64)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = a.indices.astype(np.int32)
+        lp.a_matrix_.value_ = a.data.astype(np.float64)
+        lp.a_matrix_.num_col_ = self.n
+        lp.a_matrix_.num_row_ = a.shape[0]
+        self.h.passModel(lp)
+        self.cols = np.arange(self.n, dtype=np.int32)
+        self.status = highspy.HighsModelStatus.kOptimal
+
+    def solve(self, c: np.ndarray) -> np.ndarray:
+        self.solves += 1
+        self.h.changeColsCost(self.n, self.cols, np.asarray(c, dtype=np.float64))
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status != self.status:
+            raise RuntimeError(
+                f"secret statistique : audit impossible ({self.h.modelStatusToString(status)})"
+            )
+        return np.asarray(self.h.getSolution().col_value)
+
+
 def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
     """Primary cells whose range, over every table the published cells allow, is one integer."""
-    from scipy.optimize import linprog
     from scipy.sparse import csr_matrix
 
     prim = np.nonzero(table.primary)[0]
@@ -306,7 +370,6 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
     a, b, upper, var, cell_of = _system(table, result)
     n = upper.size
     # each primary cell as a sum of unknown inner cells (its known ones are constants)
-    sizes = np.diff(table.cell_ptr)
     member = np.isin(cell_of, prim) & (var[table.cell_inner] >= 0)
     pos = np.full(table.n_cells, -1, dtype=np.int64)
     pos[prim] = np.arange(prim.size)
@@ -315,25 +378,10 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
         shape=(prim.size, n),
     )
     empty = np.diff(s.indptr) == 0
-    del sizes
     if n == 0:
         return prim, 0
-    bounds = np.column_stack([np.zeros(n), upper])
-    solves = 0
-
-    def solve(c: np.ndarray) -> np.ndarray:
-        nonlocal solves
-        solves += 1
-        res = linprog(
-            c,
-            A_eq=a if a.shape[0] else None,
-            b_eq=b if a.shape[0] else None,
-            bounds=bounds,
-            method="highs",
-        )
-        if res.status != 0:
-            raise RuntimeError(f"secret statistique : audit impossible ({res.message})")
-        return res.x
+    audit = _Audit(a.tocsr(), b, upper)
+    solve = audit.solve
 
     rng = np.random.default_rng(0)
     lo = np.full(prim.size, np.inf)
@@ -363,38 +411,40 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
         lo[k] = min(lo[k], float(c @ solve(c)))
         hi[k] = max(hi[k], float(c @ solve(-c)))
     pinned = ~two_integers() | empty
-    return prim[pinned], solves
+    return prim[pinned], audit.solves
 
 
 def _partners(table: Table, result: Result, pinned: np.ndarray) -> set[int]:
     """For each pinned cell, the least wanted published cell sharing an inner cell with it."""
-    sizes = np.diff(table.cell_ptr)
-    cell_of = np.repeat(np.arange(table.n_cells), sizes)
-    order = np.argsort(table.cell_inner, kind="stable")
-    by_inner = cell_of[order]
-    starts = np.searchsorted(table.cell_inner[order], np.arange(table.n_inner + 1))
+    from scipy.sparse import csr_matrix
+
+    incidence = csr_matrix(
+        (
+            np.ones(table.cell_inner.size, dtype=np.int32),
+            table.cell_inner,
+            table.cell_ptr,
+        ),
+        shape=(table.n_cells, table.n_inner),
+    )
+    around = (incidence[pinned] @ incidence.T).tocsr()  # cells sharing an inner cell
+    free = ~result.suppressed.copy()
     out: set[int] = set()
-    for p in pinned.tolist():
-        best, best_priority = -1, -np.inf
-        for i in table.inner(p).tolist():
-            for q in by_inner[starts[i] : starts[i + 1]].tolist():
-                if q in out or result.suppressed[q]:
-                    continue
-                if table.priority[q] > best_priority:
-                    best, best_priority = q, table.priority[q]
+    for row in range(pinned.size):
+        near = around.indices[around.indptr[row] : around.indptr[row + 1]]
+        best = _least_wanted(table, near, free)
         if best < 0:
             # every cell around it is secret already: one ring further
-            ring = {
-                q
-                for i in table.inner(p).tolist()
-                for q in by_inner[starts[i] : starts[i + 1]].tolist()
-            }
-            for r in ring:
-                for i in table.inner(r).tolist():
-                    for q in by_inner[starts[i] : starts[i + 1]].tolist():
-                        fresh = q not in out and not result.suppressed[q]
-                        if fresh and table.priority[q] > best_priority:
-                            best, best_priority = q, table.priority[q]
+            ring = np.unique((incidence[near] @ incidence.T).tocsr().indices)
+            best = _least_wanted(table, ring, free)
         if best >= 0:
             out.add(best)
+            free[best] = False
     return out
+
+
+def _least_wanted(table: Table, candidates: np.ndarray, free: np.ndarray) -> int:
+    """The published candidate readers want least (largest priority; first on ties), or -1."""
+    cand = np.sort(candidates[free[candidates]])
+    if cand.size == 0:
+        return -1
+    return int(cand[np.argmax(table.priority[cand])])

@@ -39,7 +39,12 @@ PRIMAIRE, SECONDAIRE = "primaire", "secondaire"
 
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> pl.DataFrame:
-    return con.execute(f"select * from indicators.{name} where mois = $mois", {"mois": mois}).pl()
+    """The month's rows in one fixed order: a parallel insert stores them in any order, and
+    the mask's choices (pivots, ties of priority) follow row order; sorted, the same month
+    always gets the same mask, whatever the machine."""
+    return con.execute(
+        f"select * from indicators.{name} where mois = $mois order by all", {"mois": mois}
+    ).pl()
 
 
 # --------------------------------------------------------------------------------------------

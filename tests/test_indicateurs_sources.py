@@ -161,6 +161,12 @@ def _create_sources(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany(
         "insert into clean.questionnaire_valeurs values (?, ?, ?, ?, ?, ?, null)", VALEURS
     )
+    # every need the wave's mapping can record, cited or not ('mutualisation' is never cited)
+    con.execute("create table clean.questionnaire_besoins (vague varchar, besoin varchar)")
+    con.executemany(
+        "insert into clean.questionnaire_besoins values ('v2026', ?)",
+        [(b,) for b in sorted({v[4] for v in VALEURS if v[4]} | {"mutualisation"})],
+    )
     con.execute(
         """
         create table clean.reseaux (
@@ -250,18 +256,21 @@ def test_taux_reponse(db):
         ["nb_etablissements_ess", "nb_repondants", "taux_reponse", "nb_repondants_hors_ess"],
     )
     e = "ensemble"
-    # E1 (duplicate answer counted once) and E2 (a P unit) answered: the whole cell did
-    assert got[("v2026", "commune", "94081", "association", "Q", "01")] == (2, 2, 1.0, 0)
+    # E1 (duplicate answer counted once) and E2 (a P unit) answered: the whole cell did;
+    # respondents outside the ESS are given on territory totals only (None elsewhere)
+    assert got[("v2026", "commune", "94081", "association", "Q", "01")] == (2, 2, 1.0, None)
     # E3's answer is still to review: not counted
-    assert got[("v2026", "commune", "94081", "cooperative", "G", "11")] == (1, 0, 0.0, 0)
+    assert got[("v2026", "commune", "94081", "cooperative", "G", "11")] == (1, 0, 0.0, None)
     assert got[("v2026", "commune", "94081", e, e, e)] == (3, 2, 0.6667, 0)
     # Ivry: E4, E8 did not answer; E5 (not ESS) did; E6 is closed: nowhere
     assert got[("v2026", "commune", "94041", e, e, e)] == (2, 0, 0.0, 1)
-    assert got[("v2026", "commune", "94041", e, "G", e)] == (1, 0, 0.0, 1)
-    assert got[("v2026", "commune", "94041", e, "G", "02")] == (0, 0, None, 1)
+    assert got[("v2026", "commune", "94041", e, "G", e)] == (1, 0, 0.0, None)
+    # rows are the cells of the ESS population: E5's own cell (G, 02) has no ESS unit, no row
+    assert ("v2026", "commune", "94041", e, "G", "02") not in got
     assert got[("v2026", "ept", "T12", e, e, e)] == (5, 2, 0.4, 1)
-    assert got[("v2026", "ept", "T12", "association", e, e)] == (4, 2, 0.5, 0)
-    assert got[("v2026", "ept", "T12", "association", "Q", e)] == (2, 2, 1.0, 0)
+    assert got[("v2026", "ept", "T12", "association", e, e)] == (4, 2, 0.5, None)
+    assert got[("v2026", "ept", "T12", "association", "Q", e)] == (2, 2, 1.0, None)
+    assert {v[3] for k, v in got.items() if k[3:] != (e, e, e)} == {None}
     # hors-ESS respondents have no family row; nothing outside T12, no other wave or month
     assert {k[3] for k in got} == {"association", "cooperative", e}
     assert {k[2] for k in got} == {"94081", "94041", "T12"}
@@ -284,12 +293,17 @@ def test_besoins_cites(db):
         "financement": (2, 0, 0.0),  # only in E1's answer that is not retained
         "formation": (2, 0, 0.0),  # only cited by a respondent outside the ESS
         "commande_publique": (2, 0, 0.0),  # only cited by an unlinked answer
+        "mutualisation": (2, 0, 0.0),  # in the mapping, cited by nobody: a row all the same
     }
     assert got[("locaux", "v2026", "commune", "94081", "association", "Q", "01")] == (2, 1, 0.5)
     assert got[("locaux", "v2026", "commune", "94081", e, e, e)] == (2, 1, 0.5)
-    # no ESS respondent in Ivry, and no 'ensemble' need
-    assert {k[3] for k in got} == {"94081", "T12"}
+    # no ESS respondent in Ivry: rows all the same (a row's presence tells nothing), with no
+    # share; no 'ensemble' need; every need has the same rows
+    assert got[("locaux", "v2026", "commune", "94041", e, e, e)] == (0, 0, None)
+    assert {k[3] for k in got} == {"94081", "94041", "T12"}
     assert e not in {k[0] for k in got}
+    cells = {b: {k[1:] for k in got if k[0] == b} for b in total}
+    assert all(c == cells["locaux"] for c in cells.values())
 
 
 def test_reseaux_couverture(db):

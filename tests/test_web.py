@@ -145,19 +145,15 @@ def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
         )
         secrets += expect_figure(html, "etablissements_ess", actifs, s_actifs)
         secrets += expect_figure(html, "employeurs_ess", employeurs, s_employeurs)
-        if s_emplois == "publie" and widened:
-            # secret bands: only the widened interval, « bas à haut », no central estimate
-            assert central is None
-            assert key_figure(html, "emplois_ess") == f"{fr(bas)} à {fr(haut)}"
-            assert "Fourchette élargie" in html
+        # public tables (issue 13): exact jobs, never a widened interval
+        assert not widened and not part_widened
+        # jobs are printed rounded to the unit
+        shown_jobs = None if central is None else round(central)
+        secrets += expect_figure(html, "emplois_ess", shown_jobs, s_emplois)
+        # a share of a territory with no private job is NULL: not a secret, « — »
+        if part is None:
+            assert key_figure(html, "part_emploi_prive") == "—"
         else:
-            # jobs are printed rounded to the unit
-            shown_jobs = None if central is None else round(central)
-            secrets += expect_figure(html, "emplois_ess", shown_jobs, s_emplois)
-        if s_part == "publie" and part_widened:
-            assert part is None and key_figure(html, "part_emploi_prive") == "—"
-        else:
-            # a secret share (a NULL ratio) reads « secret », it does not break the page
             secrets += expect_figure(html, "part_emploi_prive", part, s_part, scale=100)
         api = client.get(f"/api/v1/territoires/{niveau}/{code}").json()
         figures = api["chiffres_cles"]
@@ -169,8 +165,8 @@ def test_key_figures_are_the_snapshots(client, web_data):  # noqa: F811
         assert figures["emplois_ess"]["fourchette_elargie"]["valeur"] == widened
         assert figures["emplois_ess"]["haut"]["valeur"] == haut
         assert f"<title>{api['libelle_territoire']} — Observatoire ESS</title>" in html
-    # the fixture is small: the real mask hides some of these key figures
-    assert secrets > 0
+    # key figures come from the public Sirene tables: never secret, whatever the size
+    assert secrets == 0
 
 
 def test_evolution_shows_every_month_with_a_chart_and_its_text(client, web_data):  # noqa: F811
