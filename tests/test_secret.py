@@ -90,6 +90,39 @@ def test_the_same_month_gets_the_same_mask_whatever_the_row_order(demo, tmp_path
     assert any(r[-2] == "secret" for r in masks[0]["taux_reponse"])
 
 
+def test_the_page_shows_secret_only_in_questionnaire_tables_with_the_reason(demo, tmp_path):
+    """Staff read « secret » in the questionnaire tables only, with why said once under the
+    table; the Sirene tables and key figures of every page show every figure."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from observatoire.web.app import create_app
+    from observatoire.web.model import SECRET_NOTE
+
+    data, _ = demo
+    # a copy: the app keeps its snapshot open, the attacker below opens the demo's own
+    shutil.copytree(data / "publication", tmp_path / "publication", symlinks=True)
+    sirene = ("chiffres-cles", "familles", "sections", "tranches", "evolution", "communes")
+    seen_secret = 0
+    with TestClient(create_app(tmp_path / "publication")) as client:
+        for path in ("/territoire/ept/T12", "/territoire/commune/94081"):
+            html = client.get(path).text
+            blocks = dict(
+                re.findall(r'<section[^>]*id="bloc-([a-z-]+)"(.*?)</section>', html, re.S)
+            )
+            for table in sirene:
+                if table in blocks:
+                    assert "obs-secret" not in blocks[table], (path, table)
+            key = html[: html.index('id="bloc-')]
+            assert "obs-secret" not in key, path  # key figures: public
+            for table in ("taux-reponse", "besoins"):
+                if "obs-secret" in blocks[table]:
+                    seen_secret += 1
+                    assert SECRET_NOTE in blocks[table], (path, table)
+    assert seen_secret > 0
+
+
 # --------------------------------------------------------------------------------------------
 # Public tables: in full
 # --------------------------------------------------------------------------------------------

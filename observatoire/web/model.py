@@ -8,18 +8,20 @@ Breakdowns come from the indicator cubes: the rows where every other dimension i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from observatoire.web import labels
 from observatoire.web.snapshot import PUBLISHED, Snapshot, Territory
 
 CUBE_DIMS = ("famille", "section_naf", "tranche_effectifs")
-WIDENED_NOTE = (
-    "Une estimation centrale vide (—) signale une fourchette élargie : des tranches "
-    "d'effectifs de la ligne sont secrètes, seules les bornes compatibles avec les chiffres "
-    "publiés sont données."
+# questionnaire answers are given in confidence: the only tables of the page with secret cells
+SECRET_NOTE = (
+    "« secret » : les réponses au questionnaire sont confidentielles. Une case de moins de "
+    "3 répondants est masquée, ainsi que les cases qui permettraient de la recalculer à "
+    "partir des autres chiffres publiés."
 )
+WITHHELD_NOTE = "« secret » : une liste que son réseau a déclarée confidentielle n'est pas publiée."
 ENSEMBLE = "ensemble"
 
 
@@ -46,6 +48,8 @@ class Table:
     rows: list[list[Cell]]
     indicators: list[str]  # anchors of /methode for the definitions
     note: str | None = None
+    # why its cells can be secret, said once under the table (never per cell)
+    secret_reason: str | None = None
 
     @property
     def has_secret(self) -> bool:
@@ -166,7 +170,7 @@ def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
             {
                 "bas": cell(jobs, "emplois_bas", "jobs"),
                 "haut": cell(jobs, "emplois_haut", "jobs"),
-                # secret bands in the territory: only a widened interval is published
+                # always false since Sirene tables are public (issue 13): kept for the API
                 "fourchette_elargie": cell(jobs, "fourchette_elargie", "text"),
             },
         ),
@@ -183,8 +187,8 @@ def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
         _key_table(key_figures, mois),
         _evolution(snapshot, actifs, employeurs, emplois),
         *_breakdowns(snapshot, mois, actifs, employeurs, emplois),
-        *_needs(snapshot, params),
-        *_networks(snapshot, params),
+        *(_explain_secret(t, SECRET_NOTE) for t in _needs(snapshot, params)),
+        *(_explain_secret(t, WITHHELD_NOTE) for t in _networks(snapshot, params)),
     ]
     communes = commune_values(snapshot, t)
     if communes:
@@ -214,6 +218,12 @@ def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
     ]
     missing = [n for n in read if snapshot.has_table(n) and not snapshot.secret_applied(n)]
     return TerritoryPage(t, mois, key_figures, tables, communes, missing)
+
+
+def _explain_secret(table: Table, reason: str) -> Table:
+    """A table with secret cells says why, once, under it: readers see « secret » and
+    nothing more per cell (a reason per cell would bound its value)."""
+    return replace(table, secret_reason=reason)
 
 
 def _key_table(figures: list[KeyFigure], mois: str) -> Table:
@@ -256,15 +266,7 @@ def _evolution(snapshot: Snapshot, actifs: dict, employeurs: dict, emplois: dict
         ],
         rows,
         ["etablissements_actifs", "etablissements_employeurs", "emplois_salaries_estimes"],
-        note=" ".join(
-            n
-            for n in (
-                None if len(rows) > 1 else "Un seul mois est publié pour l'instant.",
-                WIDENED_NOTE if any(r[3].value is None and not r[3].secret for r in rows) else None,
-            )
-            if n
-        )
-        or None,
+        note=None if len(rows) > 1 else "Un seul mois est publié pour l'instant.",
     )
 
 
@@ -291,13 +293,11 @@ def _breakdowns(
             key=lambda c: _order(dim, c),
         )
         rows = []
-        widened = False
         for code in [*codes, ENSEMBLE]:
             dims = [ENSEMBLE, ENSEMBLE, ENSEMBLE]
             dims[position] = code
             key = ("ess", mois, *dims)
             jobs = emplois.get(key)
-            widened |= bool(jobs and jobs.get("fourchette_elargie"))
             rows.append(
                 [
                     Cell(label(snapshot, dim, code), "text"),
@@ -322,7 +322,6 @@ def _breakdowns(
                 ],
                 rows,
                 ["etablissements_actifs", "etablissements_employeurs", "emplois_salaries_estimes"],
-                note=WIDENED_NOTE if widened else None,
             )
         )
     return out
