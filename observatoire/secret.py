@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -246,9 +247,18 @@ def protect(table: Table) -> Result:
     hidden = table.hidden.copy()
     solves = 0
     for rnd in range(1, MAX_ROUNDS + 1):
+        t0 = time.monotonic()
         result = suppress(replace(table, hidden=hidden))
+        t1 = time.monotonic()
         pinned, n_lp = _pinned(table, result)
         solves += n_lp
+        log.info(
+            "secret, tour %d : élimination %.1f s, audit %.1f s (%d LP)",
+            rnd,
+            t1 - t0,
+            time.monotonic() - t1,
+            n_lp,
+        )
         if pinned.size == 0:
             result.rounds, result.lp_solves = rnd, solves
             # partners chosen after an LP are secondary cells too
@@ -322,7 +332,7 @@ class _Audit:
     which made the audit of the demo month 20 s instead of seconds.
     """
 
-    def __init__(self, a, b: np.ndarray, upper: np.ndarray) -> None:
+    def __init__(self, a, b: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         import highspy
 
         self.n = upper.size
@@ -334,7 +344,7 @@ class _Audit:
         lp.num_col_ = self.n
         lp.num_row_ = a.shape[0]
         lp.col_cost_ = np.zeros(self.n)
-        lp.col_lower_ = np.zeros(self.n)
+        lp.col_lower_ = lower.astype(np.float64)
         lp.col_upper_ = upper.astype(np.float64)
         lp.row_lower_ = b.astype(np.float64)
         lp.row_upper_ = b.astype(np.float64)
@@ -380,7 +390,11 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
     empty = np.diff(s.indptr) == 0
     if n == 0:
         return prim, 0
-    audit = _Audit(a.tocsr(), b, upper)
+    a = a.tocsr()
+    low_bound, high_bound = _propagate(a, b, upper)
+    # a cell whose implied bounds leave one value is pinned: no LP needed to tell it
+    fixed = (s @ (high_bound - low_bound)) < 0.5
+    audit = _Audit(a, b, low_bound, high_bound)
     solve = audit.solve
 
     rng = np.random.default_rng(0)
@@ -397,7 +411,7 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
     # integers apart is certified (each solution is a table consistent with everything)
     stale = 0
     while stale < 2:
-        left = np.nonzero(~two_integers() & ~empty)[0]
+        left = np.nonzero(~two_integers() & ~empty & ~fixed)[0]
         if left.size == 0:
             break
         signs = rng.choice([-1.0, 1.0], left.size)
@@ -405,13 +419,38 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
         for direction in (c, -c):
             v = s @ solve(direction)
             lo, hi = np.minimum(lo, v), np.maximum(hi, v)
-        stale = stale + 1 if int((~two_integers() & ~empty).sum()) == left.size else 0
-    for k in np.nonzero(~two_integers() & ~empty)[0].tolist():
+        stale = stale + 1 if int((~two_integers() & ~empty & ~fixed).sum()) == left.size else 0
+    for k in np.nonzero(~two_integers() & ~empty & ~fixed)[0].tolist():
         c = np.asarray(s[k].todense()).ravel()
         lo[k] = min(lo[k], float(c @ solve(c)))
         hi[k] = max(hi[k], float(c @ solve(-c)))
-    pinned = ~two_integers() | empty
+    pinned = ~two_integers() | empty | fixed
     return prim[pinned], audit.solves
+
+
+def _propagate(a, b: np.ndarray, upper: np.ndarray, rounds: int = 200):
+    """Bounds every integer table consistent with the published cells must respect.
+
+    Each published cell is an equation Σ x_i = b over its unknown inner cells: x_j is at least
+    b minus the others' largest values and at most b minus their smallest ones, rounded to
+    integers; repeated until nothing moves. Sound (never excludes the true table), cheap
+    (sparse products), and it finds most cells that bounds pin, which the LPs would otherwise
+    have to find one by one: a cell of 1 in a margin of 1 whose other cells are all 0, say.
+    """
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    cols = a.indices
+    lo = np.zeros(upper.size)
+    hi = upper.astype(np.float64).copy()
+    for _ in range(rounds):
+        sum_lo, sum_hi = a @ lo, a @ hi
+        new_lo, new_hi = lo.copy(), hi.copy()
+        np.maximum.at(new_lo, cols, b[rows] - sum_hi[rows] + hi[cols])
+        np.minimum.at(new_hi, cols, b[rows] - sum_lo[rows] + lo[cols])
+        new_lo, new_hi = np.ceil(new_lo - 1e-9), np.floor(new_hi + 1e-9)
+        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+            break
+        lo, hi = new_lo, new_hi
+    return lo, np.maximum(hi, lo)
 
 
 def _partners(table: Table, result: Result, pinned: np.ndarray) -> set[int]:
@@ -427,15 +466,26 @@ def _partners(table: Table, result: Result, pinned: np.ndarray) -> set[int]:
         shape=(table.n_cells, table.n_inner),
     )
     around = (incidence[pinned] @ incidence.T).tocsr()  # cells sharing an inner cell
+    containing = incidence.T.tocsr()  # inner cell -> the cells it is part of
+    sizes = np.diff(table.cell_ptr)
     free = ~result.suppressed.copy()
     out: set[int] = set()
-    for row in range(pinned.size):
+    for row, p in enumerate(pinned.tolist()):
         near = around.indices[around.indptr[row] : around.indptr[row + 1]]
         best = _least_wanted(table, near, free)
         if best < 0:
-            # every cell around it is secret already: one ring further
-            ring = np.unique((incidence[near] @ incidence.T).tocsr().indices)
-            best = _least_wanted(table, ring, free)
+            # every cell around it is secret already: one ring further, through its smallest
+            # secret neighbours (through a regional total, the ring would be the whole table,
+            # and a partner far away frees nothing near the cell)
+            near = near[near != p]
+            for k in (8, near.size):
+                closest = near[np.argsort(sizes[near], kind="stable")[:k]]
+                inner = np.unique(incidence[closest].indices)
+                mark = np.zeros(table.n_cells, dtype=bool)
+                mark[containing[inner].indices] = True
+                best = _least_wanted(table, np.nonzero(mark)[0], free)
+                if best >= 0:
+                    break
         if best >= 0:
             out.add(best)
             free[best] = False
