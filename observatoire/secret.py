@@ -305,13 +305,19 @@ def _system(table: Table, result: Result):
     return a[rows], rhs[rows], upper, var, cell_of
 
 
+_BANNER_SHOWN = [False]
+
+
 def _quiet(make):
-    """`make()` with the process's standard output closed: HiGHS prints its banner from C++
-    when the first solver is built, before any option can turn it off, and it would land in
-    the middle of the refresh's report to the user."""
+    """`make()` with the process's standard output closed the first time: HiGHS prints its
+    banner from C++ when the first solver of the process is built, before any option can turn
+    it off, and it would land in the middle of the refresh's report to the user."""
     import os
     import sys
 
+    if _BANNER_SHOWN[0]:
+        return make()
+    _BANNER_SHOWN[0] = True
     sys.stdout.flush()
     saved = os.dup(1)
     try:
