@@ -165,6 +165,36 @@ def suppress(table: Table) -> Result:
             for r in rc:
                 del rows[r][c]
             continue
+        if bc == -1:
+            for k in brow:
+                brow[k] = -brow[k]
+            bc = 1
+        if bc == 1:
+            # the usual case (a 0/1 model matrix): row − f·pivot touches only the pivot's
+            # entries, the shortest row of the column; no scaling, no gcd over the whole row
+            for r in rc:
+                if r == b:
+                    continue
+                row = rows[r]
+                f = row.pop(c)
+                for k, v in brow.items():
+                    if k == c:
+                        continue
+                    nv = row.get(k, 0) - f * v
+                    if nv:
+                        if k not in row:
+                            cols[k].add(r)
+                        row[k] = nv
+                    elif k in row:
+                        del row[k]
+                        cols[k].discard(r)
+                if not row:
+                    del rows[r]
+            for k in brow:
+                if k != c:
+                    cols[k].discard(b)
+            del rows[b]
+            continue
         for r in rc:
             if r == b:
                 continue
