@@ -41,6 +41,10 @@ class Indicator:
     # `confidentiel`: built on data given in confidence, protected by statistical secrecy
     confidentialite: str = "public"
     motif_confidentialite: str = ""
+    # confidential tables: how many of famille / section / tranche a published row may cross
+    # (0 = territory totals only). The finer rows the SQL computes stay in the warehouse, where
+    # the mask uses them as its inner cells; they are never published. None: every row is.
+    croisements_publies: int | None = None
 
     @property
     def confidentiel(self) -> bool:
@@ -81,6 +85,14 @@ def indicators() -> dict[str, Indicator]:
             raise ValueError(
                 f"catalogue.toml, indicateur {name} : confidentialite "
                 f"« {entry['confidentialite']} » (attendu : {' ou '.join(CONFIDENTIALITIES)})"
+            )
+        crossings = entry.get("croisements_publies")
+        if crossings is not None and (
+            not isinstance(crossings, int) or isinstance(crossings, bool) or crossings < 0
+        ):
+            raise ValueError(
+                f"catalogue.toml, indicateur {name} : croisements_publies « {crossings} » "
+                "(attendu : un entier positif ou nul)"
             )
         out[name] = Indicator(
             name=name,

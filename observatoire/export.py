@@ -734,7 +734,10 @@ def lisezmoi(
         "établissements de la case, citants ≤ répondants). Une valeur secrète est vide et la "
         "ligne porte `statut_secret` = `secret`, sans autre précision : dire pourquoi "
         "renseignerait sur la valeur. Les lignes existent pour toutes les cases de la "
-        "population (établissements actifs de l'ESS), qu'il y ait des répondants ou non."
+        "population (établissements actifs de l'ESS), qu'il y ait des répondants ou non. "
+        "Chaque territoire a sa ligne d'ensemble et une ligne par famille, par section NAF "
+        "et par tranche d'effectifs, une dimension à la fois : les croisements ne sont pas "
+        "publiés, presque toutes leurs cases compteraient 0, 1 ou 2 répondants."
     )
     w("")
     w(

@@ -72,6 +72,11 @@ class Table:
     hidden: np.ndarray
     priority: np.ndarray
     upper: np.ndarray
+    # the true inner cells (one table consistent with everything published) and a block per
+    # inner cell (its commune's smallest territory): with both, the audit first looks for
+    # other tables that differ inside one block only, a small LP per block (see `_pinned`)
+    inner_value: np.ndarray | None = None
+    block: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:
@@ -276,11 +281,12 @@ def protect(table: Table) -> Result:
     """
     hidden = table.hidden.copy()
     solves = 0
+    audited = table.primary.copy()
     for rnd in range(1, MAX_ROUNDS + 1):
         t0 = time.monotonic()
         result = suppress(replace(table, hidden=hidden))
         t1 = time.monotonic()
-        pinned, n_lp = _pinned(table, result)
+        pinned, n_lp = _pinned(table, result, audited)
         solves += n_lp
         log.info(
             "secret, tour %d : élimination %.1f s, audit %.1f s (%d LP)",
@@ -303,7 +309,13 @@ def protect(table: Table) -> Result:
         log.info(
             "secret, tour %d : %d cases étroites, %d partenaires", rnd, pinned.size, len(partners)
         )
+        # what this round suppressed stays suppressed: the published cells only ever lose
+        # equations, so every table consistent with them stays consistent, and a cell freed
+        # once stays free; only the pinned cells are audited again
+        hidden |= result.suppressed & ~table.primary
         hidden[np.array(sorted(partners), dtype=np.int64)] = True
+        audited = np.zeros(table.n_cells, dtype=bool)
+        audited[pinned] = True
     raise RuntimeError("secret statistique : l'audit ne converge pas")
 
 
@@ -406,11 +418,19 @@ class _Audit:
         return np.asarray(self.h.getSolution().col_value)
 
 
-def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
-    """Primary cells whose range, over every table the published cells allow, is one integer."""
+def _pinned(table: Table, result: Result, audited: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cells of `audited` (primary cells) whose range, over every table the published cells
+    allow, is one integer.
+
+    A cell is certified free when two tables consistent with everything published give it
+    values two integers apart. Such tables are searched first inside one block at a time:
+    every inner cell outside the block keeps its true value, so the block's LP is small, and
+    each table it finds is a table of the whole model. The few cells no block frees, and the
+    cells that span blocks (a département's, a région's), go to the LP of the whole model.
+    """
     from scipy.sparse import csr_matrix
 
-    prim = np.nonzero(table.primary)[0]
+    prim = np.nonzero(audited)[0]
     if prim.size == 0:
         return prim, 0
     a, b, upper, var, cell_of = _system(table, result)
@@ -430,24 +450,81 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
     low_bound, high_bound = _propagate(a, b, upper)
     # a cell whose implied bounds leave one value is pinned: no LP needed to tell it
     fixed = (s @ (high_bound - low_bound)) < 0.5
-    audit = _Audit(a, b, low_bound, high_bound)
-    solve = audit.solve
-
-    rng = np.random.default_rng(0)
     lo = np.full(prim.size, np.inf)
     hi = np.full(prim.size, -np.inf)
+    solves = 0
+
+    def open_() -> np.ndarray:
+        return ~(np.floor(hi + 1e-7) > np.ceil(lo - 1e-7)) & ~empty & ~fixed
+
+    truth = _truth(table, var, a, b, low_bound, high_bound)
+    if truth is not None:
+        block = table.block[var >= 0]  # type: ignore[index]
+        # the block of each cell whose unknown inner cells all lie in one block, else -1
+        first = np.minimum.reduceat(
+            np.append(block[s.indices], 0), np.minimum(s.indptr[:-1], s.indices.size)
+        )
+        last = np.maximum.reduceat(
+            np.append(block[s.indices], 0), np.minimum(s.indptr[:-1], s.indices.size)
+        )
+        cell_block = np.where((first == last) & ~empty, first, -1)
+        a_csc = a.tocsc()
+        for blk in np.unique(cell_block[open_() & (cell_block >= 0)]).tolist():
+            cols = np.nonzero(block == blk)[0]
+            sub = a_csc[:, cols].tocsr()
+            rows = np.nonzero(np.diff(sub.indptr))[0]
+            sub = sub[rows]
+            cells = np.nonzero(open_() & (cell_block == blk))[0]
+            audit = _Audit(sub, sub @ truth[cols], low_bound[cols], high_bound[cols])
+            lo_b, hi_b = _ranges(audit, s[cells][:, cols], np.random.default_rng(blk))
+            lo[cells], hi[cells] = np.minimum(lo[cells], lo_b), np.maximum(hi[cells], hi_b)
+            solves += audit.solves
+        # a cell no table of its own block frees is counted as pinned: other tables may free
+        # it through other blocks, but asking the whole model for each such cell costs more
+        # than the partner it gets (most are pinned indeed), and a partner too many is safe
+        local = cell_block >= 0
+    else:
+        local = np.zeros(prim.size, dtype=bool)
+    left = np.nonzero(open_() & ~local)[0]
+    if left.size:
+        audit = _Audit(a, b, low_bound, high_bound)
+        lo_g, hi_g = _ranges(audit, s[left], np.random.default_rng(0))
+        lo[left], hi[left] = np.minimum(lo[left], lo_g), np.maximum(hi[left], hi_g)
+        solves += audit.solves
+    pinned = open_() | empty | fixed
+    return prim[pinned], solves
+
+
+def _truth(table: Table, var, a, b, low, high) -> np.ndarray | None:
+    """The true unknown inner cells, when given and consistent with the system, else None."""
+    if table.inner_value is None or table.block is None:
+        return None
+    x = table.inner_value[var >= 0].astype(np.float64)
+    if x.size == 0 or np.abs(a @ x - b).max(initial=0.0) > 1e-6:
+        return None
+    if (x < low - 1e-9).any() or (x > high + 1e-9).any():
+        return None
+    return x
+
+
+def _ranges(audit: _Audit, s, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest values of the cells `s` (rows: sums of the LP's columns) seen in
+    the LP's tables: random tables first, then tables pushing the cells left in random
+    directions, many at once; each cell still narrow gets its own two LPs."""
+    n = s.shape[1]
+    lo = np.full(s.shape[0], np.inf)
+    hi = np.full(s.shape[0], -np.inf)
+    solve = audit.solve
+
+    def narrow() -> np.ndarray:
+        return ~(np.floor(hi + 1e-7) > np.ceil(lo - 1e-7))
+
     for _ in range(WITNESSES):
         v = s @ solve(rng.uniform(-1.0, 1.0, n))
         lo, hi = np.minimum(lo, v), np.maximum(hi, v)
-
-    def two_integers() -> np.ndarray:
-        return np.floor(hi + 1e-7) > np.ceil(lo - 1e-7)
-
-    # then push the cells left in random directions, many at once: a cell seen at two
-    # integers apart is certified (each solution is a table consistent with everything)
     stale = 0
     while stale < 2:
-        left = np.nonzero(~two_integers() & ~empty & ~fixed)[0]
+        left = np.nonzero(narrow())[0]
         if left.size == 0:
             break
         signs = rng.choice([-1.0, 1.0], left.size)
@@ -455,13 +532,12 @@ def _pinned(table: Table, result: Result) -> tuple[np.ndarray, int]:
         for direction in (c, -c):
             v = s @ solve(direction)
             lo, hi = np.minimum(lo, v), np.maximum(hi, v)
-        stale = stale + 1 if int((~two_integers() & ~empty & ~fixed).sum()) == left.size else 0
-    for k in np.nonzero(~two_integers() & ~empty & ~fixed)[0].tolist():
+        stale = stale + 1 if int(narrow().sum()) == left.size else 0
+    for k in np.nonzero(narrow())[0].tolist():
         c = np.asarray(s[k].todense()).ravel()
         lo[k] = min(lo[k], float(c @ solve(c)))
         hi[k] = max(hi[k], float(c @ solve(-c)))
-    pinned = ~two_integers() | empty | fixed
-    return prim[pinned], audit.solves
+    return lo, hi
 
 
 def _propagate(a, b: np.ndarray, upper: np.ndarray, rounds: int = 200):

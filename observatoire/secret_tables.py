@@ -32,7 +32,7 @@ SCHEMA = "diffusion"
 STATUS_COLUMNS = ("statut_secret", "motif_secret")
 WIDENED = "fourchette_elargie"
 # bump when the rules change: months protected by an older version are protected again
-MASK_VERSION = 2
+MASK_VERSION = 3
 GEO_WEIGHT = {"commune": 1, "ept": 4, "epci": 4, "selection": 4, "departement": 16, "region": 64}
 DIMS = ("famille", "section_naf", "tranche_effectifs")
 PRIMAIRE, SECONDAIRE = "primaire", "secondaire"
@@ -115,7 +115,10 @@ def _geo(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def _pairs(cells: pl.DataFrame, inner: pl.DataFrame, geo: pl.DataFrame, dims: tuple[str, ...]):
     """Which inner cells make each cell: every cube margin of every territory's communes."""
     parts = []
+    deepest = int(_depth(cells, dims).max() or 0) if cells.height else 0
     for keep in product((True, False), repeat=len(dims)):
+        if sum(keep) > deepest:
+            continue  # a crossing no cell has
         parts.append(
             inner.select(
                 "_i",
@@ -164,8 +167,10 @@ def _protect(
     dims: tuple[str, ...],
     primary: np.ndarray | None = None,
     hidden: np.ndarray | None = None,
+    inner_value: np.ndarray | None = None,
 ) -> Masked:
-    """`cells` has `_c` 0..n-1 in row order; `inner` has `_i` 0..m-1 and `upper`."""
+    """`cells` has `_c` 0..n-1 in row order; `inner` has `_i` 0..m-1, `code_commune` and
+    `upper`; `inner_value`, when known, the true value of each inner cell."""
     ptr, members = _pairs(cells, inner, geo, dims)
     values = cells[value].fill_null(0).to_numpy().astype(np.int64)
     if primary is None:
@@ -179,6 +184,8 @@ def _protect(
         hidden=hidden if hidden is not None else np.zeros(cells.height, dtype=bool),
         priority=_priority(cells, value, dims),
         upper=inner["upper"].fill_null(-1).to_numpy().astype(np.int64),
+        inner_value=inner_value,
+        block=_blocks(inner, geo) if inner_value is not None else None,
     )
     result = protect(table)
     log.info(
@@ -194,6 +201,33 @@ def _protect(
         table.primary, PRIMAIRE, np.where(result.suppressed, SECONDAIRE, PUBLIE)
     ).astype(object)
     return Masked(statut=statut, table=table)
+
+
+def _blocks(inner: pl.DataFrame, geo: pl.DataFrame) -> np.ndarray:
+    """Each inner cell's block: its commune's smallest territory above the commune (an EPCI or
+    an EPT in a région, the territory itself in a small one), or the commune alone."""
+    sizes = geo.group_by("niveau", "code_territoire").agg(pl.len().alias("n"))
+    parents = (
+        geo.filter(pl.col("niveau") != "commune")
+        .join(sizes, on=["niveau", "code_territoire"])
+        .sort("n", "niveau", "code_territoire")
+        .unique("code_commune", keep="first", maintain_order=True)
+        .select("code_commune", (pl.col("niveau") + ":" + pl.col("code_territoire")).alias("b"))
+    )
+    labels = inner.select("_i", "code_commune").join(parents, on="code_commune", how="left")
+    labels = labels.sort("_i").with_columns(
+        pl.coalesce("b", pl.lit("commune:") + pl.col("code_commune")).alias("b")
+    )
+    return labels["b"].rank("dense").to_numpy().astype(np.int64) - 1
+
+
+def _depth(df: pl.DataFrame, dims: tuple[str, ...]) -> pl.Series:
+    """How many of `dims` a row breaks down (0: the territory's total row)."""
+    if not dims:
+        return pl.Series([0] * df.height, dtype=pl.Int32)
+    return df.select(
+        pl.sum_horizontal(*((pl.col(d) != ENSEMBLE).cast(pl.Int32) for d in dims))
+    ).to_series()
 
 
 def _finest(df: pl.DataFrame, dims: tuple[str, ...]) -> pl.Expr:
@@ -244,9 +278,18 @@ def _cell_log(
 
 
 def protect_questionnaire(
-    con: duckdb.DuckDBPyConnection, taux: pl.DataFrame, besoins: pl.DataFrame, mois: str
+    con: duckdb.DuckDBPyConnection,
+    taux: pl.DataFrame,
+    besoins: pl.DataFrame,
+    mois: str,
+    crossings: int | None = None,
 ) -> QuestionnaireMask:
     """Mask `taux_reponse` and `besoins_cites` of every wave of the month.
+
+    Rows crossing more than `crossings` of the dimensions are not published (the catalogue's
+    `croisements_publies`); the finest rows (one commune × family × section × band) are the
+    model's inner cells all the same, published or not: their ESS establishments are public,
+    and an attacker bounds respondents by them.
 
     Per wave, three kinds of protected figures:
     * respondents of the ESS per cell (`R`): 1 or 2 is primary; bounded by the cell's (public)
@@ -260,6 +303,10 @@ def protect_questionnaire(
     """
     geo = _geo(con)
     dims = DIMS
+    whole, whole_b = taux, besoins
+    if crossings is not None:
+        taux = taux.filter(_depth(taux, dims) <= crossings)
+        besoins = besoins.filter(_depth(besoins, dims) <= crossings)
     taux = taux.with_row_index("_r")
     besoins = besoins.with_row_index("_r")
     total_row = pl.all_horizontal(*(pl.col(d) == ENSEMBLE for d in dims))
@@ -270,9 +317,10 @@ def protect_questionnaire(
     hors_upper = _hors_ess_upper(con, mois)
     for vague in sorted(taux["vague"].unique().to_list()):
         rows = taux.filter(pl.col("vague") == vague).with_row_index("_c")
+        wave = whole.filter(pl.col("vague") == vague)
+        finest = wave.filter(_finest(wave, dims))
         inner = (
-            rows.filter(_finest(rows, dims))
-            .select(
+            finest.select(
                 "code_territoire",
                 *dims,
                 pl.col("nb_etablissements_ess").alias("upper"),
@@ -280,12 +328,17 @@ def protect_questionnaire(
             .rename({"code_territoire": "code_commune"})
             .with_row_index("_i")
         )
-        r = _protect(rows, inner, geo, "nb_repondants", dims)
+        r = _protect(
+            rows,
+            inner,
+            geo,
+            "nb_repondants",
+            dims,
+            inner_value=finest["nb_repondants"].to_numpy().astype(np.int64),
+        )
         # citing ≤ respondents: bounded by the true respondents of each inner cell, an
         # attacker stronger than any reader (who does not know them), hence a safe mask
-        inner_b = inner.with_columns(
-            rows.filter(_finest(rows, dims))["nb_repondants"].alias("upper")
-        )
+        inner_b = inner.with_columns(finest["nb_repondants"].alias("upper"))
         taux_secret["R"][rows["_r"].to_numpy()] = r.statut != PUBLIE
         logs.append(_cell_log(rows, pl.lit(f"R:{vague}"), r.statut, "nb_repondants", dims))
 
@@ -324,6 +377,15 @@ def protect_questionnaire(
             full = keyed.join(
                 b_rows.select("_c", "nb_citant", pl.col("_r").alias("_rb")), on="_c", how="left"
             ).sort("_c")
+            cited = inner_b.join(
+                whole_b.filter(
+                    (pl.col("vague") == vague)
+                    & (pl.col("besoin") == besoin)
+                    & (pl.col("niveau") == "commune")
+                ).select(pl.col("code_territoire").alias("code_commune"), *dims, "nb_citant"),
+                on=["code_commune", *dims],
+                how="left",
+            ).sort("_i")["nb_citant"]
             b = _protect(
                 full.with_columns(pl.col("nb_citant").fill_null(0)),
                 inner_b,
@@ -332,6 +394,7 @@ def protect_questionnaire(
                 dims,
                 primary=r_prim.copy(),
                 hidden=r_hidden.copy(),
+                inner_value=None if cited.null_count() else cited.to_numpy().astype(np.int64),
             )
             present = full["_rb"].is_not_null().to_numpy()
             rb = full["_rb"].to_numpy()[present].astype(np.int64)
@@ -440,7 +503,15 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
             "secret statistique : table confidentielle sans règle de protection : "
             + ", ".join(sorted(confidential - {"taux_reponse", "besoins_cites"}))
         )
-    q = protect_questionnaire(con, frames["taux_reponse"], frames["besoins_cites"], mois)
+    crossings = {indicators[n].croisements_publies for n in ("taux_reponse", "besoins_cites")}
+    if len(crossings) != 1:
+        raise ValueError(
+            "catalogue.toml : taux_reponse et besoins_cites doivent avoir les mêmes "
+            "croisements_publies (les besoins sont masqués sur les cases des répondants)"
+        )
+    q = protect_questionnaire(
+        con, frames["taux_reponse"], frames["besoins_cites"], mois, crossings.pop()
+    )
     tables["taux_reponse"] = q.taux.select(indicators["taux_reponse"].colonnes)
     tables["besoins_cites"] = q.besoins.select(indicators["besoins_cites"].colonnes)
     status = q.cells

@@ -91,3 +91,66 @@ def test_bounds_that_pin_a_cell_get_it_a_partner():
     assert not suppress(table).suppressed[2]
     result = protect(table)
     assert result.suppressed[2] or result.suppressed[3]
+
+
+def _geography(rng: np.random.Generator, groups: int, communes: int, shape=(3, 3)):
+    """Communes in groups, each with a small crossing; cells: the margins of one dimension at
+    a time, per commune, per group and in total (as the questionnaire tables are published)."""
+    n_c = groups * communes
+    values = rng.integers(0, 2, (n_c, *shape))
+    upper = values + rng.integers(0, 2, values.shape)  # tight public bounds: they matter
+    idx = np.arange(values.size).reshape(values.shape)
+    members = []
+    scopes = [[c] for c in range(n_c)]
+    scopes += [list(range(g * communes, (g + 1) * communes)) for g in range(groups)]
+    scopes.append(list(range(n_c)))
+    for scope in scopes:
+        sub = idx[scope]
+        members.append(sub.ravel())
+        for d, size in enumerate(shape):
+            for k in range(size):
+                members.append(np.take(sub, k, axis=d + 1).ravel())
+    ptr = np.cumsum([0] + [m.size for m in members])
+    flat = values.ravel()
+    value = np.array([flat[m].sum() for m in members])
+    block = np.repeat(np.arange(groups), communes * int(np.prod(shape)))
+    return values.size, members, ptr, np.concatenate(members), value, flat, upper.ravel(), block
+
+
+def _free(table: Table, result, members) -> list[int]:
+    """Primary cells an LP over the whole model, independent of the engine, pins."""
+    from scipy.optimize import linprog
+
+    n = table.n_inner
+    pub = np.nonzero(~result.suppressed)[0]
+    a = np.zeros((pub.size, n))
+    for r, k in enumerate(pub):
+        a[r, members[k]] = 1.0
+    lower = np.where(result.known_inner, result.known_value, 0).astype(float)
+    upper = np.where(result.known_inner, result.known_value, table.upper).astype(float)
+    bounds = np.column_stack([lower, upper])
+    pinned = []
+    for p in np.nonzero(table.primary)[0]:
+        c = np.zeros(n)
+        c[members[p]] = 1.0
+        lo = linprog(c, A_eq=a, b_eq=table.value[pub], bounds=bounds, method="highs").fun
+        hi = -linprog(-c, A_eq=a, b_eq=table.value[pub], bounds=bounds, method="highs").fun
+        if np.floor(hi + 1e-7) <= np.ceil(lo - 1e-7):
+            pinned.append(int(p))
+    return pinned
+
+
+def test_the_audit_block_by_block_leaves_no_cell_pinned_in_the_whole_model():
+    """Tables found inside one block are tables of the whole model: what the block audit
+    calls free, an LP over everything must find free too."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(10):
+        n_inner, members, ptr, inner, value, truth, upper, block = _geography(rng, 3, 4)
+        table = _table(n_inner, members, ptr, inner, value, rng, upper)
+        table.inner_value, table.block = truth, block
+        result = protect(table)
+        assert result.lp_solves > 0
+        assert _free(table, result, members) == []
+        checked += int(table.primary.sum())
+    assert checked > 200
