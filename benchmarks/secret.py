@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,8 +201,6 @@ def generate_region(
 
 def _run_one(warehouse: str, mois: str, out: str) -> None:
     """Child process: one mask of the month, its figures written to `out`."""
-    import time
-
     import duckdb
 
     from observatoire import secret_tables
@@ -231,7 +230,36 @@ def _run_one(warehouse: str, mois: str, out: str) -> None:
     )
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the mask's worker processes), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _tree_rss_kb(pid: int) -> int:
+    total = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
 def _measure(warehouse: Path, mois: str) -> dict:
+    """One mask in its own process; memory is the peak of the whole process tree (the mask
+    masks a région's needs in worker processes: their memory counts too), sampled every
+    50 ms, and never less than the process's own peak."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "w.duckdb"
         shutil.copy(warehouse, copy)
@@ -239,11 +267,18 @@ def _measure(warehouse: Path, mois: str) -> dict:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--enfant", str(copy), mois, str(out)], cwd=ROOT
         )
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise SystemExit(f"le masque a échoué (statut {status})")
+        peak_kb = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, _tree_rss_kb(proc.pid))
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"le masque a échoué (statut {proc.returncode})")
         result = json.loads(out.read_text())
-        result["memoire_max_mo"] = round(usage.ru_maxrss / 1024)
+        result["memoire_max_mo"] = round(max(peak_kb, usage.ru_maxrss) / 1024)
         return result
 
 

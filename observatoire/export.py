@@ -741,8 +741,12 @@ def lisezmoi(
     )
     w("")
     w(
-        "Une liste de réseau déclarée confidentielle (`confidentiel = true`) : les lignes "
-        "construites sur elle sont retenues (`statut_secret` = `secret`, mesures vides)."
+        "Une liste de réseau déclarée confidentielle (`confidentiel = true`) : ses lignes de "
+        "`reseaux_couverture` suivent les mêmes règles (territoire de 1 ou 2 membres secret, "
+        "emplois secrets aussi quand un membre en porte plus de 85 %, secret secondaire ; "
+        "`emplois_max_unite` toujours vide ; une ligne pour chaque territoire, avec ou sans "
+        "membre). Elle n'entre pas dans `ess_hors_reseau` ni dans `ressourceries`, qui ne "
+        "comptent que les listes publiques."
     )
     w("")
     w(

@@ -276,15 +276,23 @@ def protect(table: Table) -> Result:
     margin of 3 over two secret cells whose public bounds are 1 and 2 tells both. The LPs
     give each primary cell's smallest and largest value over every table consistent with the
     published cells and the bounds; a cell whose range holds a single integer gets a partner
-    (the least wanted published cell sharing an inner cell with it), and elimination runs
-    again with the partners kept secret. Suppressing only ever adds unknowns, so it ends.
+    (the least wanted published cell sharing an inner cell with it), and the audit runs
+    again on the pinned cells, with the partners secret too. Elimination runs once: the cells
+    published after it only ever lose members, which cannot make a primary cell a linear
+    combination of them. Suppressing only ever adds unknowns, so it ends.
     """
     hidden = table.hidden.copy()
     solves = 0
     audited = table.primary.copy()
+    result: Result | None = None
     for rnd in range(1, MAX_ROUNDS + 1):
         t0 = time.monotonic()
-        result = suppress(replace(table, hidden=hidden))
+        if result is None:
+            result = suppress(replace(table, hidden=hidden))
+        else:
+            # the cells published now are a subset of those elimination published: no primary
+            # cell can have become a combination of them; only what they tell is recomputed
+            result = _published_as_is(table, hidden)
         t1 = time.monotonic()
         pinned, n_lp = _pinned(table, result, audited)
         solves += n_lp
@@ -317,6 +325,26 @@ def protect(table: Table) -> Result:
         audited = np.zeros(table.n_cells, dtype=bool)
         audited[pinned] = True
     raise RuntimeError("secret statistique : l'audit ne converge pas")
+
+
+def _published_as_is(table: Table, hidden: np.ndarray) -> Result:
+    """Every cell but the primary and hidden ones published; the inner cells its published
+    zeros and full cells tell."""
+    suppressed = table.primary | hidden
+    telling = ~suppressed & ((table.value == 0) | _full(table))
+    known = np.zeros(table.n_inner, dtype=bool)
+    known_value = np.zeros(table.n_inner, dtype=np.int64)
+    for c in np.nonzero(telling)[0].tolist():
+        inner = table.inner(c)
+        known[inner] = True
+        if table.value[c] != 0:
+            known_value[inner] = table.upper[inner]
+    return Result(
+        suppressed=suppressed,
+        secondary=suppressed & ~table.primary & ~table.hidden,
+        known_inner=known,
+        known_value=known_value,
+    )
 
 
 def _system(table: Table, result: Result):
@@ -450,6 +478,7 @@ def _pinned(table: Table, result: Result, audited: np.ndarray) -> tuple[np.ndarr
     low_bound, high_bound = _propagate(a, b, upper)
     # a cell whose implied bounds leave one value is pinned: no LP needed to tell it
     fixed = (s @ (high_bound - low_bound)) < 0.5
+    fixed |= _fixed_by_a_margin(s, a, b, low_bound, high_bound)
     lo = np.full(prim.size, np.inf)
     hi = np.full(prim.size, -np.inf)
     solves = 0
@@ -495,6 +524,31 @@ def _pinned(table: Table, result: Result, audited: np.ndarray) -> tuple[np.ndarr
     return prim[pinned], solves
 
 
+def _fixed_by_a_margin(s, a, b: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Cells pinned by one published cell that contains them: that cell's value minus the
+    bounds of its other inner cells leaves the cell a single integer (a family's respondents
+    when the commune's total and every other family's bounds are known, say)."""
+    s = s.tocsr()
+    overlap = (s @ a.T).tocsr()  # inner cells a primary cell shares with each published one
+    size = np.diff(s.indptr).astype(np.float64)
+    rows = np.repeat(np.arange(s.shape[0]), np.diff(overlap.indptr))
+    cols = overlap.indices
+    inside = np.abs(overlap.data - size[rows]) < 0.5  # the published cell contains all of it
+    rows, cols = rows[inside], cols[inside]
+    if rows.size == 0:
+        return np.zeros(s.shape[0], dtype=bool)
+    s_lo, s_hi = s @ low, s @ high
+    a_lo, a_hi = a @ low, a @ high
+    # the cell = b − (the other inner cells of the published cell)
+    top = b[cols] - (a_lo[cols] - s_lo[rows])
+    bottom = b[cols] - (a_hi[cols] - s_hi[rows])
+    cell_hi = s_hi.copy()
+    cell_lo = s_lo.copy()
+    np.minimum.at(cell_hi, rows, top)
+    np.maximum.at(cell_lo, rows, bottom)
+    return np.floor(cell_hi + 1e-7) <= np.ceil(cell_lo - 1e-7)
+
+
 def _truth(table: Table, var, a, b, low, high) -> np.ndarray | None:
     """The true unknown inner cells, when given and consistent with the system, else None."""
     if table.inner_value is None or table.block is None:
@@ -536,6 +590,8 @@ def _ranges(audit: _Audit, s, rng: np.random.Generator) -> tuple[np.ndarray, np.
     for k in np.nonzero(narrow())[0].tolist():
         c = np.asarray(s[k].todense()).ravel()
         lo[k] = min(lo[k], float(c @ solve(c)))
+        if np.floor(hi[k] + 1e-7) > np.ceil(lo[k] - 1e-7):
+            continue  # its smallest value is already two integers below one seen: free
         hi[k] = max(hi[k], float(c @ solve(-c)))
     return lo, hi
 

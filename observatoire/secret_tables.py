@@ -7,15 +7,18 @@ Each table of the catalogue declares its confidentiality (`confidentialite`):
 * **confidential** tables are built on answers to the questionnaire: their cells go through
   the mask of `observatoire/secret.py` (primary rule, secondary suppression by elimination).
 
-A network list declared `confidentiel = true` withholds the rows built on it (its own rows of
-`reseaux_couverture`, and `ess_hors_reseau` / `ressourceries` while it feeds them): they read
-« secret » until such lists get a mask of their own.
+A network list declared `confidentiel = true` is confidential too: its own rows of
+`reseaux_couverture` go through the same mask (`protect_networks`); the public tables built on
+lists (`ess_hors_reseau`, `ressourceries`) count public lists only (their SQL).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import product
 
@@ -72,33 +75,15 @@ def _public(df: pl.DataFrame, ind: catalogue.Indicator) -> pl.DataFrame:
     return df.with_columns(*extra, *(pl.col(c).cast(pl.Float64) for c in jobs))
 
 
-def _withheld(con: duckdb.DuckDBPyConnection) -> dict[str, pl.Expr]:
-    """Rows of public tables built on a list declared confidential: withheld whole."""
+def _confidential_lists(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not warehouse.table_exists(con, "clean", "reseaux"):
-        return {}
-    lists = con.execute(
-        "select reseau, type from clean.reseaux where coalesce(confidentiel, false)"
-    ).fetchall()
-    if not lists:
-        return {}
-    out = {
-        "reseaux_couverture": pl.col("reseau").is_in([r for r, _ in lists]),
-        "ess_hors_reseau": pl.lit(True),
-    }
-    if any(t == "ressourcerie" for _, t in lists):
-        out["ressourceries"] = pl.lit(True)
-    return out
-
-
-def _withhold(df: pl.DataFrame, ind: catalogue.Indicator, rows: pl.Expr) -> pl.DataFrame:
-    measures = [c for c in ind.mesures if c != WIDENED]
-    return df.with_columns(
-        *(pl.when(rows).then(None).otherwise(pl.col(c)).alias(c) for c in measures),
-        pl.when(rows)
-        .then(pl.lit(SECRET))
-        .otherwise(pl.col("statut_secret"))
-        .alias("statut_secret"),
-    )
+        return []
+    return [
+        r
+        for (r,) in con.execute(
+            "select reseau from clean.reseaux where coalesce(confidentiel, false) order by reseau"
+        ).fetchall()
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,14 +228,15 @@ class QuestionnaireMask:
     cells: pl.DataFrame  # secret.cellules rows
 
 
-def _hors_ess_upper(con: duckdb.DuckDBPyConnection, mois: str) -> pl.DataFrame:
-    """Active establishments outside the ESS per commune: public, a bound on respondents."""
+def _actifs_per_commune(con: duckdb.DuckDBPyConnection, mois: str, perimetre: str) -> pl.DataFrame:
+    """Active establishments of the ESS or outside it per commune: public, a bound on how many
+    respondents (or members of a list) the commune can hold."""
     return con.execute(
         "select code_territoire as code_commune, nb_etablissements as upper "
         "from indicators.etablissements_actifs where mois = $mois and niveau = 'commune' "
-        "and perimetre = 'hors_ess' and famille = 'hors_ess' and section_naf = 'ensemble' "
-        "and tranche_effectifs = 'ensemble'",
-        {"mois": mois},
+        "and perimetre = $p and famille = (case when $p = 'ess' then 'ensemble' else $p end) "
+        "and section_naf = 'ensemble' and tranche_effectifs = 'ensemble'",
+        {"mois": mois, "p": perimetre},
     ).pl()
 
 
@@ -314,7 +300,7 @@ def protect_questionnaire(
     besoins_r = np.zeros(besoins.height, dtype=bool)
     besoins_b = np.zeros(besoins.height, dtype=bool)
     logs = []
-    hors_upper = _hors_ess_upper(con, mois)
+    hors_upper = _actifs_per_commune(con, mois, "hors_ess")
     for vague in sorted(taux["vague"].unique().to_list()):
         rows = taux.filter(pl.col("vague") == vague).with_row_index("_c")
         wave = whole.filter(pl.col("vague") == vague)
@@ -363,6 +349,7 @@ def protect_questionnaire(
         r_prim = r.table.primary
         r_hidden = r.statut == SECONDAIRE
         wave_needs = besoins.filter(pl.col("vague") == vague)
+        jobs, aligned = [], []
         for besoin in sorted(wave_needs["besoin"].unique().to_list()):
             b_rows = wave_needs.filter(pl.col("besoin") == besoin).join(
                 keyed, on=["niveau", "code_territoire", *dims], how="left"
@@ -386,25 +373,28 @@ def protect_questionnaire(
                 on=["code_commune", *dims],
                 how="left",
             ).sort("_i")["nb_citant"]
-            b = _protect(
-                full.with_columns(pl.col("nb_citant").fill_null(0)),
-                inner_b,
-                geo,
-                "nb_citant",
-                dims,
-                primary=r_prim.copy(),
-                hidden=r_hidden.copy(),
-                inner_value=None if cited.null_count() else cited.to_numpy().astype(np.int64),
+            jobs.append(
+                (
+                    full.drop("_rb").with_columns(pl.col("nb_citant").fill_null(0)),
+                    inner_b,
+                    geo,
+                    dims,
+                    r_prim,
+                    r_hidden,
+                    None if cited.null_count() else cited.to_numpy().astype(np.int64),
+                )
             )
+            aligned.append((besoin, full))
+        for (besoin, full), statut in zip(aligned, _map_needs(jobs), strict=True):
             present = full["_rb"].is_not_null().to_numpy()
             rb = full["_rb"].to_numpy()[present].astype(np.int64)
-            besoins_b[rb] = b.statut[present] != PUBLIE
+            besoins_b[rb] = statut[present] != PUBLIE
             besoins_r[rb] = (r.statut != PUBLIE)[full["_c"].to_numpy()[present]]
             logs.append(
                 _cell_log(
                     full.filter(pl.Series(present)),
                     pl.lit(f"B:{vague}:{besoin}"),
-                    b.statut[present],
+                    statut[present],
                     "nb_citant",
                     dims,
                 )
@@ -432,6 +422,183 @@ def protect_questionnaire(
     )
     cells = pl.concat(logs, how="vertical_relaxed") if logs else _empty_log()
     return QuestionnaireMask(taux=taux_out, besoins=besoins_out, cells=cells)
+
+
+# the counts of a list's members that others add up (nb_actifs = nb_ess + nb_hors_ess, ...):
+# masked one by one; the sums take the union of their patterns, so that any tables of the parts
+# consistent with what is published add up to tables of the sums consistent with it too
+NETWORK_PARTS = ("nb_ess", "nb_hors_ess", "nb_fermes", "nb_non_trouves")
+NETWORK_SUMS = ("nb_actifs", "nb_trouves_sirene", "nb_membres")
+NETWORK_JOBS = ("nb_etablissements_emplois", "emplois_bas", "emplois_central", "emplois_haut")
+# dominance (INSEE's usual (1, 85 %) rule): jobs of which one member holds more than 85 %
+DOMINANCE = 0.85
+
+
+def protect_networks(
+    con: duckdb.DuckDBPyConnection, df: pl.DataFrame, mois: str, lists: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`reseaux_couverture` with the rows of confidential lists masked; and the cells' log.
+
+    A list given in confidence tells who its members are. Its rows follow the rules of the
+    questionnaire's: a territory of 1 or 2 members is secret (primary), and so are its jobs
+    where 1 or 2 members employ or one member holds more than 85 % of them (dominance);
+    other territories are suppressed where needed so that none of those can be recomputed
+    (commune sums, zeros, the public bounds: ESS members ≤ the commune's ESS establishments).
+    The largest member's jobs (`emplois_max_unite`) describe one member: never published for
+    such a list. Its rows exist for every territory, members or not, so that the presence of
+    a row tells nothing. Public lists' rows are published as computed.
+    """
+    ind = catalogue.indicators()["reseaux_couverture"]
+    public = _public(df.filter(~pl.col("reseau").is_in(lists)), ind)
+    if not lists:
+        return public, _empty_log()
+    geo = _geo(con)
+    territories = con.execute(
+        "select distinct niveau, code_territoire, libelle_territoire from ref.territoire_niveaux"
+    ).pl()
+    bounds = {
+        "nb_ess": _actifs_per_commune(con, mois, "ess"),
+        "nb_hors_ess": _actifs_per_commune(con, mois, "hors_ess"),
+    }
+    declared = dict(
+        con.execute(
+            "select reseau, type from clean.reseaux where reseau in (select unnest($l))",
+            {"l": lists},
+        ).fetchall()
+    )
+    counts = (*NETWORK_PARTS, *NETWORK_SUMS, "nb_etablissements_emplois")
+    out, logs = [public], []
+    for reseau in lists:
+        rows = (
+            territories.join(
+                df.filter(pl.col("reseau") == reseau).drop(
+                    "mois", "reseau", "type_reseau", "libelle_territoire"
+                ),
+                on=["niveau", "code_territoire"],
+                how="left",
+            )
+            .with_columns(
+                *(pl.col(c).fill_null(0) for c in (*counts, "emplois_bas", "emplois_haut")),
+                pl.col("emplois_central").fill_null(0.0),
+                # central estimates are half-integers: counted in halves, they add up exactly
+                (pl.col("emplois_central").fill_null(0.0) * 2).round().alias("_central2"),
+            )
+            .sort("niveau", "code_territoire")
+            .with_row_index("_c")
+        )
+        inner = (
+            rows.filter(pl.col("niveau") == "commune")
+            .select(pl.col("code_territoire").alias("code_commune"), "_c")
+            .with_row_index("_i")
+        )
+        members = rows["nb_membres"].to_numpy()
+        primary = (members >= 1) & (members < FREQUENCY_MIN)
+        employing = rows["nb_etablissements_emplois"].to_numpy()
+        central = rows["emplois_central"].to_numpy()
+        largest = rows["emplois_max_unite"].fill_null(0.0).to_numpy()
+        jobs_primary = (
+            primary
+            | ((employing >= 1) & (employing < FREQUENCY_MIN))
+            | ((central > 0) & (largest > DOMINANCE * central))
+        )
+
+        def mask(value: str, prim: np.ndarray, hidden: np.ndarray, r=rows, i=inner, t=reseau):
+            secret, cells = _network_measure(r, i, geo, bounds.get(value), value, prim, hidden)
+            logs.append(cells.with_columns(pl.lit(f"N:{t}:{value}").alias("tab")))
+            return secret
+
+        pattern = primary.copy()
+        for value in NETWORK_PARTS:
+            pattern |= mask(value, primary, pattern)
+        jobs = pattern | jobs_primary
+        for value in NETWORK_JOBS:
+            jobs |= mask(value, jobs_primary, jobs)
+        secret_counts = pl.Series(pattern)
+        secret_jobs = pl.Series(jobs)
+        masked = rows.with_columns(
+            *(
+                pl.when(secret_counts).then(None).otherwise(pl.col(c)).alias(c)
+                for c in (*NETWORK_PARTS, *NETWORK_SUMS)
+            ),
+            *(pl.when(secret_jobs).then(None).otherwise(pl.col(c)).alias(c) for c in NETWORK_JOBS),
+            pl.lit(None, pl.Float64).alias("emplois_max_unite"),
+            pl.lit(mois).alias("mois"),
+            pl.lit(reseau).alias("reseau"),
+            pl.lit(declared.get(reseau)).alias("type_reseau"),
+            pl.when(secret_jobs)
+            .then(pl.lit(SECRET))
+            .otherwise(pl.lit(PUBLIE))
+            .alias("statut_secret"),
+            pl.lit(None, pl.Utf8).alias("motif_secret"),
+        )
+        out.append(masked.select(public.columns))
+    return pl.concat(out, how="vertical_relaxed"), pl.concat(logs, how="vertical_relaxed")
+
+
+# below this many cells in a wave's need tables, starting worker processes costs more than
+# masking them one after the other saves
+PARALLEL_MIN_CELLS = 100_000
+MAX_WORKERS = 4  # each worker holds its tables and LPs: a few hundred MB on a région
+
+
+def _need_statut(job: tuple) -> np.ndarray:
+    """One need's mask (a worker's task: everything it needs comes in `job`)."""
+    cells, inner, geo, dims, primary, hidden, inner_value = job
+    return _protect(
+        cells,
+        inner,
+        geo,
+        "nb_citant",
+        dims,
+        primary=primary.copy(),
+        hidden=hidden.copy(),
+        inner_value=inner_value,
+    ).statut
+
+
+def _map_needs(jobs: list[tuple]) -> list[np.ndarray]:
+    """The needs of a wave are masked independently of each other (each on the respondents'
+    mask): on a région, in worker processes, one per core. Each mask is deterministic, so the
+    result does not depend on how many workers ran it."""
+    cells = sum(job[0].height for job in jobs)
+    workers = min(len(jobs), len(os.sched_getaffinity(0)), MAX_WORKERS)
+    if cells < PARALLEL_MIN_CELLS or workers < 2:
+        return [_need_statut(job) for job in jobs]
+    # spawn, not fork: the parent holds DuckDB's and Polars' threads, which a fork would copy
+    # in whatever state they were
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_need_statut, jobs))
+
+
+def _network_measure(
+    rows: pl.DataFrame,
+    inner: pl.DataFrame,
+    geo: pl.DataFrame,
+    upper: pl.DataFrame | None,
+    value: str,
+    primary: np.ndarray,
+    hidden: np.ndarray,
+) -> tuple[np.ndarray, pl.DataFrame]:
+    """One measure of a confidential list's rows: which cells are secret, and their log."""
+    column = "_central2" if value == "emplois_central" else value
+    true = rows[column].to_numpy()[inner["_c"].to_numpy()].astype(np.int64)
+    with_upper = (
+        inner.join(upper, on="code_commune", how="left").sort("_i")
+        if upper is not None
+        else inner.with_columns(pl.lit(None, pl.Int64).alias("upper"))
+    )
+    m = _protect(
+        rows.with_columns(pl.col(column).cast(pl.Int64)),
+        with_upper,
+        geo,
+        column,
+        (),
+        primary=primary.copy(),
+        hidden=hidden & ~primary,
+        inner_value=true,
+    )
+    return m.statut != PUBLIE, _cell_log(rows, pl.lit(""), m.statut, column, ())
 
 
 def _empty_log() -> pl.DataFrame:
@@ -487,16 +654,16 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
     t0 = time.monotonic()
     indicators = catalogue.indicators()
     frames = {name: _read(con, name, mois) for name in indicators}
-    withheld = _withheld(con)
     tables: dict[str, pl.DataFrame] = {}
     for name, ind in indicators.items():
         if ind.listing:
             tables[name] = frames[name].select(ind.colonnes)
-        elif not ind.confidentiel:
-            df = _public(frames[name], ind)
-            if name in withheld:
-                df = _withhold(df, ind, withheld[name])
-            tables[name] = df.select(ind.colonnes)
+        elif not ind.confidentiel and name != "reseaux_couverture":
+            tables[name] = _public(frames[name], ind).select(ind.colonnes)
+    networks, network_cells = protect_networks(
+        con, frames["reseaux_couverture"], mois, _confidential_lists(con)
+    )
+    tables["reseaux_couverture"] = networks.select(indicators["reseaux_couverture"].colonnes)
     confidential = {n for n, i in indicators.items() if i.confidentiel}
     if confidential - {"taux_reponse", "besoins_cites"}:
         raise ValueError(
@@ -514,7 +681,7 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
     )
     tables["taux_reponse"] = q.taux.select(indicators["taux_reponse"].colonnes)
     tables["besoins_cites"] = q.besoins.select(indicators["besoins_cites"].colonnes)
-    status = q.cells
+    status = pl.concat([q.cells, network_cells], how="vertical_relaxed")
     report = MaskReport(
         mois=mois,
         cells=status.height,

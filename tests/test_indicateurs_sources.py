@@ -171,13 +171,13 @@ def _create_sources(con: duckdb.DuckDBPyConnection) -> None:
         """
         create table clean.reseaux (
             reseau varchar, nom varchar, type varchar, source varchar, fichier_source varchar,
-            nb_membres bigint)
+            nb_membres bigint, confidentiel boolean)
         """
     )
     con.execute(
         "insert into clean.reseaux values "
-        "('ressourceries_idf', 'Ressourceries', 'ressourcerie', 'local', 'r.csv', 9), "
-        "('siae_asp', 'SIAE', 'siae', 'local', 'siae.csv', 3)"
+        "('ressourceries_idf', 'Ressourceries', 'ressourcerie', 'local', 'r.csv', 9, false), "
+        "('siae_asp', 'SIAE', 'siae', 'local', 'siae.csv', 3, null)"
     )
     con.execute(
         """

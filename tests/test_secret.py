@@ -11,6 +11,7 @@ value of each secret cell.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,42 @@ def test_the_same_month_gets_the_same_mask_whatever_the_row_order(demo, tmp_path
         con.close()
     assert masks[0] == masks[1]
     assert any(r[-2] == "secret" for r in masks[0]["taux_reponse"])
+
+
+def test_needs_masked_in_worker_processes_get_the_same_mask(demo, tmp_path, monkeypatch):
+    """On a région the needs of a wave are masked in worker processes; the mask is the one
+    masking them one after the other gives."""
+    from observatoire import secret_tables
+
+    data, _ = demo
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(data / "warehouse" / "observatoire.duckdb", copy)
+    pools = []
+
+    class Pool(secret_tables.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            pools.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    con = duckdb.connect(str(copy))
+    try:
+        masks = []
+        for parallel in (False, True):
+            if parallel:
+                monkeypatch.setattr(secret_tables, "PARALLEL_MIN_CELLS", 0)
+                monkeypatch.setattr(secret_tables, "ProcessPoolExecutor", Pool)
+            secret_tables.protect_month(con, DEMO_MOIS)
+            masks.append(
+                con.execute(
+                    "select * from diffusion.besoins_cites where mois = $m order by all",
+                    {"m": DEMO_MOIS},
+                ).fetchall()
+            )
+    finally:
+        con.close()
+    assert pools and all(n >= 2 for n in pools) or len(os.sched_getaffinity(0)) < 2
+    assert masks[0] == masks[1]
+    assert sum(r[-2] == "secret" for r in masks[0]) > 100
 
 
 def test_the_page_shows_secret_only_in_questionnaire_tables_with_the_reason(demo, tmp_path):

@@ -21,7 +21,12 @@ SECRET_NOTE = (
     "3 répondants est masquée, ainsi que les cases qui permettraient de la recalculer à "
     "partir des autres chiffres publiés."
 )
-WITHHELD_NOTE = "« secret » : une liste que son réseau a déclarée confidentielle n'est pas publiée."
+# a network list given in confidence: its own rows follow the same rules
+NETWORK_SECRET_NOTE = (
+    "« secret » : ce réseau a confié sa liste de membres à l'observatoire sans la publier. Un "
+    "territoire qui compte 1 ou 2 de ses membres est masqué, ainsi que les cases qui "
+    "permettraient de le recalculer."
+)
 ENSEMBLE = "ensemble"
 
 
@@ -188,7 +193,7 @@ def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
         _evolution(snapshot, actifs, employeurs, emplois),
         *_breakdowns(snapshot, mois, actifs, employeurs, emplois),
         *(_explain_secret(t, SECRET_NOTE) for t in _needs(snapshot, params)),
-        *(_explain_secret(t, WITHHELD_NOTE) for t in _networks(snapshot, params)),
+        *(_explain_secret(t, NETWORK_SECRET_NOTE) for t in _networks(snapshot, params)),
     ]
     communes = commune_values(snapshot, t)
     if communes:

@@ -4,12 +4,16 @@
 -- network. Unlinked members cannot be matched to an establishment, so the share outside networks
 -- is an upper bound: it falls as linkage improves. Per level x ESS family, margin 'ensemble'.
 -- Empty while no network list is declared: "all outside networks" would then say nothing.
+-- Only public lists count: a list declared confidential (clean.reseaux.confidentiel) would tell
+-- its members through this public table; its own rows of reseaux_couverture go through the
+-- statistical-secrecy mask instead. The share outside networks stays an upper bound.
 -- Establishments are first counted per commune, then joined to the levels and rolled up.
 with en_reseau as (
     select distinct r.siret
     from clean.rapprochements as r
     join clean.reseaux_membres as m
       on m.reseau = r.cle_source and m.membre_id = r.enregistrement_id
+    join clean.reseaux as l on l.reseau = m.reseau and not coalesce(l.confidentiel, false)
     where r.mois = $mois and r.source = 'reseau' and r.statut = 'lie'
 ),
 base as (
@@ -21,7 +25,10 @@ base as (
     from clean.etablissements_perimetre as e
     left join en_reseau as x on x.siret = e.siret
     where e.mois = $mois and e.actif and e.ess
-      and exists (select 1 from clean.reseaux_membres)
+      and exists (
+          select 1 from clean.reseaux_membres as m
+          join clean.reseaux as l on l.reseau = m.reseau and not coalesce(l.confidentiel, false)
+      )
     group by all
 ),
 p as (

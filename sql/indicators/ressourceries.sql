@@ -6,12 +6,15 @@
 -- central estimate, so that a dominance rule can be applied before publication.
 -- Unlinked members cannot be placed on an establishment and are not counted: the count is a
 -- lower bound (reseaux_couverture gives the members not found).
+-- Only public lists count: a ressourcerie list declared confidential is masked in its own rows
+-- of reseaux_couverture, and would tell its members through this public table.
 -- Establishments are first counted per commune, then joined to the levels and rolled up.
 with sirets as (
     select distinct r.siret
     from clean.rapprochements as r
     join clean.reseaux_membres as m
       on m.reseau = r.cle_source and m.membre_id = r.enregistrement_id
+    join clean.reseaux as l on l.reseau = m.reseau and not coalesce(l.confidentiel, false)
     where r.mois = $mois and r.source = 'reseau' and r.statut = 'lie'
       and m.type_reseau = 'ressourcerie'
 ),
