@@ -541,6 +541,14 @@ PARALLEL_MIN_CELLS = 100_000
 MAX_WORKERS = 4  # each worker holds its tables and LPs: a few hundred MB on a région
 
 
+def cores() -> int:
+    """Cores this process may run on (a CI runner or a container may allow fewer than the
+    machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _need_statut(job: tuple) -> np.ndarray:
     """One need's mask (a worker's task: everything it needs comes in `job`)."""
     cells, inner, geo, dims, primary, hidden, inner_value = job
@@ -561,7 +569,7 @@ def _map_needs(jobs: list[tuple]) -> list[np.ndarray]:
     mask): on a région, in worker processes, one per core. Each mask is deterministic, so the
     result does not depend on how many workers ran it."""
     cells = sum(job[0].height for job in jobs)
-    workers = min(len(jobs), len(os.sched_getaffinity(0)), MAX_WORKERS)
+    workers = min(len(jobs), cores(), MAX_WORKERS)
     if cells < PARALLEL_MIN_CELLS or workers < 2:
         return [_need_statut(job) for job in jobs]
     # spawn, not fork: the parent holds DuckDB's and Polars' threads, which a fork would copy
