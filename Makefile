@@ -34,10 +34,11 @@ refresh: install
 test: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run lint-imports
 	$(UV) run pytest -q
 
 lint: install
-	$(UV) run ruff check . && $(UV) run ruff format --check .
+	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run lint-imports
 
 ## Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, schedule).
 dev: install

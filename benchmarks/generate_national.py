@@ -16,13 +16,13 @@ import json
 import time
 from pathlib import Path
 
-from observatoire.synthetic import all_communes, generate_sirene
+from observatoire.demo.synthetic import all_communes, generate_sirene
 
 
 def _territory(spec: str) -> list[str]:
     """Communes of a territory, resolved the way the observatory resolves its setting."""
     from observatoire import reference, territory, warehouse
-    from observatoire.synthetic import DEFAULT_REFERENCE_DIR
+    from observatoire.demo.synthetic import DEFAULT_REFERENCE_DIR
 
     with warehouse.connect(":memory:") as con:
         reference.load_reference(con, DEFAULT_REFERENCE_DIR)

@@ -7,7 +7,7 @@ Two measurements, each on data whose right answer is known:
    first; this reads the demo warehouse.
 2. `siae`: the real list of SIAE (ASP, July 2019, 3,932 rows) against a SIRENE fixture derived
    from it with documented drift (moves, closures, absences, renamed units, decoys:
-   `observatoire/siae_fixture.py`), through a full refresh with territory `france`; once with
+   `observatoire/demo/siae_fixture.py`), through a full refresh with territory `france`; once with
    the list's SIRET column declared, once without it (names, addresses and communes only).
 
 3. `volume`: wall time and peak memory of `linkage.link_month` on 450,000 establishments and
@@ -98,7 +98,7 @@ def demo(settings: Settings) -> None:
 
 
 def _siae_run(work: Path, with_siret: bool) -> dict[str, dict]:
-    from observatoire.siae_fixture import write_siae_sirene_fixture
+    from observatoire.demo.siae_fixture import write_siae_sirene_fixture
 
     sirene_dir = work / "sirene" / MOIS
     fixture = write_siae_sirene_fixture(SIAE_LIST, sirene_dir, MOIS)

@@ -30,7 +30,7 @@ DATA = ROOT / "benchmarks" / "data" / "records"
 
 
 def _generate(out: Path, rows: int) -> None:
-    from observatoire.synthetic import all_communes, generate_sirene
+    from observatoire.demo.synthetic import all_communes, generate_sirene
 
     generate_sirene(
         out,

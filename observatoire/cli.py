@@ -182,7 +182,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the bundled synthetic data if needed, then run a full refresh on it."""
-    from observatoire import synthetic
+    from observatoire.demo import synthetic
 
     settings = _settings(args)
     target = settings.data_dir / "sirene" / DEMO_MOIS
@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         regenerated = True
     truth = demo_truth_path(settings)
     if regenerated or not truth.exists():
-        from observatoire import synthetic_sources
+        from observatoire.demo import synthetic_sources
 
         print(
             f"Génération d'une vague de questionnaire et de deux listes de réseaux synthétiques "
@@ -235,7 +235,7 @@ def demo_truth_path(settings: Settings) -> Path:
 
 
 def cmd_generer(args: argparse.Namespace) -> int:
-    from observatoire import synthetic
+    from observatoire.demo import synthetic
 
     settings = _settings(args)
     with warehouse.connect(":memory:") as con:

@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from observatoire import publish, reference, synthetic, territory, warehouse
+from observatoire import publish, reference, territory, warehouse
+from observatoire.demo import synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 MOIS = "2026-11"

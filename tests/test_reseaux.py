@@ -21,10 +21,10 @@ import pytest
 
 from observatoire import reseaux, sirene, warehouse
 from observatoire.clean import RejectRateError, clean_month
+from observatoire.demo.siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 from observatoire.reference import load_reference
 from observatoire.reseaux import NetworkListError, NetworkRejectRateError
-from observatoire.siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
 
 TESTS = Path(__file__).resolve().parent
 REFERENCE = TESTS.parent / "data" / "reference"

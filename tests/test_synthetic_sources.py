@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from observatoire import synthetic
-from observatoire.identifiers import luhn_valid
-from observatoire.synthetic import generate_sirene
-from observatoire.synthetic_sources import (
+from observatoire.demo import synthetic
+from observatoire.demo.synthetic import generate_sirene
+from observatoire.demo.synthetic_sources import (
     DEFAULT_MODELES_DIR,
     EXPORT_NAME,
     TRUTH_HEADER,
@@ -29,6 +28,7 @@ from observatoire.synthetic_sources import (
     SourcesManifest,
     generate_sources,
 )
+from observatoire.identifiers import luhn_valid
 
 MOIS = "2026-06"
 with (synthetic.DEFAULT_REFERENCE_DIR / "ept_t12_grand_orly_seine_bievre_communes.csv").open(

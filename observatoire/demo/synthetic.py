@@ -55,7 +55,7 @@ from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_N
 GENERATOR_VERSION = "1.1.0"
 
 # The one place where the package locates its bundled reference data.
-DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
 
 ETABLISSEMENTS_CSV = "StockEtablissement_utf8.csv"
 UNITES_LEGALES_CSV = "StockUniteLegale_utf8.csv"
@@ -560,7 +560,7 @@ def generate_sirene(
             "Fichiers SIRENE SYNTHETIQUES (aucune ligne ne décrit une entreprise réelle), "
             "au format exact des stocks INSEE v3.11 + NAF 2025"
         ),
-        "generator": "observatoire.synthetic",
+        "generator": "observatoire.demo.synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "mois": mois,

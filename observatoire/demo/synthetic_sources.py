@@ -2,7 +2,7 @@
 
 Everything written here is SYNTHETIC: respondents, e-mails, phone numbers and structures are
 invented, and the structures are drawn from the synthetic SIRENE stock of
-`observatoire.synthetic`. The generator exists because the readers of the inbox
+`observatoire.demo.synthetic`. The generator exists because the readers of the inbox
 (`questionnaire.py`, `reseaux.py`) and the linker (`linkage.py`) can only be checked against
 files whose truth is known: for every answer and member, the SIRET it really belongs to and the
 defect it carries. The files reproduce what a data team actually receives (see
@@ -38,13 +38,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from observatoire.demo.synthetic import DEFAULT_REFERENCE_DIR, MANIFEST_NAME
 from observatoire.identifiers import LA_POSTE_SIREN, luhn_valid, siret_valid_expr
-from observatoire.synthetic import DEFAULT_REFERENCE_DIR, MANIFEST_NAME
 
 GENERATOR_VERSION = "1.0.0"
 
 # Committed templates the generator copies into the inbox (the data team's models too).
-DEFAULT_MODELES_DIR = Path(__file__).resolve().parent.parent / "data" / "modeles"
+DEFAULT_MODELES_DIR = Path(__file__).resolve().parents[2] / "data" / "modeles"
 
 VAGUE = "2026-printemps"
 EXPORT_NAME = "results-survey482913.csv"  # LimeSurvey's default export name
@@ -224,7 +224,7 @@ class SourcesManifest:
                 "Réponses de questionnaire et listes de réseaux SYNTHETIQUES (personnes et "
                 "structures fictives, tirées du stock SIRENE synthétique)"
             ),
-            "generator": "observatoire.synthetic_sources",
+            "generator": "observatoire.demo.synthetic_sources",
             "generator_version": GENERATOR_VERSION,
             "seed": self.seed,
             "mois": self.mois,
