@@ -271,8 +271,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             tous=args.tous,
             communes=args.communes,
             mois=args.mois,
-            warehouse=settings.warehouse,
-            data_dir=settings.data_dir,
         )
     except export.ExportError as exc:
         print(f"ERREUR : {exc}", file=sys.stderr)

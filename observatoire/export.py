@@ -53,7 +53,7 @@ TABLE_SCHEMA_PROFILE = "https://frictionlessdata.io/schemas/table-schema.json"
 HOMEPAGE = ""
 
 # Closed code lists known from the method (docs/methode.md); open lists (tranche, section) take
-# the snapshot's `indicators.nomenclatures` codes (contract §3) plus any code present in the rows.
+# the snapshot's `indicators.nomenclatures` codes plus any code present in the rows.
 ENUMS: dict[str, tuple[str, ...]] = {
     "niveau": ALL_LEVELS,
     "perimetre": ("ess", "hors_ess", "ensemble"),
@@ -70,25 +70,6 @@ PATTERNS = {
     "siren": r"^\d{9}$",
     "code_commune": r"^[0-9][0-9AB][0-9]{3}$",
 }
-
-# Key columns of the aggregate tables, until `Indicator.dimensions` lands (contract §2).
-_FALLBACK_DIMENSIONS = (
-    "mois",
-    "vague",
-    "besoin",
-    "reseau",
-    "type_reseau",
-    "niveau",
-    "code_territoire",
-    "libelle_territoire",
-    "perimetre",
-    "famille",
-    "section_naf",
-    "tranche_effectifs",
-    "annee",
-    "cas",
-    "regle",
-)
 
 
 class ExportError(ValueError):
@@ -117,17 +98,8 @@ class Bundle:
 
 
 def dimensions(indicator: catalogue.Indicator) -> tuple[str, ...]:
-    """The key columns of an indicator (never empty; the Table Schema primary key).
-
-    TODO(contract issue 5 §2): use `Indicator.dimensions` once the secrecy stream lands it on
-    main; this fallback only exists until then.
-    """
-    declared = getattr(indicator, "dimensions", None)
-    if declared:
-        return tuple(declared)
-    if indicator.name == LISTING:
-        return ("mois", "siret")
-    return tuple(c for c in indicator.colonnes if c in _FALLBACK_DIMENSIONS)
+    """The key columns of an indicator (the Table Schema primary key), from the catalogue."""
+    return indicator.dimensions
 
 
 def bundle_name(territoire: Territoire, mois: str) -> str:
@@ -154,16 +126,21 @@ def months(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def published_territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     """(niveau, code, libellé) of every territory the snapshot publishes."""
-    source = (
-        "indicators.territoires"
-        if table_exists(con, "indicators", "territoires")
-        else "indicators.etablissements_actifs"  # until contract §3 lands
-    )
+    _require_territories(con)
     rows = con.execute(
-        f"select distinct niveau, code_territoire, libelle_territoire from {source} "
+        "select distinct niveau, code_territoire, libelle_territoire from indicators.territoires "
         "order by niveau, code_territoire"
     ).fetchall()
     return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def _require_territories(con: duckdb.DuckDBPyConnection) -> None:
+    if not table_exists(con, "indicators", "territoires"):
+        raise ExportError(
+            "L'instantané publié ne dit pas quelles communes composent chaque territoire (table "
+            "indicators.territoires) : il date d'une version antérieure. Relancez "
+            "`observatoire refresh` pour le publier de nouveau."
+        )
 
 
 _MEMBERS = """
@@ -175,37 +152,16 @@ _MEMBERS = """
 """
 
 
-def communes_of(
-    con: duckdb.DuckDBPyConnection, warehouse: Path | None, niveau: str, code: str
-) -> list[tuple[str, str]]:
-    """(code, libellé) of the communes a territory is made of, sorted by code.
-
-    Read from the snapshot's `indicators.territoires` (contract issue 5 §3).
-    TODO(contract issue 5 §3): STOP-GAP until that table lands: the warehouse's
-    `ref.territoire_niveaux` (written by the last refresh from `ref.territoire_communes`, same
-    shape), read only. Delete this branch then.
-    """
-    params = {"niveau": niveau, "code": code}
-    if table_exists(con, "indicators", "territoires"):
-        rows = con.execute(_MEMBERS.format(table="indicators.territoires"), params).fetchall()
-        return [(str(a), str(b)) for a, b in rows]
-    if warehouse is None or not Path(warehouse).exists():
-        raise ExportError(
-            "L'instantané publié ne dit pas encore quelles communes composent chaque territoire "
-            "(table indicators.territoires) et l'entrepôt est introuvable : export impossible."
-        )
-    try:
-        with duckdb.connect(str(warehouse), read_only=True) as wh:
-            rows = wh.execute(_MEMBERS.format(table="ref.territoire_niveaux"), params).fetchall()
-    except duckdb.Error as exc:  # a refresh holds the write lock
-        raise ExportError(
-            f"Impossible de lire la composition de « {niveau}:{code} » dans l'entrepôt "
-            f"(rafraîchissement en cours ?) : {exc}. Réessayez après le rafraîchissement."
-        ) from exc
+def communes_of(con: duckdb.DuckDBPyConnection, niveau: str, code: str) -> list[tuple[str, str]]:
+    """(code, libellé) of the communes a territory is made of, sorted by code."""
+    _require_territories(con)
+    rows = con.execute(
+        _MEMBERS.format(table="indicators.territoires"), {"niveau": niveau, "code": code}
+    ).fetchall()
     return [(str(a), str(b)) for a, b in rows]
 
 
-def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -> Territoire:
+def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territoire:
     """`NIVEAU:CODE` → the published territory and all its communes, or a French error."""
     niveau, sep, code = spec.strip().partition(":")
     niveau = niveau.strip().lower()
@@ -225,7 +181,7 @@ def resolve(con: duckdb.DuckDBPyConnection, warehouse: Path | None, spec: str) -
     if niveau == "commune":
         communes = [(code, published[(niveau, code)])]
     else:
-        communes = communes_of(con, warehouse, niveau, code)
+        communes = communes_of(con, niveau, code)
         if not communes:
             raise ExportError(
                 f"La composition de « {niveau}:{code} » est introuvable : l'entrepôt décrit un "
@@ -290,9 +246,7 @@ class _Table:
 
 
 def _nomenclatures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
-    """Codes per dimension from `indicators.nomenclatures` (contract §3); empty until it lands."""
-    if not table_exists(con, "indicators", "nomenclatures"):
-        return {}
+    """Codes per dimension from `indicators.nomenclatures` (written with the territories)."""
     out: dict[str, list[str]] = {}
     for dimension, code in con.execute(
         "select distinct dimension, code from indicators.nomenclatures order by all"
@@ -426,19 +380,6 @@ def table_schema(
 # --- the bundle -----------------------------------------------------------------------------
 
 
-def _synthetic(manifest: dict, data_dir: Path | None) -> bool:
-    """Whether the snapshot was computed from synthetic data (the demo).
-
-    TODO(contract issue 5): ask the lead for a `synthetique` key in the snapshot's
-    manifest.json; until then, STOP-GAP: the demo generator's marker beside the month's stock.
-    """
-    if "synthetique" in manifest:
-        return bool(manifest["synthetique"])
-    if data_dir is None:
-        return False
-    return (Path(data_dir) / "sirene" / str(manifest["mois"]) / "synthetic_manifest.json").exists()
-
-
 def build(
     con: duckdb.DuckDBPyConnection,
     manifest: dict,
@@ -561,8 +502,6 @@ def export(
     tous: bool = False,
     communes: bool = False,
     mois: str | None = None,
-    warehouse: Path | None = None,
-    data_dir: Path | None = None,
 ) -> list[Bundle]:
     """Write one bundle per requested territory for `mois` (default: the snapshot's month)."""
     live = snapshot_dir(publication_dir)
@@ -571,7 +510,8 @@ def export(
         mois = parse_mois(mois or str(manifest["mois"]))
     except InvalidMonthError as exc:
         raise ExportError(str(exc)) from None
-    synthetic = _synthetic(manifest, data_dir)
+    # written by every refresh (observatoire/refresh.py): the demo's figures are made up
+    synthetic = bool(manifest.get("synthetique"))
     with duckdb.connect(str(live / "indicateurs.duckdb"), read_only=True) as con:
         held = months(con)
         if mois not in held:
@@ -585,7 +525,7 @@ def export(
             specs += [f"{n}:{c}" for n, c, _ in published_territories(con) if n in wanted]
         if not specs:
             raise ExportError("Indiquez au moins un --territoire NIVEAU:CODE, ou --tous.")
-        resolved = [resolve(con, warehouse, s) for s in dict.fromkeys(specs)]
+        resolved = [resolve(con, s) for s in dict.fromkeys(specs)]
         bundles = []
         for territoire in resolved:
             entries = build(con, manifest, territoire, mois, synthetic=synthetic)

@@ -169,8 +169,6 @@ def _export(settings: Settings, out: Path, *specs: str, mois: str | None = None)
         out,
         territoires=list(specs or [T12]),
         mois=mois,
-        warehouse=settings.warehouse,
-        data_dir=settings.data_dir,
     )
 
 
@@ -515,41 +513,25 @@ def test_an_earlier_month_of_the_snapshot_can_be_exported(snapshot, tmp_path):
     assert len(_rows(entries["csv/annuaire_ess.csv"], False)) == 1
 
 
-def test_once_the_snapshot_lists_territories_the_warehouse_is_not_read(snapshot, bundle, tmp_path):
-    """Contract issue 5 §3 simulated on a copy of the snapshot: `indicators.territoires` and
-    `indicators.nomenclatures` replace the warehouse stop-gap and the codes seen in the rows."""
-    path, _ = bundle
+def test_an_older_snapshot_without_its_territories_is_refused(snapshot, bundle, tmp_path):
+    """The bundle reads the snapshot only: the communes of each territory come from its
+    `indicators.territoires`. A snapshot published before that table existed gets a French
+    error saying what to do, not a guess from the warehouse."""
     live = publish.current(snapshot.publication_dir)
     assert live is not None
     publication = tmp_path / "publication"
     copy = publication / live.name
     shutil.copytree(live, copy)
     publish.switch_current(publication, copy)
-    with duckdb.connect(str(copy / "indicateurs.duckdb")) as con:
-        con.execute(f"attach '{snapshot.warehouse}' as wh (read_only)")
-        con.execute(
-            "create or replace table indicators.territoires as select niveau, code_territoire, "
-            "libelle_territoire, code_commune from wh.ref.territoire_niveaux"
-        )
-        con.execute("detach wh")
-        con.execute(
-            "create or replace table indicators.nomenclatures as select * from (values "
-            "('tranche_effectifs', '53', '10 000 salariés et plus'), "
-            "('tranche_effectifs', 'NN', 'Unité non employeuse')) as t(dimension, code, libelle)"
-        )
-    (b,) = export.export(publication, tmp_path / "sortie", territoires=[T12], warehouse=None)
-    got, expected = _entries(b.path), _entries(path)
+    (b,) = export.export(publication, tmp_path / "sortie", territoires=[T12])
+    got, expected = _entries(b.path), _entries(bundle[0])
     for name in expected:
         if name.startswith(("csv/", "csv_excel/")):
             assert got[name] == expected[name], name
-    schema = json.loads(got["schemas/etablissements_actifs.json"])
-    (tranche,) = [f for f in schema["fields"] if f["name"] == "tranche_effectifs"]
-    assert {"53", "NN", "ensemble"} <= set(tranche["constraints"]["enum"])
-    # and without that table nor a warehouse, the export says why instead of guessing
     with duckdb.connect(str(copy / "indicateurs.duckdb")) as con:
         con.execute("drop table indicators.territoires")
-    with pytest.raises(export.ExportError, match="indicators.territoires"):
-        export.export(publication, tmp_path / "sortie2", territoires=[T12], warehouse=None)
+    with pytest.raises(export.ExportError, match="indicators.territoires.*observatoire refresh"):
+        export.export(publication, tmp_path / "sortie2", territoires=[T12])
 
 
 # --- atomicity --------------------------------------------------------------------------------

@@ -483,6 +483,18 @@ def test_the_synthetic_warning_follows_the_manifest(web_data, tmp_path):  # noqa
         assert "Données synthétiques" in c.get("/territoire/ept/T12").text
 
 
+def test_a_snapshot_older_than_its_territories_table_is_not_served(web_data, tmp_path):  # noqa: F811
+    """Without `indicators.territoires` the page cannot tell which communes make a territory:
+    it serves nothing rather than guess, until a refresh publishes the month again."""
+    pub = tmp_path / "publication"
+    shutil.copytree(web_data.publication, pub, symlinks=True)
+    with duckdb.connect(str(web_data.snapshot_db(pub))) as con:
+        con.execute("drop table indicators.territoires")
+    with TestClient(create_app(pub, GEO)) as c:
+        assert "Aucune publication" in c.get("/").text
+        assert c.get("/api/v1/territoires").status_code == 503
+
+
 def test_no_publication_yet(tmp_path):
     with TestClient(create_app(tmp_path / "vide", GEO)) as c:
         assert "Aucune publication" in c.get("/").text

@@ -481,21 +481,15 @@ def _networks(snapshot: Snapshot, params: dict[str, Any]) -> list[Table]:
 
 
 def communes_of(snapshot: Snapshot, t: Territory) -> list[str]:
-    """The territory's communes: the snapshot's `territoires` table once it is there."""
+    """The territory's communes, from the snapshot's `territoires` table."""
     if t.niveau == "commune":
         return [t.code]
-    if snapshot.has_table("territoires"):
-        rows = snapshot.query(
-            "select code_commune from indicators.territoires "
-            "where niveau = $niveau and code_territoire = $code order by code_commune",
-            {"niveau": t.niveau, "code": t.code},
-        )
-        return [r["code_commune"] for r in rows]
-    # before the `territoires` table: a snapshot of one territory holds only its communes
-    others = [x for x in snapshot.territories if x.niveau != "commune"]
-    if len(others) == 1:
-        return sorted(x.code for x in snapshot.territories if x.niveau == "commune")
-    return []
+    rows = snapshot.query(
+        "select code_commune from indicators.territoires "
+        "where niveau = $niveau and code_territoire = $code order by code_commune",
+        {"niveau": t.niveau, "code": t.code},
+    )
+    return [r["code_commune"] for r in rows]
 
 
 def _commune_index(snapshot: Snapshot) -> dict[str, tuple[str, Cell]]:

@@ -11,6 +11,7 @@ always bound parameters.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 import duckdb
 
 from observatoire import catalogue, publish
+
+log = logging.getLogger(__name__)
 
 # Listings name units: the page and the API never serve them (contract, point 4).
 NOT_SERVED = frozenset(publish.LISTINGS)
@@ -122,6 +125,11 @@ class Snapshot:
         self.con.close()
 
 
+class OutdatedSnapshot(Exception):
+    """A snapshot published by a version before `indicators.territoires`: the page cannot tell
+    which communes make a territory; the next refresh publishes it again."""
+
+
 def _open(path: Path) -> Snapshot:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     con = duckdb.connect(str(path / "indicateurs.duckdb"), read_only=True, config=CONFIG)
@@ -132,20 +140,12 @@ def _open(path: Path) -> Snapshot:
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, column, kind in rows:
         columns.setdefault(table, []).append((column, kind))
-    mois = str(manifest["mois"])
-    if "territoires" in columns:
-        source = (
-            "select distinct niveau, code_territoire, libelle_territoire "
-            "from indicators.territoires"
-        )
-        found = con.execute(source).fetchall()
-    else:
-        # until the lead's `territoires` table lands (contract, point 3)
-        found = con.execute(
-            "select distinct niveau, code_territoire, libelle_territoire "
-            "from indicators.etablissements_actifs where mois = $mois",
-            {"mois": mois},
-        ).fetchall()
+    if "territoires" not in columns:
+        con.close()
+        raise OutdatedSnapshot(path)
+    found = con.execute(
+        "select distinct niveau, code_territoire, libelle_territoire from indicators.territoires"
+    ).fetchall()
     order = {n: i for i, n in enumerate(LEVELS)}
     territories = sorted(
         (Territory(n, str(c), str(lib), normalise(f"{lib}")) for n, c, lib in found),
@@ -185,7 +185,15 @@ class SnapshotStore:
         with self._lock:
             snap = self._open.get(live)
             if snap is None:
-                snap = _open(live)
+                try:
+                    snap = _open(live)
+                except OutdatedSnapshot:
+                    log.warning(
+                        "publication %s antérieure à la table des territoires : relancez "
+                        "`observatoire refresh` pour la publier de nouveau",
+                        live,
+                    )
+                    return None
                 self._open[live] = snap
                 for old in list(self._open)[: -self.KEEP_OPEN]:
                     self._open.pop(old).close()
@@ -238,13 +246,6 @@ def served_indicators() -> dict[str, catalogue.Indicator]:
 
 
 def dimensions(snapshot: Snapshot, name: str) -> list[str]:
-    """Key columns of an indicator: the catalogue's once it has them, else its text columns."""
-    indicator = catalogue.indicators()[name]
-    declared = getattr(indicator, "dimensions", None)
-    if declared:
-        return [c for c in declared if c in snapshot.column_names(name)]
-    return [
-        c
-        for c, kind in snapshot.columns[name]
-        if kind.upper() == "VARCHAR" and c not in SECRET_COLUMNS
-    ]
+    """Key columns of an indicator: the catalogue's, those the snapshot's table has."""
+    declared = catalogue.indicators()[name].dimensions
+    return [c for c in declared if c in snapshot.column_names(name)]
