@@ -12,13 +12,55 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The two dialects we write (publication, partner bundles, page downloads, review queue)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One way we write CSV. Every file we write is in one of the two below, with one line
+    ending: readers (and partners' scripts) need not guess which file came from where."""
+
+    delimiter: str
+    decimal: str
+    bom: bool  # French Excel only reads UTF-8 accents when the file starts with a BOM
+    line_end: str = "\n"
+
+    @property
+    def encoding(self) -> str:
+        """As the Table Schema `encoding` of a data package names it."""
+        return "utf-8-sig" if self.bom else "utf-8"
+
+    def number(self, text: str) -> str:
+        return text.replace(".", self.decimal) if self.decimal != "." else text
+
+    def write(self, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, delimiter=self.delimiter, lineterminator=self.line_end)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        data = buf.getvalue().encode("utf-8")
+        return codecs.BOM_UTF8 + data if self.bom else data
+
+
+STANDARD = Dialect(delimiter=",", decimal=".", bom=False)  # `csv/`: for scripts
+EXCEL = Dialect(delimiter=";", decimal=",", bom=True)  # `csv_excel/`: French Excel
+
+
+def dialect(excel: bool) -> Dialect:
+    return EXCEL if excel else STANDARD
+
 
 # what the form tools and spreadsheets write: French Excel saves CSV in Windows-1252
 ENCODINGS = ("utf-8", "utf-8-sig", "cp1252")

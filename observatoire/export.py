@@ -14,9 +14,7 @@ snapshot are identical and tests compare them with golden files (docs/exports.md
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue, publish, questionnaire, reseaux
+from observatoire import catalogue, csvfiles, publish, questionnaire, reseaux
 from observatoire.mois import InvalidMonthError, parse_mois
 from observatoire.secret import ESS_FAMILIES
 from observatoire.warehouse import table_exists
@@ -222,12 +220,7 @@ def _text(value: object, kind: str, excel: bool) -> str:
 
 
 def _csv_bytes(columns: Sequence[str], rows: Iterable[Sequence[str]], excel: bool) -> bytes:
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf, delimiter=";" if excel else ",", lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    data = buf.getvalue().encode("utf-8")
-    return b"\xef\xbb\xbf" + data if excel else data
+    return csvfiles.dialect(excel).write(columns, rows)
 
 
 def _json_bytes(obj: object) -> bytes:
@@ -420,8 +413,8 @@ def build(
                 "profile": "tabular-data-resource",
                 "format": "csv",
                 "mediatype": "text/csv",
-                "encoding": "utf-8-sig" if excel else "utf-8",
-                "dialect": {"delimiter": ";" if excel else ","},
+                "encoding": csvfiles.dialect(excel).encoding,
+                "dialect": {"delimiter": csvfiles.dialect(excel).delimiter},
                 "schema": schema["path"],
                 "hash": "sha256:" + hashlib.sha256(body).hexdigest(),
                 "bytes": len(body),

@@ -48,7 +48,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from observatoire import warehouse
+from observatoire import csvfiles, warehouse
 from observatoire.contacts import mask_contacts
 from observatoire.identifiers import normalise, siren_valid, siret_valid
 
@@ -1080,8 +1080,10 @@ def export_review_queue(con: duckdb.DuckDBPyConnection, mois: str, path: Path) -
             [mois],
         ).fetchall()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.writer(f, delimiter=";", lineterminator="\r\n")
+    # the review queue is opened in French Excel by the staff who review it
+    dialect = csvfiles.EXCEL
+    with path.open("w", encoding=dialect.encoding, newline="") as f:
+        writer = csv.writer(f, delimiter=dialect.delimiter, lineterminator=dialect.line_end)
         writer.writerow(REVIEW_COLUMNS)
         for source, cle, rec_id, empreinte, nom, commune, siret, nom_c, score, motif in rows:
             writer.writerow(

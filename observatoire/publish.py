@@ -9,6 +9,7 @@ publication untouched.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue, secret_tables
+from observatoire import catalogue, csvfiles, secret_tables
 
 # The only published table allowed to name or locate units (diffusible ones only).
 LISTINGS = {"annuaire_ess"}
@@ -72,12 +73,15 @@ def _copy_csv(
         f"from {secret_tables.SCHEMA}.{name} where mois = $mois order by {quoted}",
         {"mois": mois},
     )
-    con.execute(f"copy _publication to {_literal(standard)} (header, delimiter ',')")
+    con.execute(
+        f"copy _publication to {_literal(standard)} "
+        f"(header, delimiter '{csvfiles.STANDARD.delimiter}')"
+    )
     types = dict(
         con.execute("select column_name, column_type from (describe _publication)").fetchall()
     )
     excel_select = ", ".join(
-        f"replace(cast(\"{c}\" as varchar), '.', ',') as \"{c}\""
+        f"replace(cast(\"{c}\" as varchar), '.', '{csvfiles.EXCEL.decimal}') as \"{c}\""
         if types[c].upper() in ("DOUBLE", "FLOAT", "REAL") or types[c].upper().startswith("DECIMAL")
         else f'"{c}"'
         for c in columns
@@ -85,12 +89,12 @@ def _copy_csv(
     body = excel.with_suffix(".tmp")
     con.execute(
         f"copy (select {excel_select} from _publication) to {_literal(body)} "
-        "(header, delimiter ';')"
+        f"(header, delimiter '{csvfiles.EXCEL.delimiter}')"
     )
     (n,) = con.execute("select count(*) from _publication").fetchone()  # type: ignore[misc]
     con.execute("drop table _publication")
     with body.open("rb") as src, excel.open("wb") as dst:
-        dst.write(b"\xef\xbb\xbf")
+        dst.write(codecs.BOM_UTF8)  # csvfiles.EXCEL: French Excel reads UTF-8 with a BOM only
         shutil.copyfileobj(src, dst, 1 << 20)
     body.unlink()
     return int(n)

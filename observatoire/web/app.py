@@ -9,8 +9,6 @@ the warehouse.
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -29,7 +27,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from observatoire import catalogue
+from observatoire import catalogue, csvfiles
 from observatoire.web import geo, model
 from observatoire.web.snapshot import (
     LEVELS,
@@ -75,13 +73,10 @@ def csv_value(c: model.Cell, excel: bool) -> str:
 
 
 def table_csv(table: model.Table, excel: bool) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";" if excel else ",", lineterminator="\r\n")
-    writer.writerow([c.label for c in table.columns])
-    for row in table.rows:
-        writer.writerow([csv_value(c, excel) for c in row])
-    body = out.getvalue().encode("utf-8")
-    return b"\xef\xbb\xbf" + body if excel else body
+    return csvfiles.dialect(excel).write(
+        [c.label for c in table.columns],
+        ([csv_value(c, excel) for c in row] for row in table.rows),
+    )
 
 
 def evolution_chart(table: model.Table | None) -> dict[str, Any] | None:
