@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from observatoire import warehouse
+from observatoire.errors import RejectRateError
 from observatoire.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
 from observatoire.mois import month_end
+from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -80,7 +83,6 @@ class Nomenclatures:
 
     @classmethod
     def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> Nomenclatures:
-        from observatoire import warehouse  # not at import: warehouse <-> clean would cycle
 
         def col(sql: str) -> list:
             return [r[0] for r in con.execute(sql).fetchall()]
@@ -653,10 +655,6 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
         con.unregister("_batch")
 
 
-class RejectRateError(RuntimeError):
-    """Too many rows rejected: the file is probably not what we think it is."""
-
-
 DRIFT_TABLE = "clean.codes_hors_nomenclature"
 
 
@@ -754,9 +752,6 @@ def clean_month(
     that is never swapped in: the previous clean month stays in place and nothing downstream
     sees the bad file.
     """
-    from observatoire import warehouse
-    from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
-
     table = RAW_TABLES[kind]
     source = warehouse.month_table("raw", table, mois)
     nomenclatures = Nomenclatures.from_warehouse(con)

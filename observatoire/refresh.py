@@ -17,6 +17,7 @@ import duckdb
 
 from observatoire import (
     clean,
+    errors,
     indicators,
     publish,
     reference,
@@ -43,7 +44,7 @@ log = logging.getLogger("observatoire.refresh")
 KINDS = ("etablissements", "unites_legales")
 
 
-RejectRateError = clean.RejectRateError
+RejectRateError = errors.RejectRateError
 
 
 class QualityError(RuntimeError):

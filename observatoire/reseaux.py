@@ -39,7 +39,6 @@ import polars as pl
 
 from observatoire import warehouse
 from observatoire.adresses import CommuneResolver
-from observatoire.clean import RejectRateError
 from observatoire.contacts import mask_contacts
 from observatoire.csvfiles import (
     ENCODINGS,
@@ -51,6 +50,7 @@ from observatoire.csvfiles import (
     xlsx_duplicate_headers,
 )
 from observatoire.download import DownloadError, fetch
+from observatoire.errors import RejectRateError
 from observatoire.identifiers import normalise, normalise_declared, siren_valid, siret_valid
 
 __all__ = [

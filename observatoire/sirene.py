@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from observatoire import warehouse
-from observatoire.clean import RejectRateError
+from observatoire.errors import RejectRateError
 from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
 from observatoire.sirene_records import (
     MAX_CONTENT_CHARS,

@@ -20,8 +20,9 @@ import polars as pl
 import pytest
 
 from observatoire import reseaux, sirene, warehouse
-from observatoire.clean import RejectRateError, clean_month
+from observatoire.clean import clean_month
 from observatoire.demo.siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
+from observatoire.errors import RejectRateError
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 from observatoire.reference import load_reference
 from observatoire.reseaux import NetworkListError, NetworkRejectRateError
