@@ -1300,6 +1300,7 @@ def validate(
     count_band: tuple[float, float] = (0.98, 1.05),
     docs_dir: Path | None = None,
     drift_limits: tuple[float, float] = (0.20, 0.05),
+    build_docs: bool = True,
 ) -> SuiteResult:
     """Validate month `mois` of `suite`, record the verdict in `quality.*` and return it.
 
@@ -1307,9 +1308,12 @@ def validate(
     previous accepted month, rise of that share allowed against it): see `_drift_checks`.
 
     `count_band` bounds the row count relative to the last month this suite accepted, so that
-    a bad month never becomes the reference of the next one. With `docs_dir`, GX's HTML Data
-    Docs are (re)built there (`docs_dir/index.html`). GX reads through other connections of
-    the same database: it sees what is committed, so call this outside a transaction.
+    a bad month never becomes the reference of the next one. With `docs_dir`, the result is
+    stored there and GX's HTML Data Docs are (re)built (`docs_dir/index.html`); a caller that
+    validates many suites in a row passes `build_docs=False` and calls `build_docs` once at the
+    end (each build rewrites the whole site: half a second per suite on the demo, growing with
+    the months stored). GX reads through other connections of the same database: it sees what
+    is committed, so call this outside a transaction.
     """
     if suite not in SUITES:
         raise ValueError(f"suite inconnue : {suite!r} (attendu : {', '.join(SUITES)})")
@@ -1358,7 +1362,7 @@ def validate(
         b.volume(_reference_volume(con, suite, mois), count_band)
 
     (rows,) = con.execute(f"select count(*) from {source}").fetchone()  # type: ignore[misc]
-    validation, docs_index = _run(gx, con, suite, mois, source, b.checks, docs_dir)
+    validation, docs_index = _run(gx, con, suite, mois, source, b.checks, docs_dir, build_docs)
     outcomes = _outcomes(con, source, b.checks, validation)
     result = SuiteResult(
         suite=suite,
@@ -1380,6 +1384,7 @@ def _run(
     source: str,
     checks: list[_Check],
     docs_dir: Path | None,
+    build_docs: bool = True,
 ) -> tuple[Any, Path | None]:
     context = _context(gx, docs_dir)
     connection_class = _adapter()
@@ -1399,7 +1404,7 @@ def _run(
             gx.ValidationDefinition(name=f"{suite} {mois}", data=batch, suite=gx_suite)
         )
         actions = []
-        if docs_dir is not None:
+        if docs_dir is not None and build_docs:
             actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs"))
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
@@ -1418,6 +1423,12 @@ def _run(
         datasource.get_execution_engine().close()
     index = Path(docs_dir).resolve() / "index.html" if docs_dir is not None else None
     return validation, index
+
+
+def build_docs(docs_dir: Path) -> Path:
+    """Rebuild GX's HTML Data Docs from every result stored under `docs_dir`; its index."""
+    _context(_gx(), docs_dir).build_data_docs()
+    return Path(docs_dir).resolve() / "index.html"
 
 
 def validate_all(

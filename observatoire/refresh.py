@@ -215,7 +215,11 @@ def clean_kind(
 
 
 def check_quality(
-    con: duckdb.DuckDBPyConnection, settings: Settings, suites: tuple[str, ...], mois: str
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    suites: tuple[str, ...],
+    mois: str,
+    validated: list[str] | None = None,
 ) -> list[SuiteResult]:
     """Run the Great Expectations suites of one layer; stop the refresh on a blocking failure.
 
@@ -224,6 +228,8 @@ def check_quality(
     """
     from observatoire import quality
 
+    if validated is not None:
+        validated.extend(suites)
     results = [
         quality.validate(
             con,
@@ -233,6 +239,7 @@ def check_quality(
             count_band=settings.count_band,
             drift_limits=settings.drift_limits,
             docs_dir=settings.quality_docs_dir,
+            build_docs=False,  # once at the end of the refresh (`_refresh`)
         )
         for suite in suites
     ]
@@ -290,6 +297,22 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
+    validated: list[str] = []
+    try:
+        return _steps(settings, mois, run_id, validated)
+    finally:
+        # the Data Docs once for the whole refresh, passed or stopped by a check: rebuilding
+        # the site after each suite cost half a second per suite on the demo
+        if validated and settings.quality_docs_dir is not None:
+            from observatoire import quality
+
+            try:
+                quality.build_docs(settings.quality_docs_dir)
+            except Exception as exc:  # the docs are a view: they never fail a month
+                log.warning("Data Docs non reconstruites : %s", exc)
+
+
+def _steps(settings: Settings, mois: str, run_id: str, validated: list[str]) -> RefreshReport:
     report = RefreshReport(mois=mois, territoire=settings.territoire)
     # both files found and readable (downloaded if need be) before anything is read
     paths = locate_sources(settings, mois)
@@ -305,19 +328,21 @@ def _refresh(settings: Settings, mois: str, run_id: str) -> RefreshReport:
         log.info("territoire %s : %d communes", selected.label, len(selected.communes))
         # the dropped files first: a broken wave or list is refused before the long SIRENE read
         report.sources = sources.ingest(con, settings)
-        report.quality += check_quality(con, settings, sources.RAW_SUITES, mois)
+        report.quality += check_quality(con, settings, sources.RAW_SUITES, mois, validated)
         for kind in KINDS:
             report.ingested[kind] = ingest(con, settings, kind, mois, paths[kind])
-        report.quality += check_quality(con, settings, RAW_SUITES, mois)
+        report.quality += check_quality(con, settings, RAW_SUITES, mois, validated)
         for kind in KINDS:
             report.cleaned[kind] = clean_kind(con, settings, kind, mois)
-        report.quality += check_quality(con, settings, CLEAN_SUITES, mois)
+        report.quality += check_quality(con, settings, CLEAN_SUITES, mois, validated)
         report.perimetre = indicators.compute_perimeter(con, mois)
-        report.quality += check_quality(con, settings, ("clean.etablissements_perimetre",), mois)
+        report.quality += check_quality(
+            con, settings, ("clean.etablissements_perimetre",), mois, validated
+        )
         cleaned = sources.clean(con, settings)
-        report.quality += check_quality(con, settings, sources.CLEAN_SUITES, mois)
+        report.quality += check_quality(con, settings, sources.CLEAN_SUITES, mois, validated)
         linked = sources.link(con, settings, mois)
-        report.quality += check_quality(con, settings, sources.LINK_SUITES, mois)
+        report.quality += check_quality(con, settings, sources.LINK_SUITES, mois, validated)
         report.sources.vagues, report.sources.reseaux = cleaned.vagues, cleaned.reseaux
         report.sources.rapprochement = linked.rapprochement
         report.sources.file_a_revoir = sources.export_review(con, settings, mois)
