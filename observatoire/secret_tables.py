@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import product
 
@@ -575,8 +576,14 @@ def _map_needs(jobs: list[tuple]) -> list[np.ndarray]:
     # spawn, not fork: the parent holds DuckDB's and Polars' threads, which a fork would copy
     # in whatever state they were
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_need_statut, jobs))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_need_statut, jobs))
+    except (OSError, NotImplementedError, BrokenProcessPool) as exc:
+        # no worker could start (a container without /dev/shm, a process limit) or one died:
+        # the same masks one after the other, only slower
+        log.warning("secret : masques des besoins dans ce processus (%s)", exc)
+        return [_need_statut(job) for job in jobs]
 
 
 def _network_measure(
