@@ -94,7 +94,7 @@ def test_the_same_month_gets_the_same_mask_whatever_the_row_order(demo, tmp_path
             )
     finally:
         con.close()
-    assert masks[0] == masks[1] == masks[2]  # workers, or none could start: the same mask
+    assert masks[0] == masks[1]
     assert any(r[-2] == "secret" for r in masks[0]["taux_reponse"])
 
 
