@@ -490,12 +490,10 @@ def _pinned(table: Table, result: Result, audited: np.ndarray) -> tuple[np.ndarr
     if truth is not None:
         block = table.block[var >= 0]  # type: ignore[index]
         # the block of each cell whose unknown inner cells all lie in one block, else -1
-        first = np.minimum.reduceat(
-            np.append(block[s.indices], 0), np.minimum(s.indptr[:-1], s.indices.size)
-        )
-        last = np.maximum.reduceat(
-            np.append(block[s.indices], 0), np.minimum(s.indptr[:-1], s.indices.size)
-        )
+        blocks_of_members = np.append(block[s.indices], 0)  # a tail for empty last rows
+        starts = np.minimum(s.indptr[:-1], s.indices.size)
+        first = np.minimum.reduceat(blocks_of_members, starts)
+        last = np.maximum.reduceat(blocks_of_members, starts)
         cell_block = np.where((first == last) & ~empty, first, -1)
         a_csc = a.tocsc()
         for blk in np.unique(cell_block[open_() & (cell_block >= 0)]).tolist():

@@ -503,17 +503,16 @@ def protect_networks(
             | ((central > 0) & (largest > DOMINANCE * central))
         )
 
-        def mask(value: str, prim: np.ndarray, hidden: np.ndarray, r=rows, i=inner, t=reseau):
-            secret, cells = _network_measure(r, i, geo, bounds.get(value), value, prim, hidden)
-            logs.append(cells.with_columns(pl.lit(f"N:{t}:{value}").alias("tab")))
-            return secret
-
         pattern = primary.copy()
         for value in NETWORK_PARTS:
-            pattern |= mask(value, primary, pattern)
+            pattern |= _network_measure(
+                rows, inner, geo, bounds, value, primary, pattern, logs, reseau
+            )
         jobs = pattern | jobs_primary
         for value in NETWORK_JOBS:
-            jobs |= mask(value, jobs_primary, jobs)
+            jobs |= _network_measure(
+                rows, inner, geo, bounds, value, jobs_primary, jobs, logs, reseau
+            )
         secret_counts = pl.Series(pattern)
         secret_jobs = pl.Series(jobs)
         masked = rows.with_columns(
@@ -559,8 +558,8 @@ def _need_statut(job: tuple) -> np.ndarray:
         geo,
         "nb_citant",
         dims,
-        primary=primary.copy(),
-        hidden=hidden.copy(),
+        primary=primary,
+        hidden=hidden,
         inner_value=inner_value,
     ).statut
 
@@ -590,12 +589,15 @@ def _network_measure(
     rows: pl.DataFrame,
     inner: pl.DataFrame,
     geo: pl.DataFrame,
-    upper: pl.DataFrame | None,
+    bounds: dict[str, pl.DataFrame],
     value: str,
     primary: np.ndarray,
     hidden: np.ndarray,
-) -> tuple[np.ndarray, pl.DataFrame]:
-    """One measure of a confidential list's rows: which cells are secret, and their log."""
+    logs: list[pl.DataFrame],
+    reseau: str,
+) -> np.ndarray:
+    """One measure of a confidential list's rows: which cells are secret (logged in `logs`)."""
+    upper = bounds.get(value)
     column = "_central2" if value == "emplois_central" else value
     true = rows[column].to_numpy()[inner["_c"].to_numpy()].astype(np.int64)
     with_upper = (
@@ -609,11 +611,12 @@ def _network_measure(
         geo,
         column,
         (),
-        primary=primary.copy(),
+        primary=primary,
         hidden=hidden & ~primary,
         inner_value=true,
     )
-    return m.statut != PUBLIE, _cell_log(rows, pl.lit(""), m.statut, column, ())
+    logs.append(_cell_log(rows, pl.lit(f"N:{reseau}:{value}"), m.statut, column, ()))
+    return m.statut != PUBLIE
 
 
 def _empty_log() -> pl.DataFrame:
