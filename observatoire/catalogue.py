@@ -24,6 +24,16 @@ REQUIRED = (
     "motif_confidentialite",
 )
 CONFIDENTIALITIES = ("public", "confidentiel")
+# the families of the ESS, in the order tables and pages list them (`famille`; the perimeter's
+# SQL decides which one a unit belongs to, docs/methode.md)
+ESS_FAMILIES = (
+    "association",
+    "cooperative",
+    "mutuelle",
+    "fondation",
+    "autre_non_lucratif",
+    "societe_commerciale_ess",
+)
 
 
 @dataclass(frozen=True)

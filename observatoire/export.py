@@ -29,7 +29,6 @@ import duckdb
 
 from observatoire import catalogue, csvfiles, publish, questionnaire, reseaux
 from observatoire.mois import InvalidMonthError, parse_mois
-from observatoire.secret import ESS_FAMILIES
 from observatoire.warehouse import table_exists
 
 FORMAT_VERSION = "1.0.0"
@@ -55,7 +54,7 @@ HOMEPAGE = ""
 ENUMS: dict[str, tuple[str, ...]] = {
     "niveau": ALL_LEVELS,
     "perimetre": ("ess", "hors_ess", "ensemble"),
-    "famille": (*ESS_FAMILIES, "hors_ess", "ensemble"),
+    "famille": (*catalogue.ESS_FAMILIES, "hors_ess", "ensemble"),
     "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
     "type_reseau": reseaux.NETWORK_TYPES,
     "statut_secret": SECRET_STATUSES,

@@ -43,15 +43,6 @@ FREQUENCY_MIN = 3  # a cell needs at least this many respondents
 ENSEMBLE = "ensemble"
 PUBLIE, SECRET = "publie", "secret"
 
-ESS_FAMILIES = (
-    "association",
-    "cooperative",
-    "mutuelle",
-    "fondation",
-    "autre_non_lucratif",
-    "societe_commerciale_ess",
-)
-
 
 @dataclass
 class Table:

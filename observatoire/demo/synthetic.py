@@ -49,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from observatoire import catalogue
 from observatoire.identifiers import LA_POSTE_SIREN, siret_valid
 from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
@@ -425,15 +426,7 @@ _COMMERCIAL_ESS_CJ = ("5710", "5720", "5499", "5498")  # commercial ESS: a tiny 
 _COMMERCIAL_ESS_RATE = 0.002
 _RNA_CJ = ("9220", "9221", "9222", "9230")  # associations with an RNA number (W...)
 
-FAMILIES = (
-    "association",
-    "cooperative",
-    "mutuelle",
-    "fondation",
-    "autre_non_lucratif",
-    "societe_commerciale_ess",
-    "hors_ess",
-)
+FAMILIES = (*catalogue.ESS_FAMILIES, "hors_ess")
 _F_COMMERCIAL = FAMILIES.index("societe_commerciale_ess")
 _F_HORS = FAMILIES.index("hors_ess")
 
