@@ -21,8 +21,9 @@ from observatoire.demo.synthetic import all_communes, generate_sirene
 
 def _territory(spec: str) -> list[str]:
     """Communes of a territory, resolved the way the observatory resolves its setting."""
-    from observatoire import reference, territory, warehouse
+    from observatoire.core import territory, warehouse
     from observatoire.demo.synthetic import DEFAULT_REFERENCE_DIR
+    from observatoire.sources import reference
 
     with warehouse.connect(":memory:") as con:
         reference.load_reference(con, DEFAULT_REFERENCE_DIR)

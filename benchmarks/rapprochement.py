@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from observatoire import linkage, refresh, warehouse  # noqa: E402
-from observatoire.settings import Settings  # noqa: E402
+from observatoire.core.settings import Settings  # noqa: E402
 
 SIAE_LIST = ROOT / "tests" / "fixtures" / "reseaux" / "siae_liste_asp_2019_07.csv"
 MOIS = "2026-11"

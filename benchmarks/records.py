@@ -23,7 +23,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.csv as pacsv
 
-from observatoire import reference, sirene, sirene_records, territory, warehouse
+from observatoire.core import territory, warehouse
+from observatoire.sources import reference, sirene, sirene_records
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data" / "records"
@@ -120,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    logging.getLogger("observatoire.sirene").setLevel(logging.ERROR)  # "fichier endommagé" x N
+    logging.getLogger("observatoire.sources.sirene").setLevel(
+        logging.ERROR
+    )  # "fichier endommagé" x N
 
     csv_path = args.data / "StockEtablissement_utf8.csv"
     if args.generate or not csv_path.exists():

@@ -85,7 +85,9 @@ def generate_region(
     import numpy as np
     import polars as pl
 
-    from observatoire import catalogue, indicators, reference, territory, warehouse
+    from observatoire import indicators
+    from observatoire.core import catalogue, territory, warehouse
+    from observatoire.sources import reference
 
     rng = np.random.default_rng(seed)
     vague = "region-generee"
@@ -203,7 +205,7 @@ def _run_one(warehouse: str, mois: str, out: str) -> None:
     """Child process: one mask of the month, its figures written to `out`."""
     import duckdb
 
-    from observatoire import secret_tables
+    from observatoire.secrecy import tables as secret_tables
 
     con = duckdb.connect(warehouse)
     t0 = time.perf_counter()

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from observatoire import clean, publish, refresh, sources, warehouse
-from observatoire.mois import InvalidMonthError, parse_mois
-from observatoire.settings import Settings
+from observatoire import refresh, steps
+from observatoire.cleaning import sirene as clean
+from observatoire.core import warehouse
+from observatoire.core.mois import InvalidMonthError, parse_mois
+from observatoire.core.settings import Settings
+from observatoire.publication import publish
 
 # Month of the bundled synthetic SIRENE extract (the stock INSEE published on 1 November 2026).
 DEMO_MOIS = "2026-11"
@@ -90,7 +93,7 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for line in _format_drift(report):
         print(line)
     with warehouse.connect(settings.warehouse, read_only=True) as con:
-        for line in _format_headline(refresh.headline(con, report.mois)):
+        for line in _format_headline(steps.headline(con, report.mois)):
             print(line)
     pub = report.publication
     assert pub is not None
@@ -110,8 +113,7 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
             f"{mask['primaires']} cases de 1 ou 2 répondants et {mask['secondaires']} autres "
             f"cases secrètes, sur {mask['cases']}"
         )
-    if report.sources is not None:
-        _print_sources(report.sources)
+    _print_sources(report)
     print(
         "Quarantaine              : tables clean.*_rejets, raw.*_rejets_lecture "
         "(SIRENE, questionnaires, réseaux)"
@@ -125,7 +127,7 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
             print(f"  rapport (Data Docs)    : {index}")
 
 
-def _print_sources(src: sources.SourcesReport) -> None:
+def _print_sources(src: refresh.RefreshReport) -> None:
     broken = {w.vague: w.lignes_mal_formees for w in src.lectures_vagues}
     for wave in src.vagues:
         print(
@@ -170,10 +172,19 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _through_dagster() -> refresh.Executor:
+    """The month as a run of the Dagster instance (DAGSTER_HOME), visible in `make dev`."""
+    from pipelines.run import run_through_dagster
+
+    return run_through_dagster
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        report = refresh.refresh(settings, args.mois, wait=args.attendre, on_wait=_say)
+        report = refresh.refresh(
+            settings, args.mois, wait=args.attendre, on_wait=_say, executor=_through_dagster()
+        )
     except refresh.REFUSALS as exc:
         return _refused(settings, exc)
     _print_report(settings, report)
@@ -191,7 +202,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not manifest.exists() or args.regenerer:
         print(f"Génération des données SIRENE synthétiques de démonstration dans {target} …")
         with warehouse.connect(":memory:") as con:
-            from observatoire import reference, territory
+            from observatoire.core import territory
+            from observatoire.sources import reference
 
             reference.load_reference(con, settings.reference_dir)
             communes = territory.resolve(con, settings.territoire).communes
@@ -217,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
     try:
-        report = refresh.refresh(settings, DEMO_MOIS)
+        report = refresh.refresh(settings, DEMO_MOIS, executor=_through_dagster())
     except refresh.REFUSALS as exc:
         return _refused(settings, exc)
     _print_report(settings, report)
@@ -239,7 +251,8 @@ def cmd_generer(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with warehouse.connect(":memory:") as con:
-        from observatoire import reference, territory
+        from observatoire.core import territory
+        from observatoire.sources import reference
 
         reference.load_reference(con, settings.reference_dir)
         communes = territory.resolve(con, settings.territoire).communes
@@ -260,7 +273,7 @@ def cmd_generer(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write one partner bundle (zip) per territory for a month of the current publication."""
-    from observatoire import export
+    from observatoire.publication import export
 
     settings = Settings.from_env()  # --territoire here names bundles, not the refresh territory
     try:

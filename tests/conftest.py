@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from observatoire import refresh, warehouse
-from observatoire.settings import Settings
+from observatoire import refresh
+from observatoire.core import warehouse
+from observatoire.core.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 sys.path.insert(0, str(TESTS))
+# the CLI runs its months on the Dagster instance of DAGSTER_HOME (the Makefile points it at the
+# repository): tests, and the CLI processes they start, keep their runs out of it
+os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="observatoire-dagster-")
+Path(os.environ["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
 from sirene_builder import write_stock  # noqa: E402
 

@@ -16,7 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from observatoire import clean, cli, indicators, publish, warehouse
+from observatoire import cli
+from observatoire.cleaning import sirene as clean
+from observatoire.core import warehouse
+from observatoire.indicators import compute as indicators
+from observatoire.publication import publish
 
 # point -> (module, function, call number, "before" or "after" the real call)
 POINTS: dict[str, tuple[Any, str, int, str]] = {

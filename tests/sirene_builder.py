@@ -13,7 +13,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 
 def luhn_key(body: str) -> str:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from observatoire import reference, warehouse
-from observatoire.adresses import CommuneResolver, departement_of, normalise_label
+from observatoire.cleaning.adresses import CommuneResolver, departement_of, normalise_label
+from observatoire.core import warehouse
+from observatoire.sources import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 

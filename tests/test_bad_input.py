@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import publish, refresh, sirene, warehouse
+from observatoire import refresh, steps
+from observatoire.core import warehouse
+from observatoire.publication import publish
+from observatoire.sources import sirene
 
 GOOD, BAD = "2026-10", "2026-11"
 
@@ -210,7 +213,7 @@ def test_records_across_read_blocks_keep_their_quoted_newlines(settings, query, 
     if zipped:
         et = zip_it(et)
     with warehouse.connect(settings.warehouse) as con:
-        refresh.load_reference_and_territory(con, settings)
+        steps.load_reference_and_territory(con, settings)
         result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
     assert result.rows == 12 and result.malformed == 0
     # a clean file is read by the fast path: counted apart, read once, the counts agree
@@ -330,7 +333,7 @@ def test_read_log_and_quarantine_of_an_older_warehouse_are_migrated(settings, qu
     et, _ = write_stock(Path(settings.data_dir) / "sirene" / BAD, uls, ets)
     damaged = _open_quote(et, 2)
     with warehouse.connect(settings.warehouse) as con:
-        refresh.load_reference_and_territory(con, settings)
+        steps.load_reference_and_territory(con, settings)
         con.execute(
             "create table raw.sirene_lectures (mois varchar, type_fichier varchar, "
             "fichier varchar, disposition varchar, lignes_fichier bigint, "
@@ -379,7 +382,7 @@ def test_damaged_record_longer_than_the_cap_says_it_was_cut(settings, query):
     lines[2] += "," + "x" * 70_000  # one column too many, and a very long one
     _write_lines(et, lines)
     with warehouse.connect(settings.warehouse) as con:
-        refresh.load_reference_and_territory(con, settings)
+        steps.load_reference_and_territory(con, settings)
         result = sirene.ingest(con, "etablissements", et, BAD)
     assert (result.records, result.records_read, result.malformed) == (3, 2, 1)
     ((line, motif, contenu, cut),) = query(
@@ -599,8 +602,7 @@ def test_few_broken_wave_rows_are_quarantined_and_the_month_published(
     report = refresh.refresh(settings.with_(max_reject_rate=0.25), BAD, run_id="quelques")
     assert report.publication is not None
     assert publish.published_month(settings.publication_dir) == BAD
-    assert report.sources is not None
-    assert [w.vague for w in report.sources.vagues] == [WAVE]
+    assert [w.vague for w in report.vagues] == [WAVE]
     rejets = query(
         "select vague, fichier_source, ligne, motif from raw.questionnaire_rejets_lecture"
     )

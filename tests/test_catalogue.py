@@ -7,7 +7,8 @@ import re
 import pytest
 from sirene_builder import etab_row, new_siren, ul_row
 
-from observatoire import catalogue, sources, warehouse
+from observatoire import linkage
+from observatoire.core import catalogue, warehouse
 
 SQL = warehouse.sql_dir()
 
@@ -52,5 +53,5 @@ def test_sql_files_use_parameters_for_the_month():
     for path in sorted(SQL.glob("*/*.sql")):
         text = path.read_text(encoding="utf-8")
         assert "{" not in text.replace("{}", ""), f"{path.name}: no string formatting in SQL"
-        if path.parent.name in {"indicators", "clean"} and path.stem not in sources.VIEWS:
+        if path.parent.name in {"indicators", "clean"} and path.stem not in linkage.VIEWS:
             assert "$mois" in text, path.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from observatoire.csvfiles import physical_lines, read_records
+from observatoire.core.csvfiles import physical_lines, read_records
 
 
 def lines_of(*rows: str) -> list[str]:

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from observatoire.download import (
+from observatoire.sources.download import (
     DownloadError,
     download,
     fetch,
     validate_sirene_csv,
     validate_sirene_zip,
 )
-from observatoire.layouts import UNITE_LEGALE_V3_11_NAF25
+from observatoire.sources.layouts import UNITE_LEGALE_V3_11_NAF25
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sirene"
 MEMBER = "StockUniteLegale_utf8.csv"
@@ -761,14 +761,14 @@ def test_progress_callback_and_log(
     body = server.publish(big_body())
     calls: list[tuple[int, int | None]] = []
 
-    with caplog.at_level(logging.INFO, logger="observatoire.download"):
+    with caplog.at_level(logging.INFO, logger="observatoire.sources.download"):
         download(server.url(), dest, progress=lambda d, t: calls.append((d, t)), **fast)
 
     assert calls[-1] == (len(body), len(body))
     assert all(t == len(body) for _, t in calls)
     done = [d for d, _ in calls]
     assert done == sorted(done) and len(done) >= 10
-    lines = [r.getMessage() for r in caplog.records if r.name == "observatoire.download"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "observatoire.sources.download"]
     percents = [line for line in lines if "%" in line and "Mo/s" in line]
     # one line per tenth, not one per chunk
     assert 5 <= len(percents) <= 11

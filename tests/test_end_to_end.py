@@ -13,8 +13,9 @@ from pathlib import Path
 import polars as pl
 from conftest import ROOT
 
-from observatoire import publish, quality
+from observatoire import quality
 from observatoire.cli import DEMO_MOIS
+from observatoire.publication import publish
 
 
 def _read_zip_csv(path: Path) -> pl.DataFrame:

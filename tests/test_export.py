@@ -29,9 +29,11 @@ from conftest import ROOT
 from sirene_builder import etab_row, luhn_key, siret_for, ul_row, write_stock
 from test_pipelines import write_network, write_wave
 
-from observatoire import catalogue, export, publish, refresh
+from observatoire import refresh
 from observatoire.cli import main
-from observatoire.settings import Settings
+from observatoire.core import catalogue
+from observatoire.core.settings import Settings
+from observatoire.publication import export, publish
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "export"
 MOIS, MOIS_AVANT = "2026-11", "2026-10"

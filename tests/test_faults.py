@@ -20,8 +20,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from observatoire import publish, reference, territory, warehouse
+from observatoire.core import territory, warehouse
 from observatoire.demo import synthetic
+from observatoire.publication import publish
+from observatoire.sources import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 MOIS = "2026-11"

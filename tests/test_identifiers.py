@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from observatoire.identifiers import (
+from observatoire.core.identifiers import (
     luhn_valid,
     luhn_valid_expr,
     normalise,
@@ -94,7 +94,7 @@ def test_la_poste_exception():
 
 
 def test_normalise_declared_takes_only_identifier_lengths():
-    from observatoire.identifiers import normalise_declared
+    from observatoire.core.identifiers import normalise_declared
 
     assert normalise_declared("356 000 000 00048", 14) == "35600000000048"
     assert normalise_declared("1234567890123", 14) == "01234567890123"  # leading zero lost

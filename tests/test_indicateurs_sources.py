@@ -24,7 +24,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from observatoire import catalogue, indicators, reference, territory, warehouse
+from observatoire import indicators
+from observatoire.core import catalogue, territory, warehouse
+from observatoire.sources import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 MOIS = "2026-11"

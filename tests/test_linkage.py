@@ -17,7 +17,8 @@ import duckdb
 import pytest
 from sirene_builder import new_siren, siret_for
 
-from observatoire import linkage, warehouse
+from observatoire import linkage
+from observatoire.core import warehouse
 from observatoire.linkage import DecisionFileError
 from observatoire.quality import CLEAN_TYPES
 

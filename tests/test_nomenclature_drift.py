@@ -15,7 +15,11 @@ import pytest
 from conftest import FIXTURES, ROOT, make_settings
 from sirene_builder import etab_row, new_siren, ul_row, write_stock
 
-from observatoire import clean, indicators, publish, refresh, sirene, warehouse
+from observatoire import indicators, refresh, steps
+from observatoire.cleaning import sirene as clean
+from observatoire.core import warehouse
+from observatoire.publication import publish
+from observatoire.sources import sirene
 
 MOIS = "2026-11"
 FLAG = "economieSocialeSolidaireUniteLegale"
@@ -302,9 +306,9 @@ def test_rows_moved_to_naf_2025_keep_their_perimeter_and_section(tmp_path):
         s = make_settings(tmp_path / name)
         write_stock(Path(s.data_dir) / "sirene" / MOIS, uls, ets)
         with warehouse.connect(s.warehouse) as con:
-            refresh.load_reference_and_territory(con, s)
+            steps.load_reference_and_territory(con, s)
             for kind in refresh.KINDS:
-                refresh.ingest(con, s, kind, MOIS)
+                steps.ingest(con, s, kind, MOIS)
                 clean.clean_month(con, kind, MOIS)
             indicators.compute_perimeter(con, MOIS)
             perimeters.append(
@@ -411,9 +415,9 @@ def test_every_real_sample_row_reads_cleans_and_is_classified(tmp_path):
     s = make_settings(tmp_path)
     write_stock(Path(s.data_dir) / "sirene" / MOIS, uls, ets)
     with warehouse.connect(s.warehouse) as con:
-        refresh.load_reference_and_territory(con, s)
+        steps.load_reference_and_territory(con, s)
         for kind in refresh.KINDS:
-            read = refresh.ingest(con, s, kind, MOIS)
+            read = steps.ingest(con, s, kind, MOIS)
             assert read.malformed == 0
             cleaned = clean.clean_month(con, kind, MOIS)
             assert cleaned.rows_rejected == 0, cleaned.rejects_by_reason
@@ -436,7 +440,7 @@ def test_real_stock_samples_of_two_layouts_clean_without_quarantine(tmp_path):
     s = make_settings(tmp_path).with_(territoire="france")
     folder = FIXTURES / "sirene"
     with warehouse.connect(s.warehouse) as con:
-        refresh.load_reference_and_territory(con, s)
+        steps.load_reference_and_territory(con, s)
         sirene.ingest(
             con, "etablissements", folder / "sirene_stock_etablissement_sample_2020_v3_9.csv",
             "2026-04", communes_table=None,

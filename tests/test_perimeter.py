@@ -219,7 +219,7 @@ def ruled(tmp_path_factory):
     from sirene_builder import write_stock
 
     from observatoire import refresh
-    from observatoire.settings import Settings
+    from observatoire.core.settings import Settings
 
     tmp = tmp_path_factory.mktemp("perimeter")
     uls, ets, sirets = [], [], {}

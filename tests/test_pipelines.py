@@ -18,7 +18,8 @@ from conftest import ROOT
 from dagster import AssetKey, DagsterInstance
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import catalogue, publish
+from observatoire.core import catalogue
+from observatoire.publication import publish
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -287,13 +288,15 @@ def test_definitions_load_with_the_full_graph(defs):
     schedule = defs.resolve_schedule_def("sirene_mensuel_schedule")
     assert schedule.cron_schedule == "0 6 3 * *"
     assert schedule.execution_timezone == "Europe/Paris"
-    # the sources job re-links the published month and re-publishes: source assets, the
-    # indicators that read the links, the publication; never SIRENE nor the other indicators
+    # the sources job re-links the published month and re-publishes: the inbox's steps, the
+    # indicators (one step), the mask, the publication; never SIRENE nor the reference
     sources_job = defs.resolve_job_def("sources_externes")
     selected = {k.to_user_string() for k in sources_job.asset_layer.selected_asset_keys}
     assert selected == {
         *SOURCE_ASSETS,
-        *(f"indicators/{n}" for n in SOURCE_INDICATORS),
+        "ref/decisions_rapprochement",
+        *(f"indicators/{n}" for n in catalogue.indicators()),
+        "secret/masques",
         "publication/observatoire",
     }
     assert defs.resolve_sensor_def("depot_inbox").job_name == "sources_externes"
@@ -422,9 +425,12 @@ def test_a_failed_blocking_check_stops_the_run_and_keeps_the_publication(
             for c in result.get_asset_check_evaluations()
             if c.check_name == "great_expectations" and not c.passed
         ]
-        # the first blocking failure stops everything downstream, legal units included
-        assert {c.asset_key.to_user_string() for c in failed} == {"raw/sirene_etablissements"}
-        assert "dernier mois validé (2026-10 : 10 lignes)" in failed[0].metadata["resume"].value
+        # both files of the month are read, then checked together (the step `sirene_brut`):
+        # both volumes collapsed, and the failure stops everything downstream
+        by_asset = {c.asset_key.to_user_string(): c for c in failed}
+        assert set(by_asset) == {"raw/sirene_etablissements", "raw/sirene_unites_legales"}
+        resume = by_asset["raw/sirene_etablissements"].metadata["resume"].value
+        assert "dernier mois validé (2026-10 : 10 lignes)" in resume
         materialised = {
             e.event_specific_data.materialization.asset_key.to_user_string()
             for e in result.get_asset_materialization_events()

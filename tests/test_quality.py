@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import quality, refresh, warehouse
+from observatoire import quality, refresh
+from observatoire.core import warehouse
 
 MOIS = "2026-11"
 FORBIDDEN = {
@@ -296,7 +297,7 @@ def test_a_stock_two_years_older_than_its_partition_is_refused(run_month, settin
     run_month(MOIS, uls, ets)
     stamp_stock(settings, MOIS, "2024-10-31T21:30:00")
     # a territory of thousands of rows: a stale date refuses the month
-    monkeypatch.setattr(quality, "STOCK_DATE_MIN_ROWS", 1)
+    monkeypatch.setattr(quality.gx, "STOCK_DATE_MIN_ROWS", 1)
 
     for suite in ("raw.sirene_etablissements", "raw.sirene_unites_legales"):
         result = check(settings, suite)
@@ -432,7 +433,7 @@ def test_establishment_of_a_p_legal_unit_is_masked_everywhere(run_month, setting
 
 
 def test_a_month_refused_by_any_suite_cannot_be_published(run_month, settings):
-    from observatoire import publish
+    from observatoire.publication import publish
 
     uls, ets, ids = stock(MOIS)
     run_month(MOIS, uls, ets)

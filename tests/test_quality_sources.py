@@ -18,8 +18,9 @@ import pytest
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 from test_bad_input import write_good_inbox
 
-from observatoire import quality, refresh, warehouse
-from observatoire.settings import Settings
+from observatoire import quality, refresh
+from observatoire.core import warehouse
+from observatoire.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MOIS = "2026-10"

@@ -15,9 +15,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from observatoire import questionnaire as q
-from observatoire import warehouse
-from observatoire.reference import load_reference_table
+from observatoire.cleaning import questionnaire as qc
+from observatoire.core import warehouse
+from observatoire.sources import questionnaire as q
+from observatoire.sources.reference import load_reference_table
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "data" / "reference"
@@ -151,11 +152,11 @@ def inbox(tmp_path: Path) -> Path:
 
 def run(
     con: duckdb.DuckDBPyConnection, folder: Path, *, max_reject_rate: float = 0.5
-) -> tuple[q.WaveIngest, q.WaveClean]:
+) -> tuple[q.WaveIngest, qc.WaveClean]:
     ingest = q.ingest_wave(
         con, folder, download_dir=folder.parent.parent / "dl", max_reject_rate=max_reject_rate
     )
-    clean = q.clean_wave(con, ingest.vague, q.load_mapping(folder / q.MAPPING_FILE))
+    clean = qc.clean_wave(con, ingest.vague, q.load_mapping(folder / q.MAPPING_FILE))
     return ingest, clean
 
 
@@ -481,15 +482,15 @@ def test_personal_data_in_raw_never_in_clean(con, inbox):
 
 def test_mask_person_whole_values_and_words():
     values = ["Camille Durand", "camille.durand@example.org"]
-    assert q.mask_person("Association Camille Durand", values) == (
+    assert qc.mask_person("Association Camille Durand", values) == (
         "Association [donnée personnelle masquée]"
     )
     # words only where asked: a structure may carry a first name ("Maison Camille Claudel")
-    assert q.mask_person("Maison Camille Claudel", values) == "Maison Camille Claudel"
-    assert q.mask_person("Signé : camille D.", values, words=True) == (
+    assert qc.mask_person("Maison Camille Claudel", values) == "Maison Camille Claudel"
+    assert qc.mask_person("Signé : camille D.", values, words=True) == (
         "Signé : [donnée personnelle masquée] D."
     )
-    assert q.mask_person("Camillerie", values, words=True) == "Camillerie"
+    assert qc.mask_person("Camillerie", values, words=True) == "Camillerie"
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,7 +709,7 @@ def test_two_waves_coexist_and_history_is_kept(con, inbox, tmp_path):
     )
     ingested = q.ingest_all(con, inbox, download_dir=tmp_path / "dl", max_reject_rate=0.1)
     assert [w.vague for w in ingested] == ["2025-printemps", "2026-printemps"]
-    cleaned = q.clean_all(con, inbox)
+    cleaned = qc.clean_all(con, inbox)
     assert [(w.vague, w.nb_reponses) for w in cleaned] == [
         ("2025-printemps", 1),
         ("2026-printemps", 2),
@@ -725,7 +726,7 @@ def test_two_waves_coexist_and_history_is_kept(con, inbox, tmp_path):
         path.unlink()
     (inbox / "questionnaires" / "2025-printemps").rmdir()
     q.ingest_all(con, inbox, download_dir=tmp_path / "dl", max_reject_rate=0.1)
-    q.clean_all(con, inbox)
+    qc.clean_all(con, inbox)
     assert rows(con, "select vague, nb_reponses from clean.questionnaire_vagues order by 1") == [
         ("2025-printemps", 1),
         ("2026-printemps", 2),
@@ -782,7 +783,7 @@ def test_clean_needs_the_raw_wave(con, tmp_path):
     path = tmp_path / q.MAPPING_FILE
     path.write_text(mapping_text(), encoding="utf-8")
     with pytest.raises(q.QuestionnaireError, match="pas encore lue"):
-        q.clean_wave(con, "jamais-lue", q.load_mapping(path))
+        qc.clean_wave(con, "jamais-lue", q.load_mapping(path))
 
 
 def test_create_tables_gives_empty_tables(con):

@@ -13,7 +13,10 @@ import pytest
 from conftest import FIXTURES
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
-from observatoire import indicators, publish, refresh, sirene, warehouse
+from observatoire import indicators, refresh, steps
+from observatoire.core import warehouse
+from observatoire.publication import publish
+from observatoire.sources import sirene
 
 MOIS = "2026-11"
 
@@ -303,7 +306,7 @@ def test_zip_csv_and_parquet_give_the_same_raw_rows(settings, tmp_path):
     results = []
     for path in (et_csv, et_zip, et_parquet):
         with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as con:
-            refresh.load_reference_and_territory(con, settings)
+            steps.load_reference_and_territory(con, settings)
             sirene.ingest(con, "etablissements", path, MOIS)
             results.append(
                 con.execute(
@@ -318,7 +321,7 @@ def test_zip_csv_and_parquet_give_the_same_raw_rows(settings, tmp_path):
 def test_real_2020_layout_is_recognised_and_read(settings, tmp_path):
     path = FIXTURES / "sirene" / "sirene_stock_etablissement_sample_2020_v3_9.csv"
     with warehouse.connect(tmp_path / "w.duckdb") as con:
-        refresh.load_reference_and_territory(con, settings.with_(territoire="france"))
+        steps.load_reference_and_territory(con, settings.with_(territoire="france"))
         result = sirene.ingest(con, "etablissements", path, "2020-01")
         assert result.layout.startswith("v3.9")
         assert result.rows == 10
@@ -333,7 +336,7 @@ def test_unknown_layout_is_refused_with_a_diagnosis(tmp_path, settings):
     path = tmp_path / "StockEtablissement_utf8.csv"
     path.write_text("siren,nic,siret,foo\n", encoding="utf-8")
     with warehouse.connect(tmp_path / "w.duckdb") as con:
-        refresh.load_reference_and_territory(con, settings)
+        steps.load_reference_and_territory(con, settings)
         with pytest.raises(sirene.SireneFileError, match="non reconnu.*manquantes"):
             sirene.ingest(con, "etablissements", path, MOIS)
 
@@ -344,7 +347,7 @@ def test_truncated_zip_is_refused(tmp_path, settings):
     data = et_zip.read_bytes()
     et_zip.write_bytes(data[: len(data) // 2])
     with warehouse.connect(tmp_path / "w.duckdb") as con:
-        refresh.load_reference_and_territory(con, settings)
+        steps.load_reference_and_territory(con, settings)
         with pytest.raises(sirene.SireneFileError, match="zip"):
             sirene.ingest(con, "etablissements", et_zip, MOIS)
 
@@ -432,9 +435,9 @@ def test_typed_parquet_as_insee_publishes_it_cleans_like_the_csv(settings, tmp_p
     results = []
     for path in (et_csv, typed):
         with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as w:
-            refresh.load_reference_and_territory(w, settings)
+            steps.load_reference_and_territory(w, settings)
             sirene.ingest(w, "etablissements", path, MOIS)
-            from observatoire import clean
+            from observatoire.cleaning import sirene as clean
 
             clean.clean_month(w, "etablissements", MOIS)
             results.append(

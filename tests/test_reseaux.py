@@ -19,13 +19,15 @@ import duckdb
 import polars as pl
 import pytest
 
-from observatoire import reseaux, sirene, warehouse
-from observatoire.clean import clean_month
+from observatoire.cleaning import reseaux as reseaux_clean
+from observatoire.cleaning.sirene import clean_month
+from observatoire.core import warehouse
+from observatoire.core.errors import RejectRateError
 from observatoire.demo.siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
-from observatoire.errors import RejectRateError
-from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
-from observatoire.reference import load_reference
-from observatoire.reseaux import NetworkListError, NetworkRejectRateError
+from observatoire.sources import reseaux, sirene
+from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.sources.reference import load_reference
+from observatoire.sources.reseaux import NetworkListError, NetworkRejectRateError
 
 TESTS = Path(__file__).resolve().parent
 REFERENCE = TESTS.parent / "data" / "reference"
@@ -92,9 +94,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], sep: str, en
 
 def run(
     con, decl: Path, tmp_path: Path, **kw
-) -> tuple[reseaux.NetworkIngest, reseaux.NetworkClean]:
+) -> tuple[reseaux.NetworkIngest, reseaux_clean.NetworkClean]:
     ingest = reseaux.ingest_network(con, decl, download_dir=tmp_path / "sources", **kw)
-    return ingest, reseaux.clean_network(con, decl)
+    return ingest, reseaux_clean.clean_network(con, decl)
 
 
 def members(con, reseau: str) -> list[dict]:
@@ -512,13 +514,13 @@ def test_ingest_all_and_clean_all_go_on_past_a_broken_list(
     assert "1 liste(s) de réseau refusée(s) sur 2" in str(err.value)
     assert "a_casse" in str(err.value)
     (inbox / "reseaux" / "a_casse.toml").unlink()
-    assert [c.reseau for c in reseaux.clean_all(con, inbox)] == ["b_bon"]
+    assert [c.reseau for c in reseaux_clean.clean_all(con, inbox)] == ["b_bon"]
     assert len(members(con, "b_bon")) == 2
 
 
 def test_clean_before_ingest_is_an_error(con, inbox: Path) -> None:
     with pytest.raises(NetworkListError, match="jamais lue"):
-        reseaux.clean_network(con, declare(inbox, "r", "liste.csv"))
+        reseaux_clean.clean_network(con, declare(inbox, "r", "liste.csv"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,7 +540,7 @@ code_postal = "CODE_POSTAL"
 commune = "COMMUNE"
 categorie = "MESURE"
 """
-# Measured with observatoire.adresses.CommuneResolver on 2026 COG: 3,901 of 3,932 rows. The
+# Measured with observatoire.cleaning.adresses.CommuneResolver on 2026 COG: 3,901 of 3,932 rows. The
 # 31 others: "VANDOEUVRE" (œ), communes merged or renamed since 2019, Saint-Pierre-et-Miquelon
 # and Saint-Martin (outside the COG's communes).
 SIAE_RESOLVED_MIN = 3_890
@@ -665,11 +667,11 @@ def test_a_withdrawn_declaration_withdraws_its_network(con, inbox: Path, tmp_pat
     declare(inbox, "b", "a.csv")
     sources = tmp_path / "sources"
     reseaux.ingest_all(con, inbox, download_dir=sources, max_reject_rate=0.05)
-    reseaux.clean_all(con, inbox)
+    reseaux_clean.clean_all(con, inbox)
     assert {len(members(con, "a")), len(members(con, "b"))} == {2}
     (inbox / "reseaux" / "b.toml").unlink()
     reseaux.ingest_all(con, inbox, download_dir=sources, max_reject_rate=0.05)
-    reseaux.clean_all(con, inbox)
+    reseaux_clean.clean_all(con, inbox)
     for schema, tables in (("raw", reseaux.RAW_TABLES), ("clean", reseaux.CLEAN_TABLES)):
         for table in tables:
             left = con.execute(f"select distinct reseau from {schema}.{table}").fetchall()

@@ -22,8 +22,9 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
-from observatoire import catalogue, publish
 from observatoire.cli import DEMO_MOIS
+from observatoire.core import catalogue
+from observatoire.publication import publish
 
 ENSEMBLE = "ensemble"
 DIMS = ("famille", "section_naf", "tranche_effectifs")
@@ -67,7 +68,7 @@ def truth(demo) -> dict[str, pl.DataFrame]:
 def test_the_same_month_gets_the_same_mask_whatever_the_row_order(demo, tmp_path):
     """Rows of an indicator are stored in whatever order the parallel insert gave; the mask
     of a month must not depend on it (a golden bundle once differed between two machines)."""
-    from observatoire import secret_tables
+    from observatoire.secrecy import tables as secret_tables
 
     data, _ = demo
     copy = tmp_path / "w.duckdb"
@@ -101,7 +102,7 @@ def test_the_same_month_gets_the_same_mask_whatever_the_row_order(demo, tmp_path
 def test_needs_masked_in_worker_processes_get_the_same_mask(demo, tmp_path, monkeypatch):
     """On a région the needs of a wave are masked in worker processes; the mask is the one
     masking them one after the other gives, and where no worker can start it is still made."""
-    from observatoire import secret_tables
+    from observatoire.secrecy import tables as secret_tables
 
     data, _ = demo
     copy = tmp_path / "w.duckdb"

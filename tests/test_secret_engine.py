@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from observatoire.secret import Table, protect, suppress
+from observatoire.secrecy.engine import Table, protect, suppress
 
 
 def _cube(rng: np.random.Generator, shape: tuple[int, ...], high: int = 6):

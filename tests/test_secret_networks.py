@@ -17,8 +17,9 @@ import polars as pl
 import pytest
 from scipy.optimize import linprog
 
-from observatoire import indicators, secret_tables
+from observatoire import indicators
 from observatoire.cli import DEMO_MOIS
+from observatoire.secrecy import tables as secret_tables
 
 PARTS = ("nb_ess", "nb_hors_ess", "nb_fermes", "nb_non_trouves")
 SUMS = {

@@ -16,7 +16,8 @@ from conftest import ROOT
 from dagster import DagsterInstance, build_sensor_context
 from test_pipelines import MOIS, SOURCE_ASSETS, Territory, links, published_rows, write_network
 
-from observatoire import publish
+from observatoire.publication import publish
+from observatoire.sources.inbox import inbox_state
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -68,16 +69,18 @@ def test_a_dropped_file_triggers_the_sources_job(defs, tmp_path, monkeypatch):
         first_live = publish.current(tmp_path / "publication")
         assert first_live is not None
 
-        # the files waiting since (b) are taken up once a month is published
+        # the files waiting since (b) were read by the monthly run itself (its step `sources`):
+        # the publication says so, and the sensor starts nothing for them
+        assert publish.live_manifest(tmp_path / "publication")["sources_lues"] == (
+            inbox_state(inbox)
+        )
         data = tick(None)
-        (request,) = data.run_requests
-        assert request.partition_key == f"{MOIS}-01"
-        assert "nouveau fichier reseaux/ressourceries.csv" in request.tags[TAG]
-        assert "nouveau fichier questionnaires/printemps-2026/export.csv" in request.tags[TAG]
+        assert not data.run_requests
+        assert "déjà lus par la publication en ligne" in data.skip_message
         cursor = data.cursor
         assert cursor is not None
         data = tick(cursor)
-        assert not data.run_requests and data.skip_message.startswith("aucun changement")
+        assert not data.run_requests
 
         # (c) a new network list: one run of sources_externes on the published month
         siae = write_network(

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from observatoire import sirene_records as sr
+from observatoire.sources import sirene_records as sr
 
 HEADER = "a,b,c\n"
 WIDTH = 3
@@ -195,7 +195,7 @@ def test_reader_reading_other_records_than_recognised_refuses_at_the_first_line_
 
 def test_reader_errors_are_summarised_without_the_record_they_quote():
     """pyarrow quotes the faulty record after « got N: »: it may name a P unit."""
-    from observatoire.sirene import error_summary
+    from observatoire.sources.sirene import error_summary
 
     pyarrow_error = ValueError(
         "CSV parse error: Expected 54 columns, got 55: 345598288,00016,34559828800016,P,"

@@ -21,10 +21,10 @@ import duckdb
 import polars as pl
 import pytest
 
+from observatoire.core.identifiers import LA_POSTE_SIREN, luhn_valid
 from observatoire.demo import synthetic
 from observatoire.demo.synthetic import SyntheticSirene, generate_sirene, la_poste_siret_valid
-from observatoire.identifiers import LA_POSTE_SIREN, luhn_valid
-from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 REFERENCE = synthetic.DEFAULT_REFERENCE_DIR
 FIXTURES = Path(__file__).parent / "fixtures" / "sirene"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from observatoire.core.identifiers import luhn_valid
 from observatoire.demo import synthetic
 from observatoire.demo.synthetic import generate_sirene
 from observatoire.demo.synthetic_sources import (
@@ -28,7 +29,6 @@ from observatoire.demo.synthetic_sources import (
     SourcesManifest,
     generate_sources,
 )
-from observatoire.identifiers import luhn_valid
 
 MOIS = "2026-06"
 with (synthetic.DEFAULT_REFERENCE_DIR / "ept_t12_grand_orly_seine_bievre_communes.csv").open(

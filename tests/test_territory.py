@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from observatoire import reference, territory, warehouse
+from observatoire.core import territory, warehouse
+from observatoire.sources import reference
 
 
 @pytest.fixture(scope="module")

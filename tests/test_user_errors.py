@@ -22,9 +22,12 @@ import pytest
 from conftest import ROOT, make_settings
 from sirene_builder import etab_row, new_siren, ul_row, write_stock
 
-from observatoire import mois as months
-from observatoire import publish, quality, reference, refresh, runlock, sirene, warehouse
-from observatoire.settings import Settings
+from observatoire import quality, refresh, steps
+from observatoire.core import mois as months
+from observatoire.core import runlock, warehouse
+from observatoire.core.settings import Settings
+from observatoire.publication import publish
+from observatoire.sources import reference, sirene
 
 GOOD, BAD = "2026-10", "2026-11"
 
@@ -215,7 +218,7 @@ def test_a_quiet_small_extract_is_not_refused_for_its_old_dates(run_month, setti
 HOLD_REFRESH_LOCK = """
 import sys
 from pathlib import Path
-from observatoire import runlock
+from observatoire.core import runlock
 with runlock.refresh_lock(Path(sys.argv[1]), sys.argv[2]):
     print("pris", flush=True)
     sys.stdin.read()
@@ -392,12 +395,12 @@ def test_a_source_that_cannot_be_read_is_refused_before_any_read(live, kind, dam
     target = et if kind == "etablissements" else ul
     damage(target)
     done = cli(live.settings, "refresh", "--mois", BAD)
-    label = refresh.LABELS[kind]
+    label = steps.LABELS[kind]
     assert_refused(
         done,
         f"ÉCHEC : Stock SIRENE des {label} de {BAD} : {target}",
         fragment,
-        refresh.SOURCE_SETTINGS[kind],
+        steps.SOURCE_SETTINGS[kind],
     )
     assert_untouched(live)
     assert_recorded(live, BAD, "SireneFileError", fragment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from observatoire import warehouse
+from observatoire.core import warehouse
 
 SQL = "select $mois as mois, x from (values (1), (2), (3)) as t(x) where x <= $n"
 

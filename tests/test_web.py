@@ -23,7 +23,8 @@ from web_fixture import (  # noqa: F401 - the fixture is used by name
     web_data,
 )
 
-from observatoire import catalogue, publish
+from observatoire.core import catalogue
+from observatoire.publication import publish
 from observatoire.web import geo
 from observatoire.web.app import create_app
 from observatoire.web.snapshot import normalise, served_indicators

@@ -22,8 +22,10 @@ import duckdb
 import pytest
 from sirene_builder import etab_row, new_siren, ul_row, write_stock
 
-from observatoire import publish, refresh, warehouse
-from observatoire.settings import Settings
+from observatoire import refresh
+from observatoire.core import warehouse
+from observatoire.core.settings import Settings
+from observatoire.publication import publish
 from observatoire.web.snapshot import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -53,15 +53,15 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire.adresses import CommuneResolver, departement_of
+from observatoire.cleaning.adresses import CommuneResolver, departement_of
+from observatoire.core.identifiers import luhn_valid, siret_valid
 from observatoire.demo.synthetic import (
     DEFAULT_REFERENCE_DIR,
     ETABLISSEMENTS_CSV,
     UNITES_LEGALES_CSV,
 )
-from observatoire.identifiers import luhn_valid, siret_valid
-from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
-from observatoire.reference import load_reference_table
+from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.sources.reference import load_reference_table
 
 __all__ = ["CASES", "FixtureTruth", "VERITE_COLUMNS", "write_siae_sirene_fixture"]
 

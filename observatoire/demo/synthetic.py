@@ -3,12 +3,13 @@
 Everything written here is SYNTHETIC: no row describes a real legal unit or establishment. The
 generator exists because the real national stock is 8.6 GB of CSV that cannot be shipped with the
 project or used in tests, and because a pipeline can only be checked against data whose truth is
-known. The files have INSEE's exact layout (headers from `observatoire.layouts`, comma-separated
-UTF-8, one header line, fields quoted only when needed, `\\n` line ends, zipped as INSEE ships them)
-and realistic distributions (legal categories, ESS families, closures, employer bands, P units,
-La Poste's SIRET exception, a Zipf-like spread over communes), so that reading, cleaning and the
-indicators face the same shapes as with the real stock. Denominations say so in the data itself
-("ASSOCIATION SYNTHETIQUE 000123", "SCOP FICTIVE 000456", natural persons named "FICTIF-XXXXX").
+known. The files have INSEE's exact layout (headers from `observatoire.sources.layouts`, comma-
+separated UTF-8, one header line, fields quoted only when needed, `\\n` line ends, zipped as INSEE
+ships them) and realistic distributions (legal categories, ESS families, closures, employer bands,
+P units, La Poste's SIRET exception, a Zipf-like spread over communes), so that reading, cleaning
+and the indicators face the same shapes as with the real stock. Denominations say so in the data
+itself ("ASSOCIATION SYNTHETIQUE 000123", "SCOP FICTIVE 000456", natural persons named "FICTIF-
+XXXXX").
 
 The same code produces a territory sample (tests, bundled demo data) and a national-scale stock
 (~28 M legal units, ~42 M establishments) for benchmarks: rows are generated chunk by chunk with
@@ -49,9 +50,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from observatoire import catalogue
-from observatoire.identifiers import LA_POSTE_SIREN, siret_valid
-from observatoire.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
+from observatoire.core import catalogue
+from observatoire.core.identifiers import LA_POSTE_SIREN, siret_valid
+from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 GENERATOR_VERSION = "1.1.0"
 
@@ -612,7 +613,7 @@ def all_communes(reference_dir: Path = DEFAULT_REFERENCE_DIR) -> list[str]:
 
 
 def la_poste_siret_valid(siret: str) -> bool:
-    """INSEE's exception for La Poste (see `observatoire.identifiers.siret_valid`)."""
+    """INSEE's exception for La Poste (see `observatoire.core.identifiers.siret_valid`)."""
     return siret.startswith(LA_POSTE_SIREN) and siret_valid(siret)
 
 

@@ -38,8 +38,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from observatoire.core.identifiers import LA_POSTE_SIREN, luhn_valid, siret_valid_expr
 from observatoire.demo.synthetic import DEFAULT_REFERENCE_DIR, MANIFEST_NAME
-from observatoire.identifiers import LA_POSTE_SIREN, luhn_valid, siret_valid_expr
 
 GENERATOR_VERSION = "1.0.0"
 

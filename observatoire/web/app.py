@@ -27,7 +27,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from observatoire import catalogue, csvfiles
+from observatoire.core import catalogue, csvfiles
 from observatoire.web import geo, model
 from observatoire.web.snapshot import (
     LEVELS,

@@ -20,7 +20,8 @@ from typing import Any
 
 import duckdb
 
-from observatoire import catalogue, publish
+from observatoire.core import catalogue
+from observatoire.publication import publish
 
 log = logging.getLogger(__name__)
 

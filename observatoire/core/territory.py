@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import warehouse
+from observatoire.core import warehouse
 
 KINDS = ("commune", "epci", "ept", "departement", "region", "liste", "france")
 CITIES_WITH_ARRONDISSEMENTS = {"75056": "75", "69123": "69", "13055": "13"}
@@ -33,6 +33,11 @@ class Territory:
     communes: tuple[str, ...]
     # name of the selection when it is not itself a standard level (lists, France)
     selection_name: str | None
+
+
+def is_france(spec: str) -> bool:
+    """The whole country: every commune is read (no territory filter while reading SIRENE)."""
+    return spec.strip().lower() == "france"
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[tuple]:

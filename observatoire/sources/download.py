@@ -36,8 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from observatoire import sirene
-from observatoire.layouts import LAYOUTS
+from observatoire.sources import sirene
+from observatoire.sources.layouts import LAYOUTS
 
 __all__ = [
     "DownloadError",
@@ -48,7 +48,7 @@ __all__ = [
     "validate_sirene_zip",
 ]
 
-logger = logging.getLogger("observatoire.download")
+logger = logging.getLogger("observatoire.sources.download")
 
 Validator = Callable[[Path], None]
 Progress = Callable[[int, int | None], None]

@@ -33,10 +33,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from observatoire import warehouse
-from observatoire.errors import RejectRateError
-from observatoire.layouts import CURRENT, Layout, LayoutError, detect_layout
-from observatoire.sirene_records import (
+from observatoire.core import warehouse
+from observatoire.core.errors import RejectRateError
+from observatoire.sources.layouts import CURRENT, Layout, LayoutError, detect_layout
+from observatoire.sources.sirene_records import (
     MAX_CONTENT_CHARS,
     CountingReader,
     Damaged,
@@ -50,7 +50,7 @@ from observatoire.sirene_records import (
     recover,
 )
 
-log = logging.getLogger("observatoire.sirene")
+log = logging.getLogger("observatoire.sources.sirene")
 
 # Columns kept in the raw layer (INSEE names, all text). Columns absent from an older layout are
 # filled with NULL.

@@ -27,9 +27,11 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue, csvfiles, publish, questionnaire, reseaux
-from observatoire.mois import InvalidMonthError, parse_mois
-from observatoire.warehouse import table_exists
+from observatoire.core import catalogue, csvfiles
+from observatoire.core.mois import InvalidMonthError, parse_mois
+from observatoire.core.warehouse import table_exists
+from observatoire.publication import publish
+from observatoire.sources import questionnaire, reseaux
 
 FORMAT_VERSION = "1.0.0"
 # Levels exported by `--tous`; communes only on request (there are ~35,000 of them nationally).

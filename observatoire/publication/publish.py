@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire import catalogue, csvfiles, secret_tables
+from observatoire.core import catalogue, csvfiles
+from observatoire.secrecy import tables as secret_tables
 
 # The only published table allowed to name or locate units (diffusible ones only).
 LISTINGS = {"annuaire_ess"}
@@ -116,18 +117,13 @@ def publish(
             f"{mois} ne peut pas être publié, le contrôle qualité ne l'a pas accepté : "
             + " ; ".join(problems)
         )
-    # the month's tables for readers: public ones in full, confidential ones through the
-    # statistical-secrecy mask; months protected under older rules get today's (readers see
-    # every month)
-    mask = secret_tables.protect_month(con, mois)
-    earlier = [
-        m
-        for (m,) in con.execute(
-            "select distinct mois from indicators.etablissements_actifs where mois < $mois",
-            {"mois": mois},
-        ).fetchall()
-    ]
-    secret_tables.ensure_protected(con, sorted(earlier))
+    # the month's tables for readers, written by the secrecy step after the indicators
+    mask = secret_tables.mask_of(con, mois)
+    if mask is None:
+        raise UnverifiedMonthError(
+            f"{mois} ne peut pas être publié : le secret statistique n'a pas été appliqué aux "
+            "indicateurs du mois (étape « secret » à lancer après « indicateurs »)"
+        )
     publication_dir = Path(publication_dir)
     publication_dir.mkdir(parents=True, exist_ok=True)
     final = publication_dir / f"{mois}_{run_id}"
@@ -256,13 +252,17 @@ def _check_outputs() -> None:
             raise ValueError(f"{name} publierait des colonnes identifiantes : {sorted(leaking)}")
 
 
-def published_month(publication_dir: Path) -> str | None:
-    """Month of the current publication; a re-run of an older month must not replace it."""
+def live_manifest(publication_dir: Path) -> dict | None:
     live = current(publication_dir)
     if live is None:
         return None
-    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
-    return str(manifest["mois"])
+    return json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+
+
+def published_month(publication_dir: Path) -> str | None:
+    """Month of the current publication; a re-run of an older month must not replace it."""
+    manifest = live_manifest(publication_dir)
+    return None if manifest is None else str(manifest["mois"])
 
 
 def switch_current(publication_dir: Path, target: Path) -> None:

@@ -37,9 +37,11 @@ from typing import Any
 
 import duckdb
 
-from observatoire import linkage, questionnaire, reseaux, warehouse
-from observatoire.mois import month_end, stock_window
-from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
+from observatoire import linkage
+from observatoire.core import warehouse
+from observatoire.core.mois import month_end, stock_window
+from observatoire.sources import questionnaire, reseaux
+from observatoire.sources.sirene import RAW_COLUMNS, RAW_TABLES
 
 SIRENE_SUITES: tuple[str, ...] = (
     "raw.sirene_etablissements",
@@ -1327,9 +1329,12 @@ def validate(
     gx = _gx()
     b = _Builder(gx)
     if suite in SOURCE_SUITES:
-        from observatoire import sources
+        from observatoire.sources import inbox
 
-        sources.ensure_tables(con)  # an empty inbox is valid: its tables are empty, not absent
+        # an empty inbox is valid: its tables are empty, not absent
+        inbox.ensure_tables(con)
+        linkage.create_tables(con)
+        linkage.create_source_view(con)
         warehouse.month_table(schema, table, mois)  # validates the month before it enters SQL
         source = _source_relation(suite, mois)
         _source_checks(b, suite, mois, rate)

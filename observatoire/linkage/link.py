@@ -48,9 +48,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from observatoire import csvfiles, warehouse
-from observatoire.contacts import mask_contacts
-from observatoire.identifiers import normalise, siren_valid, siret_valid
+from observatoire.core import csvfiles, warehouse
+from observatoire.core.contacts import mask_contacts
+from observatoire.core.identifiers import normalise, siren_valid, siret_valid
 
 # A link is accepted without review from this splink match probability. With the fixed
 # parameters below, an exact (normalised) name in the record's commune scores 0.96, a close
@@ -348,6 +348,18 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL_DECISIONS)
 
 
+# SQL files of `sql/clean/` that are views over the cleaned sources, not monthly tables
+VIEWS = ("a_rapprocher",)
+
+
+def create_source_view(con: duckdb.DuckDBPyConnection) -> None:
+    """`clean.a_rapprocher`: every answer and member to link, one shape for both sources."""
+    con.execute(
+        "create or replace view clean.a_rapprocher as "
+        + warehouse.sql_text("clean", "a_rapprocher")
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Linking
 
@@ -367,7 +379,7 @@ def _load_records(con: duckdb.DuckDBPyConnection) -> int:
     """Records with identifiers checked by the project's single identifier module.
 
     Done in Python: a few thousand rows at most, and the SIREN/SIRET rules must be the ones
-    of observatoire.identifiers, not a second SQL copy.
+    of observatoire.core.identifiers, not a second SQL copy.
     """
     rows = con.execute(
         "select source, cle_source, enregistrement_id, siret_declare, siren_declare, nom, "

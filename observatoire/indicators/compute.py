@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
-from observatoire import catalogue, warehouse
+from observatoire.core import catalogue, warehouse
 
 
 class PrivacyError(RuntimeError):
     """A listing would name or locate a partially diffusible unit: refresh stopped."""
-
-
-def compute_perimeter(con: duckdb.DuckDBPyConnection, mois: str) -> int:
-    return warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
 
 
 def compute_indicator(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> int:

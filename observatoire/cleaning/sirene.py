@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from observatoire import warehouse
-from observatoire.errors import RejectRateError
-from observatoire.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
-from observatoire.mois import month_end
-from observatoire.sirene import RAW_COLUMNS, RAW_TABLES
+from observatoire.core import warehouse
+from observatoire.core.errors import RejectRateError
+from observatoire.core.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
+from observatoire.core.mois import month_end
+from observatoire.sources.sirene import RAW_COLUMNS, RAW_TABLES
 
 MARKED_NOT_DIFFUSED = "[ND]"
 

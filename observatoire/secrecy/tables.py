@@ -27,8 +27,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from observatoire import catalogue, warehouse
-from observatoire.secret import ENSEMBLE, FREQUENCY_MIN, PUBLIE, SECRET, Table, protect
+from observatoire.core import catalogue, warehouse
+from observatoire.secrecy.engine import ENSEMBLE, FREQUENCY_MIN, PUBLIE, SECRET, Table, protect
 
 log = logging.getLogger(__name__)
 
@@ -763,6 +763,26 @@ def _follow_columns(con: duckdb.DuckDBPyConnection, name: str) -> None:
             con.execute(f'alter table {SCHEMA}.{name} add column "{column}" {kind}')
         elif have[column] != kind:
             con.execute(f'alter table {SCHEMA}.{name} alter column "{column}" type {kind}')
+
+
+def mask_of(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport | None:
+    """The month's mask, if it was computed by today's rules since its indicators were."""
+    if not warehouse.table_exists(con, "secret", "masques"):
+        return None
+    row = con.execute(
+        "select cases, primaires, secondaires, secondes from secret.masques "
+        "where mois = $mois and version = $v",
+        {"mois": mois, "v": MASK_VERSION},
+    ).fetchone()
+    if row is None:
+        return None
+    return MaskReport(mois, int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+
+def invalidate(con: duckdb.DuckDBPyConnection, mois: str) -> None:
+    """New indicators for the month: its mask no longer describes them until recomputed."""
+    if warehouse.table_exists(con, "secret", "masques"):
+        con.execute("delete from secret.masques where mois = $mois", {"mois": mois})
 
 
 def ensure_protected(con: duckdb.DuckDBPyConnection, months: list[str]) -> None:

@@ -1,0 +1,1 @@
+"""Core: settings, warehouse, territory, identifiers, months, the catalogue of published tables."""

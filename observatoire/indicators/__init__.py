@@ -1,0 +1,11 @@
+"""Indicators layer: the ESS perimeter, then the catalogue's indicators rolled up per territory."""
+
+from observatoire.indicators.compute import (
+    PrivacyError,
+    check_privacy,
+    compute_all,
+    compute_indicator,
+)
+from observatoire.indicators.perimeter import compute_perimeter
+
+__all__ = ["PrivacyError", "check_privacy", "compute_all", "compute_indicator", "compute_perimeter"]

@@ -1,0 +1,1 @@
+"""Publication layer: the month's snapshot switched atomically, and partner bundles."""

@@ -1,0 +1,1 @@
+"""Secrecy layer: statistical secrecy of the tables built from confidential inputs."""
