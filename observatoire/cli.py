@@ -295,7 +295,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         return 1
     for b in bundles:
-        print(f"{b.path} : {b.territoire.libelle}, {b.mois}, {b.octets} octets")
+        print(f"{b.path} : {b.territoire.label}, {b.mois}, {b.octets} octets")
     return 0
 
 

@@ -518,13 +518,19 @@ def run_publication(ctx: StepContext) -> StepResult:
     return result
 
 
+# the widest level first (an EPCI before an EPT: the order of territory.LEVELS)
+_LEVEL_RANK = (
+    "case niveau "
+    + " ".join(f"when '{level.name}' then {level.rank}" for level in territory.LEVELS)
+    + " else 0 end"
+)
+
+
 def headline(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, object]:
     """Key figures for the territory as a whole (its widest level)."""
     top = con.execute(
         "select niveau, code_territoire, libelle_territoire from indicators.etablissements_actifs "
-        "where mois = $mois order by case niveau when 'selection' then 9 when 'region' then 8 "
-        "when 'departement' then 7 when 'epci' then 6 when 'ept' then 5 else 0 end desc, "
-        "code_territoire limit 1",
+        f"where mois = $mois order by {_LEVEL_RANK} desc, code_territoire limit 1",
         {"mois": mois},
     ).fetchone()
     if top is None:

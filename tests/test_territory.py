@@ -99,3 +99,39 @@ def test_list_with_unknown_commune_names_it(con, tmp_path: Path):
     path.write_text("code_commune\n94081\n94999\n", encoding="utf-8")
     with pytest.raises(territory.TerritoryError, match="94999"):
         territory.resolve(con, f"liste:{path}")
+
+
+def test_levels_are_the_ones_the_sql_writes(con):
+    """`ref.territoire_niveaux` writes the levels and ranks of `territory.LEVELS`, no other."""
+    ranks = {lvl.name: lvl.rank for lvl in territory.LEVELS}
+    territory.materialise(con, territory.resolve(con, "region:11"))
+    written = dict(
+        con.execute("select distinct niveau, rang from ref.territoire_niveaux").fetchall()
+    )
+    assert written == {n: r for n, r in ranks.items() if n != "selection"}
+    territory.materialise(con, territory.resolve(con, "france"))
+    written = dict(
+        con.execute("select distinct niveau, rang from ref.territoire_niveaux").fetchall()
+    )
+    assert written["selection"] == ranks["selection"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed"),
+    [
+        ("ept:T12", ("ept", "T12")),
+        (" EPT : T12 ", ("ept", "T12")),
+        ("commune:94081", ("commune", "94081")),
+        ("france", ("france", "")),
+        ("France", ("france", "")),
+    ],
+)
+def test_one_grammar(spec, parsed):
+    assert territory.parse(spec) == parsed
+
+
+def test_a_publication_names_selections_as_the_setting_does(con):
+    t = territory.resolve(con, "france")
+    assert (t.level, t.code, t.label) == ("selection", "selection", "France entière")
+    assert t.spec == "france"
+    assert territory.resolve(con, "ept:T12").key == "ept:T12"

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from observatoire.core import territory
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -66,6 +68,11 @@ class Settings:
     duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 2
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the territory's grammar is checked where it is set (environment, --territoire), with
+        # the same sentence as everywhere else; its communes are resolved by the refresh
+        territory.parse(self.territoire)
 
     @classmethod
     def from_env(cls) -> Settings:

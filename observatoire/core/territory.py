@@ -1,9 +1,12 @@
-"""The territory under observation, as configuration.
+"""The territory: one class, one grammar, the levels listed once.
 
-A territory is written `kind:code` — `commune:94081`, `epci:200054781`, `ept:T12` (or the EPT's
-SIREN), `departement:94`, `region:11`, `liste:path/to/communes.csv` (a file with a
-`code_commune` column; the file name or its `nom_territoire` column names it) or `france`.
-It resolves to communes; indicators are then computed for every level entirely inside it.
+A territory is written `niveau:code` everywhere a person names one — the refresh's setting
+(`OBSERVATOIRE_TERRITOIRE`), `observatoire export --territoire`, the page and the API:
+`commune:94081`, `epci:200054781`, `ept:T12` (or the EPT's SIREN), `departement:94`,
+`region:11`; a setting may also name `liste:path/to/communes.csv` (a file with a
+`code_commune` column; the file name or its `nom_territoire` column names it) or `france`,
+which are published as the level `selection`. It resolves to communes; indicators are then
+computed for every level entirely inside it.
 """
 
 from __future__ import annotations
@@ -16,23 +19,94 @@ import duckdb
 
 from observatoire.core import warehouse
 
-KINDS = ("commune", "epci", "ept", "departement", "region", "liste", "france")
+
+@dataclass(frozen=True)
+class Level:
+    name: str  # as published in the column `niveau`
+    label: str  # for readers
+    rank: int  # 1 for the commune, growing with the size (column `rang` of the indicators)
+
+
+# Every level a figure is published at, smallest first. The SQL of `ref.territoire_niveaux`
+# writes the same names and ranks (tested).
+LEVELS: tuple[Level, ...] = (
+    Level("commune", "Commune", 1),
+    Level("ept", "Établissement public territorial", 2),
+    Level("epci", "Intercommunalité (EPCI)", 3),
+    Level("departement", "Département", 4),
+    Level("region", "Région", 5),
+    Level("selection", "Sélection de communes", 6),
+)
+LEVEL_NAMES: tuple[str, ...] = tuple(level.name for level in LEVELS)
+LEVEL_LABELS: dict[str, str] = {level.name: level.label for level in LEVELS}
+# what a setting may name besides a level: both are published as the level `selection`
+SELECTIONS = ("liste", "france")
+KINDS: tuple[str, ...] = (*(n for n in LEVEL_NAMES if n != "selection"), *SELECTIONS)
+SELECTION_CODE = "selection"  # `code_territoire` of the selection (sql/ref/territoire_niveaux)
 CITIES_WITH_ARRONDISSEMENTS = {"75056": "75", "69123": "69", "13055": "13"}
 
 
 class TerritoryError(ValueError):
-    """The territory setting cannot be resolved to communes."""
+    """The territory cannot be read or resolved to communes (said in French)."""
 
 
 @dataclass(frozen=True)
 class Territory:
-    spec: str
-    kind: str
+    """A territory as the observatory publishes it: level, code, label and its communes."""
+
+    level: str  # one of LEVEL_NAMES
     code: str
     label: str
-    communes: tuple[str, ...]
-    # name of the selection when it is not itself a standard level (lists, France)
-    selection_name: str | None
+    communes: tuple[str, ...]  # INSEE codes, sorted
+    commune_labels: tuple[str, ...] = ()  # same order, when read from a publication
+    # the setting it was resolved from (`ept:T12`, `liste:…`, `france`), when it was one
+    spec: str = ""
+
+    @property
+    def slug(self) -> str:
+        return f"{self.level}-{self.code}"
+
+    @property
+    def level_label(self) -> str:
+        return LEVEL_LABELS.get(self.level, self.level)
+
+    @property
+    def key(self) -> str:
+        """How it is written, `niveau:code`: what `parse` reads back."""
+        return f"{self.level}:{self.code}"
+
+    @property
+    def selection_name(self) -> str | None:
+        """Name of the selection when it is not a standard level (a list, France)."""
+        return self.label if self.level == "selection" else None
+
+
+def parse(spec: str, *, kinds: tuple[str, ...] = KINDS) -> tuple[str, str]:
+    """`niveau:code` (or `france`) → (kind, code), with the error a non-developer can act on.
+
+    The one grammar of every edge; `kinds` narrows what an edge accepts (a publication knows
+    `selection`, not a file path).
+    """
+    raw = spec.strip()
+    kind, sep, code = raw.partition(":")
+    kind, code = kind.strip().lower(), code.strip()
+    if not sep and kind != "france":
+        raise TerritoryError(
+            f"territoire « {spec} » mal écrit : attendu NIVEAU:CODE, NIVEAU parmi "
+            f"{', '.join(kinds)} (ex. ept:T12, commune:94081)"
+        )
+    if kind not in kinds:
+        raise TerritoryError(
+            f"territoire « {spec} » : type inconnu « {kind} » (attendu : {', '.join(kinds)} ; "
+            "ex. ept:T12, commune:94081, departement:94)"
+        )
+    if kind == "france":
+        return kind, ""
+    if not code:
+        raise TerritoryError(
+            f"territoire « {spec} » mal écrit : code absent après « {kind}: » (ex. ept:T12)"
+        )
+    return kind, code
 
 
 def is_france(spec: str) -> bool:
@@ -54,14 +128,8 @@ def _units(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> 
 
 
 def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
-    """Turn the setting into communes, with errors a non-developer can act upon."""
-    raw = spec.strip()
-    kind, _, code = raw.partition(":")
-    kind, code = kind.strip().lower(), code.strip()
-    if kind not in KINDS:
-        raise TerritoryError(
-            f"territoire « {spec} » : type inconnu « {kind} » (attendu : {', '.join(KINDS)})"
-        )
+    """Turn the setting into communes, from the reference data (`ref.communes`)."""
+    kind, code = parse(spec)
     selection_name: str | None = None
     if kind == "france":
         rows = _units(con, "true", [])
@@ -140,13 +208,16 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
         raise TerritoryError(
             f"territoire « {spec} » : aucune commune trouvée pour le code « {code} »"
         )
+    if selection_name is not None:
+        level, code, label = "selection", SELECTION_CODE, selection_name
+    else:
+        level = kind
     return Territory(
-        spec=raw,
-        kind=kind,
+        level=level,
         code=code,
         label=label,
         communes=tuple(sorted(r[0] for r in rows)),
-        selection_name=selection_name,
+        spec=spec.strip(),
     )
 
 

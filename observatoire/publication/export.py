@@ -27,16 +27,16 @@ from pathlib import Path
 
 import duckdb
 
-from observatoire.core import catalogue, csvfiles
+from observatoire.core import catalogue, csvfiles, territory
 from observatoire.core.mois import InvalidMonthError, parse_mois
+from observatoire.core.territory import Territory, TerritoryError
 from observatoire.core.warehouse import table_exists
 from observatoire.publication import publish
 from observatoire.sources import questionnaire, reseaux
 
 FORMAT_VERSION = "1.0.0"
 # Levels exported by `--tous`; communes only on request (there are ~35,000 of them nationally).
-LEVELS = ("ept", "epci", "departement", "region", "selection")
-ALL_LEVELS = ("commune", *LEVELS)
+LEVELS = tuple(n for n in territory.LEVEL_NAMES if n != "commune")
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
 # a secret figure reads « secret » and nothing more; motif_secret stays in the schema, empty
 SECRET_STATUSES = ("publie", "secret")
@@ -54,7 +54,7 @@ HOMEPAGE = ""
 # Closed code lists known from the method (docs/methode.md); open lists (tranche, section) take
 # the snapshot's `indicators.nomenclatures` codes plus any code present in the rows.
 ENUMS: dict[str, tuple[str, ...]] = {
-    "niveau": ALL_LEVELS,
+    "niveau": territory.LEVEL_NAMES,
     "perimetre": ("ess", "hors_ess", "ensemble"),
     "famille": (*catalogue.ESS_FAMILIES, "hors_ess", "ensemble"),
     "besoin": questionnaire.NEEDS,  # the needs taxonomy the quality gate enforces
@@ -76,21 +76,9 @@ class ExportError(ValueError):
 
 
 @dataclass(frozen=True)
-class Territoire:
-    niveau: str
-    code: str
-    libelle: str
-    communes: tuple[tuple[str, str], ...]  # (code, libellé), sorted by code
-
-    @property
-    def slug(self) -> str:
-        return f"{self.niveau}-{self.code}"
-
-
-@dataclass(frozen=True)
 class Bundle:
     path: Path
-    territoire: Territoire
+    territoire: Territory
     mois: str
     lignes: dict[str, int]
     octets: int
@@ -101,7 +89,7 @@ def dimensions(indicator: catalogue.Indicator) -> tuple[str, ...]:
     return indicator.dimensions
 
 
-def bundle_name(territoire: Territoire, mois: str) -> str:
+def bundle_name(territoire: Territory, mois: str) -> str:
     return f"observatoire-ess_{territoire.slug}_{mois}.zip"
 
 
@@ -160,17 +148,21 @@ def communes_of(con: duckdb.DuckDBPyConnection, niveau: str, code: str) -> list[
     return [(str(a), str(b)) for a, b in rows]
 
 
-def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territoire:
-    """`NIVEAU:CODE` → the published territory and all its communes, or a French error."""
-    niveau, sep, code = spec.strip().partition(":")
-    niveau = niveau.strip().lower()
-    code = code.strip()
-    if not sep or niveau not in ALL_LEVELS or not code:
-        raise ExportError(
-            f"Territoire « {spec} » mal écrit : attendu NIVEAU:CODE, NIVEAU parmi "
-            f"{', '.join(ALL_LEVELS)} (ex. ept:T12, commune:94081)."
-        )
+def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
+    """`niveau:code` → the published territory and all its communes, or a French error.
+
+    The grammar is the refresh's (`territory.parse`); a list of communes or France is the
+    published level `selection` (`selection:selection`, or `liste:…` and `france` as set).
+    """
+    try:
+        niveau, code = territory.parse(spec, kinds=(*territory.LEVEL_NAMES, *territory.SELECTIONS))
+    except TerritoryError as exc:
+        raise ExportError(str(exc)[0].upper() + str(exc)[1:] + ".") from None
+    if niveau in territory.SELECTIONS:
+        niveau, code = "selection", territory.SELECTION_CODE
     published = {(n, c): lib for n, c, lib in published_territories(con)}
+    if (niveau, code) not in published and niveau == "ept":
+        code = code.upper()  # ept:t12 as the refresh's setting accepts it
     if (niveau, code) not in published:
         known = sorted(f"{n}:{c}" for n, c in published if n != "commune")
         raise ExportError(
@@ -186,7 +178,14 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territoire:
                 f"La composition de « {niveau}:{code} » est introuvable : l'entrepôt décrit un "
                 "autre territoire que la publication ? Relancez le rafraîchissement."
             )
-    return Territoire(niveau, code, published[(niveau, code)], tuple(communes))
+    return Territory(
+        level=niveau,
+        code=code,
+        label=published[(niveau, code)],
+        communes=tuple(c for c, _ in communes),
+        commune_labels=tuple(lib for _, lib in communes),
+        spec=spec.strip(),
+    )
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -252,7 +251,7 @@ def _nomenclatures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]
 def _read(
     con: duckdb.DuckDBPyConnection,
     indicator: catalogue.Indicator,
-    territoire: Territoire,
+    territoire: Territory,
     mois: str,
 ) -> _Table:
     columns = indicator.colonnes
@@ -270,7 +269,7 @@ def _read(
             f"La publication ne contient pas les colonnes {missing} de {indicator.name} "
             "attendues par le catalogue : instantané d'une autre version ?"
         )
-    communes = [c for c, _ in territoire.communes]
+    communes = list(territoire.communes)
     if indicator.name == LISTING:
         where = "mois = $mois and list_contains($communes, code_commune)"
         params: dict[str, object] = {"mois": mois, "communes": communes}
@@ -281,7 +280,7 @@ def _read(
         )
         params = {
             "mois": mois,
-            "niveau": territoire.niveau,
+            "niveau": territoire.level,
             "code": territoire.code,
             "communes": communes,
         }
@@ -377,7 +376,7 @@ def table_schema(
 def build(
     con: duckdb.DuckDBPyConnection,
     manifest: dict,
-    territoire: Territoire,
+    territoire: Territory,
     mois: str,
     *,
     synthetic: bool = False,
@@ -424,7 +423,7 @@ def build(
             resources.append(resource)
     package = {
         "name": f"observatoire-ess-{territoire.slug.lower()}-{mois}",
-        "title": f"Observatoire ESS : {territoire.libelle} ({territoire.niveau}), {mois}",
+        "title": f"Observatoire ESS : {territoire.label} ({territoire.level}), {mois}",
         "version": FORMAT_VERSION,
         "created": f"{mois}-01T00:00:00Z",
         "licenses": [LICENCE],
@@ -446,10 +445,10 @@ def build(
         {
             "format": FORMAT_VERSION,
             "mois": mois,
-            "niveau": territoire.niveau,
+            "niveau": territoire.level,
             "code_territoire": territoire.code,
-            "libelle_territoire": territoire.libelle,
-            "communes": [c for c, _ in territoire.communes],
+            "libelle_territoire": territoire.label,
+            "communes": list(territoire.communes),
             "publication": {"mois": manifest["mois"], "run_id": manifest["run_id"]},
             "donnees_synthetiques": synthetic,
             "secret_statistique_applique": not secret_missing,
@@ -542,7 +541,7 @@ def _fr_int(n: int) -> str:
 
 def lisezmoi(
     manifest: dict,
-    territoire: Territoire,
+    territoire: Territory,
     mois: str,
     lignes: dict[str, int],
     *,
@@ -553,7 +552,7 @@ def lisezmoi(
     inds = catalogue.indicators()
     out: list[str] = []
     w = out.append
-    w(f"# Observatoire ESS : {territoire.libelle}, {mois}")
+    w(f"# Observatoire ESS : {territoire.label}, {mois}")
     w("")
     if synthetic:
         w(
@@ -573,15 +572,15 @@ def lisezmoi(
         w("")
     w("## Contenu")
     w("")
-    if territoire.niveau == "commune":
-        w(f"Territoire : commune **{territoire.libelle}** (code INSEE {territoire.code}).")
+    if territoire.level == "commune":
+        w(f"Territoire : commune **{territoire.label}** (code INSEE {territoire.code}).")
     else:
         w(
-            f"Territoire : **{territoire.libelle}** (niveau `{territoire.niveau}`, code "
+            f"Territoire : **{territoire.label}** (niveau `{territoire.level}`, code "
             f"`{territoire.code}`), et ses {len(territoire.communes)} communes :"
         )
         w("")
-        for code, libelle in territoire.communes:
+        for code, libelle in zip(territoire.communes, territoire.commune_labels, strict=True):
             w(f"- {libelle} ({code})")
     w("")
     w(

@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from observatoire.core import catalogue, warehouse
+from observatoire.core import catalogue, territory, warehouse
 from observatoire.secrecy.engine import ENSEMBLE, FREQUENCY_MIN, PUBLIE, SECRET, Table, protect
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,10 @@ STATUS_COLUMNS = ("statut_secret", "motif_secret")
 WIDENED = "fourchette_elargie"
 # bump when the rules change: months protected by an older version are protected again
 MASK_VERSION = 3
+# cost of suppressing a cell, by level: a commune's figure is worth less than a région's
 GEO_WEIGHT = {"commune": 1, "ept": 4, "epci": 4, "selection": 4, "departement": 16, "region": 64}
+if set(GEO_WEIGHT) != set(territory.LEVEL_NAMES):  # a new level needs its weight
+    raise ValueError(f"GEO_WEIGHT ne couvre pas les niveaux {territory.LEVEL_NAMES}")
 DIMS = ("famille", "section_naf", "tranche_effectifs")
 PRIMAIRE, SECONDAIRE = "primaire", "secondaire"
 

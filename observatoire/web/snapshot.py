@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from observatoire.core import catalogue
+from observatoire.core import catalogue, territory
 from observatoire.publication import publish
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,7 @@ CONFIG = {
     "preserve_insertion_order": True,
 }
 
-LEVELS: dict[str, str] = {
-    "commune": "Commune",
-    "ept": "Établissement public territorial",
-    "epci": "Intercommunalité (EPCI)",
-    "departement": "Département",
-    "region": "Région",
-    "selection": "Sélection de communes",
-}
+LEVELS: dict[str, str] = territory.LEVEL_LABELS  # the levels, smallest first
 
 
 def normalise(text: str) -> str:
