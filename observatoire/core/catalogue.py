@@ -25,15 +25,19 @@ REQUIRED = (
 )
 CONFIDENTIALITIES = ("public", "confidentiel")
 # the families of the ESS, in the order tables and pages list them (`famille`; the perimeter's
-# SQL decides which one a unit belongs to, docs/methode.md)
-ESS_FAMILIES = (
-    "association",
-    "cooperative",
-    "mutuelle",
-    "fondation",
-    "autre_non_lucratif",
-    "societe_commerciale_ess",
-)
+# SQL decides which one a unit belongs to, docs/methode.md), with the labels readers see
+FAMILY_LABELS = {
+    "ensemble": "Ensemble",
+    "ess": "Économie sociale et solidaire",
+    "hors_ess": "Hors ESS",
+    "association": "Associations",
+    "cooperative": "Coopératives",
+    "mutuelle": "Mutuelles",
+    "fondation": "Fondations",
+    "autre_non_lucratif": "Autres structures non lucratives de l'ESS",
+    "societe_commerciale_ess": "Sociétés commerciales de l'ESS",
+}
+ESS_FAMILIES = tuple(f for f in FAMILY_LABELS if f not in ("ensemble", "ess", "hors_ess"))
 
 
 @dataclass(frozen=True)

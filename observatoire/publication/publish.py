@@ -162,7 +162,7 @@ def publish(
                     f"select * from {secret_tables.SCHEMA}.{name} where {months} order by all",
                     {"mois": mois},
                 )
-            secret_tables.write_reference(con, "_snapshot.indicators")
+            write_reference(con, "_snapshot.indicators")
         finally:
             con.execute("detach _snapshot")
         manifest = {
@@ -197,6 +197,39 @@ def publish(
 
 
 STATUS = "etat.json"
+
+
+def write_reference(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """Territories with their communes, and French labels of the codes, for the readers.
+
+    The page and the partner bundles read the snapshot only; without these they would have to
+    open the warehouse to know which communes make a territory or what « 88 » means.
+    """
+    con.execute(
+        f"create table {target}.territoires as "
+        "select distinct niveau, code_territoire, libelle_territoire, code_commune "
+        "from ref.territoire_niveaux order by all"
+    )
+    families = ", ".join(
+        "('famille', '" + k + "', '" + v.replace("'", "''") + "')"
+        for k, v in catalogue.FAMILY_LABELS.items()
+    )
+    con.execute(
+        f"create table {target}.nomenclatures as "
+        f"select * from (values {families}, "
+        "('perimetre', 'ensemble', 'Ensemble'), "
+        "('perimetre', 'ess', 'Économie sociale et solidaire'), "
+        "('perimetre', 'hors_ess', 'Hors ESS'), "
+        "('section_naf', 'ensemble', 'Toutes activités'), "
+        "('section_naf', 'non_classe', 'Activité non classée en NAF rév. 2'), "
+        "('tranche_effectifs', 'ensemble', 'Toutes tailles'), "
+        "('tranche_effectifs', 'non_renseignee', 'Tranche non renseignée')"
+        ") as t(dimension, code, libelle) "
+        "union all select 'section_naf', code, libelle from ref.naf_rev2_niveaux "
+        "where niveau = 'section' "
+        "union all select 'tranche_effectifs', code, libelle from ref.tranches_effectifs "
+        "order by all"
+    )
 
 
 def record_attempt(publication_dir: Path, mois: str, run_id: str, error: str | None) -> dict:
