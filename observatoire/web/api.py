@@ -49,12 +49,12 @@ def api_territories(
     found = (
         search(snap, q, niveau, decalage + limite)
         if q
-        else [t for t in snap.territories if niveau in (None, t.niveau)]
+        else [t for t in snap.territories if niveau in (None, t.level)]
     )[decalage : decalage + limite]
     return {
         "mois": snap.mois,
         "territoires": [
-            {"niveau": t.niveau, "code_territoire": t.code, "libelle_territoire": t.libelle}
+            {"niveau": t.level, "code_territoire": t.code, "libelle_territoire": t.label}
             for t in found
         ],
     }
@@ -88,9 +88,9 @@ def api_territory(
     page, _ = web.pages.get(snap, t)
     return {
         "mois": snap.mois,
-        "niveau": t.niveau,
+        "niveau": t.level,
         "code_territoire": t.code,
-        "libelle_territoire": t.libelle,
+        "libelle_territoire": t.label,
         "chiffres_cles": {
             f.id: {
                 "libelle": f.label,

@@ -18,8 +18,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from observatoire.core.territory import Territory
 from observatoire.web import geo, model
-from observatoire.web.snapshot import Snapshot, SnapshotStore, Territory
+from observatoire.web.snapshot import Snapshot, SnapshotStore
 
 PAGE_CACHE = 256
 
@@ -44,7 +45,7 @@ class PageCache:
         self._lock = threading.Lock()
 
     def get(self, snap: Snapshot, t: Territory) -> PageAndMap:
-        key = (snap.path, t.niveau, t.code)
+        key = (snap.path, t.level, t.code)
         with self._lock:
             if key in self._pages:
                 self._pages.move_to_end(key)

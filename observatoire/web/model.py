@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from observatoire.core.territory import Territory
 from observatoire.web import labels
-from observatoire.web.snapshot import PUBLISHED, Snapshot, Territory
+from observatoire.web.snapshot import PUBLISHED, Snapshot
 
 CUBE_DIMS = ("famille", "section_naf", "tranche_effectifs")
 # questionnaire answers are given in confidence: the only tables of the page with secret cells
@@ -125,7 +126,7 @@ def _cube(snapshot: Snapshot, name: str, t: Territory) -> dict[tuple, dict]:
         name,
         "perimetre in ('ess', 'ensemble') and ((famille = 'ensemble')::int "
         "+ (section_naf = 'ensemble')::int + (tranche_effectifs = 'ensemble')::int) >= 2",
-        {"niveau": t.niveau, "code": t.code},
+        {"niveau": t.level, "code": t.code},
     )
     return {
         (r["perimetre"], r["mois"], r["famille"], r["section_naf"], r["tranche_effectifs"]): r
@@ -135,7 +136,7 @@ def _cube(snapshot: Snapshot, name: str, t: Territory) -> dict[tuple, dict]:
 
 def build(snapshot: Snapshot, t: Territory) -> TerritoryPage:
     mois = snapshot.mois
-    params = {"niveau": t.niveau, "code": t.code, "mois": mois}
+    params = {"niveau": t.level, "code": t.code, "mois": mois}
     actifs = _cube(snapshot, "etablissements_actifs", t)
     employeurs = _cube(snapshot, "etablissements_employeurs", t)
     emplois = _cube(snapshot, "emplois_salaries_estimes", t)
@@ -481,15 +482,8 @@ def _networks(snapshot: Snapshot, params: dict[str, Any]) -> list[Table]:
 
 
 def communes_of(snapshot: Snapshot, t: Territory) -> list[str]:
-    """The territory's communes, from the snapshot's `territoires` table."""
-    if t.niveau == "commune":
-        return [t.code]
-    rows = snapshot.query(
-        "select code_commune from indicators.territoires "
-        "where niveau = $niveau and code_territoire = $code order by code_commune",
-        {"niveau": t.niveau, "code": t.code},
-    )
-    return [r["code_commune"] for r in rows]
+    """The territory's communes, as the snapshot's `territoires` table lists them."""
+    return list(t.communes)
 
 
 def _commune_index(snapshot: Snapshot) -> dict[str, tuple[str, Cell]]:
@@ -509,7 +503,7 @@ def commune_values(snapshot: Snapshot, t: Territory) -> list[tuple[str, str, Cel
     index = snapshot.cached("communes", lambda: _commune_index(snapshot))
     names = snapshot.cached(
         "commune_names",
-        lambda: {x.code: x.libelle for x in snapshot.territories if x.niveau == "commune"},
+        lambda: {x.code: x.label for x in snapshot.territories if x.level == "commune"},
     )
     out = []
     for code in communes_of(snapshot, t):

@@ -25,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 def home(request: Request, web: Web) -> HTMLResponse:
     """The home page, shown even without a publication (it then says so)."""
     snap = web.store.current()
-    featured = [t for t in snap.territories if t.niveau != "commune"][:12] if snap else []
+    featured = [t for t in snap.territories if t.level != "commune"][:12] if snap else []
     return render(request, "accueil.html", {"featured": featured, "title": None})
 
 
@@ -35,7 +35,7 @@ def find(request: Request, snap: CurrentSnapshot, q: str = "") -> Response:
     results = search(snap, q) if q.strip() else []
     if len(results) == 1 or (results and results[0].code.upper() == q.strip().upper()):
         t = results[0]
-        return RedirectResponse(f"/territoire/{t.niveau}/{t.code}", status_code=303)
+        return RedirectResponse(f"/territoire/{t.level}/{t.code}", status_code=303)
     return render(
         request,
         "recherche.html",
@@ -50,7 +50,7 @@ def territory_page(
     """A territory's page: key figures, tables, map (built once, then from the page cache)."""
     page, drawing = web.pages.get(snap, t)
     return render(
-        request, "territoire.html", {"page": page, "t": t, "map": drawing, "title": t.libelle}
+        request, "territoire.html", {"page": page, "t": t, "map": drawing, "title": t.label}
     )
 
 
@@ -66,7 +66,7 @@ def table_download(
         raise HTTPException(404, f"Tableau inconnu : {table_id}.")
     if format not in ("standard", "excel"):
         raise HTTPException(422, "Format inconnu : « standard » ou « excel ».")
-    name = f"{table_id}_{t.niveau}_{t.code}_{snap.mois}{'_excel' if format == 'excel' else ''}"
+    name = f"{table_id}_{t.level}_{t.code}_{snap.mois}{'_excel' if format == 'excel' else ''}"
     return Response(
         table_csv(table, format == "excel"),
         media_type="text/csv; charset=utf-8",

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from observatoire.core import catalogue, territory
+from observatoire.core.territory import Territory
 from observatoire.publication import publish
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,6 @@ def normalise(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in bare).split())
 
 
-@dataclass(frozen=True)
-class Territory:
-    niveau: str
-    code: str
-    libelle: str
-    key: str  # normalised name, for the search
-
-    @property
-    def niveau_libelle(self) -> str:
-        return LEVELS.get(self.niveau, self.niveau)
-
-
 @dataclass
 class Snapshot:
     """One published snapshot directory, with its connection and what is worth caching."""
@@ -72,6 +61,7 @@ class Snapshot:
     columns: dict[str, list[tuple[str, str]]]
     territories: list[Territory]
     by_key: dict[tuple[str, str], Territory]
+    search_keys: dict[tuple[str, str], str]  # normalised names, for the search
     months: list[str]
     _cache: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,12 +128,14 @@ def _open(path: Path) -> Snapshot:
         con.close()
         raise OutdatedSnapshot(path)
     found = con.execute(
-        "select distinct niveau, code_territoire, libelle_territoire from indicators.territoires"
+        "select niveau, code_territoire, libelle_territoire, "
+        "list(code_commune order by code_commune) from indicators.territoires group by all"
     ).fetchall()
+    keys = {(n, str(c)): normalise(str(lib)) for n, c, lib, _ in found}
     order = {n: i for i, n in enumerate(LEVELS)}
     territories = sorted(
-        (Territory(n, str(c), str(lib), normalise(f"{lib}")) for n, c, lib in found),
-        key=lambda t: (order.get(t.niveau, 99), t.key, t.code),
+        (Territory(n, str(c), str(lib), tuple(communes)) for n, c, lib, communes in found),
+        key=lambda t: (order.get(t.level, 99), keys[(t.level, t.code)], t.code),
     )
     months = [
         m
@@ -157,7 +149,8 @@ def _open(path: Path) -> Snapshot:
         con=con,
         columns=columns,
         territories=territories,
-        by_key={(t.niveau, t.code): t for t in territories},
+        by_key={(t.level, t.code): t for t in territories},
+        search_keys=keys,
         months=months,
     )
 
@@ -216,21 +209,22 @@ def search(snapshot: Snapshot, q: str, niveau: str | None = None, limit: int = 5
     order = {n: i for i, n in enumerate(LEVELS)}
     found: list[tuple[int, int, str, Territory]] = []
     for t in snapshot.territories:
-        if niveau and t.niveau != niveau:
+        if niveau and t.level != niveau:
             continue
+        key = snapshot.search_keys[(t.level, t.code)]
         if t.code.upper() == code:
             rank = 0
-        elif t.key == needle:
+        elif key == needle:
             rank = 1
-        elif t.key.startswith(needle):
+        elif key.startswith(needle):
             rank = 2
-        elif f" {needle}" in f" {t.key}":
+        elif f" {needle}" in f" {key}":
             rank = 3
-        elif needle in t.key or t.code.upper().startswith(code):
+        elif needle in key or t.code.upper().startswith(code):
             rank = 4
         else:
             continue
-        found.append((rank, order.get(t.niveau, 99), t.key, t))
+        found.append((rank, order.get(t.level, 99), key, t))
     found.sort(key=lambda x: x[:3])
     return [t for *_, t in found[:limit]]
 
