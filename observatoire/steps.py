@@ -349,14 +349,14 @@ def check_stock_date(con: duckdb.DuckDBPyConnection, mois: str, path: Path | Non
     `STOCK_DATE_MIN_ROWS` rows a quiet territory may have had no treatment for months, and that
     check only warns. A stock newer than the month is left to that check.
     """
-    from observatoire.quality import gx
+    from observatoire.quality import sirene_suites
 
     rows, latest = con.execute(
         'select count(*), max(try_cast(left("dateDernierTraitementEtablissement", 10) as date)) '
         f"from {warehouse.month_table('raw', sirene.RAW_TABLES['etablissements'], mois)}"
     ).fetchone()  # type: ignore[misc]
     start, end = stock_window(mois)
-    if rows < gx.STOCK_DATE_MIN_ROWS or latest is None or latest >= start:
+    if rows < sirene_suites.STOCK_DATE_MIN_ROWS or latest is None or latest >= start:
         return
     where = f" ({path})" if path else ""
     raise StaleStockError(

@@ -297,7 +297,7 @@ def test_a_stock_two_years_older_than_its_partition_is_refused(run_month, settin
     run_month(MOIS, uls, ets)
     stamp_stock(settings, MOIS, "2024-10-31T21:30:00")
     # a territory of thousands of rows: a stale date refuses the month
-    monkeypatch.setattr(quality.gx, "STOCK_DATE_MIN_ROWS", 1)
+    monkeypatch.setattr(quality.sirene_suites, "STOCK_DATE_MIN_ROWS", 1)
 
     for suite in ("raw.sirene_etablissements", "raw.sirene_unites_legales"):
         result = check(settings, suite)
