@@ -24,6 +24,8 @@ import pytest
 from observatoire.core.identifiers import LA_POSTE_SIREN, luhn_valid
 from observatoire.demo import synthetic
 from observatoire.demo.synthetic import SyntheticSirene, generate_sirene, la_poste_siret_valid
+from observatoire.demo.synthetic import units as synthetic_units
+from observatoire.demo.synthetic import writers as synthetic_writers
 from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 REFERENCE = synthetic.DEFAULT_REFERENCE_DIR
@@ -160,8 +162,8 @@ def test_slicing_the_write_does_not_change_the_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _generate(tmp_path / "whole", defects=False, chunk_rows=700)
-    monkeypatch.setattr(synthetic, "_SLICE_ROWS", 97)
-    monkeypatch.setattr(synthetic, "_MAX_PENDING_BYTES", 4096)
+    monkeypatch.setattr(synthetic_writers, "_SLICE_ROWS", 97)
+    monkeypatch.setattr(synthetic_writers, "_MAX_PENDING_BYTES", 4096)
     sliced = _generate(tmp_path / "sliced", defects=False, chunk_rows=700)
     assert sliced.etablissements.read_bytes() == whole.etablissements.read_bytes()
     assert sliced.unites_legales.read_bytes() == whole.unites_legales.read_bytes()
@@ -621,8 +623,8 @@ def test_only_rows_whose_exclusion_status_holds_move_to_naf2025(
 ) -> None:
     """With every active row moved that can be, the rows left in NAF rév. 2 are the 93.29Z whose
     image is 84.25Y (beach lifeguards: excluded in NAF 2025 only), and the perimeter holds."""
-    monkeypatch.setattr(synthetic, "_NAF2025_RATE", 1.0)
-    monkeypatch.setattr(synthetic, "_NAF2025_RATE_NEW", 1.0)
+    monkeypatch.setattr(synthetic_units, "_NAF2025_RATE", 1.0)
+    monkeypatch.setattr(synthetic_units, "_NAF2025_RATE_NEW", 1.0)
     result = generate_sirene(
         tmp_path, EPT_COMMUNES, n_unites_legales=20_000, mois=MOIS, fmt="csv", defects=False
     )

@@ -46,7 +46,6 @@ import csv
 import datetime as dt
 import random
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +53,14 @@ from pathlib import Path
 import duckdb
 
 from observatoire.cleaning.adresses import CommuneResolver, departement_of
-from observatoire.core.identifiers import luhn_valid, siret_valid
-from observatoire.demo.synthetic import (
+from observatoire.core.identifiers import siret_valid
+from observatoire.demo.common import (
     DEFAULT_REFERENCE_DIR,
     ETABLISSEMENTS_CSV,
     UNITES_LEGALES_CSV,
+    ascii_upper,
+    check_mois,
+    with_luhn_key,
 )
 from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 from observatoire.sources.reference import load_reference_table
@@ -181,10 +183,6 @@ class _Unit:
     sigle: str = ""
 
 
-def _plain(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().upper()
-
-
 def _key(label: str) -> str:
     return label.strip().lower().replace("’", "'")
 
@@ -235,10 +233,10 @@ def _departement(row: _Row) -> str | None:
 def _split_voie(voie: str) -> tuple[str, str]:
     """The list's "Avenue DU GEN SARRAIL" as INSEE's type ("AV") and label ("DU GEN SARRAIL")."""
     first, _, rest = voie.partition(" ")
-    kind = _VOIE_TYPES.get(_plain(first))
+    kind = _VOIE_TYPES.get(ascii_upper(first))
     if kind is None or not rest:
-        return "", _plain(voie)
-    return kind, _plain(rest)
+        return "", ascii_upper(voie)
+    return kind, ascii_upper(rest)
 
 
 def _sirene_name(name: str, cj: str, rng: random.Random) -> str:
@@ -257,7 +255,7 @@ def _sirene_name(name: str, cj: str, rng: random.Random) -> str:
 
 
 def _initials(name: str) -> str:
-    words = [w for w in re.split(r"[\s'’\-]+", _plain(name)) if w and w not in _SMALL_WORDS]
+    words = [w for w in re.split(r"[\s'’\-]+", ascii_upper(name)) if w and w not in _SMALL_WORDS]
     words = [w for w in words if w not in ("ASSOC", "ASSOCIATION")]
     return "".join(w[0] for w in words) if len(words) >= 3 else ""
 
@@ -274,13 +272,11 @@ def _decoy_name(name: str, rng: random.Random) -> str:
 
 
 def _siret(siren: str, nic_body: int) -> str:
-    body = f"{siren}{nic_body:04d}"
-    return next(body + d for d in "0123456789" if luhn_valid(body + d))
+    return with_luhn_key(f"{siren}{nic_body:04d}")
 
 
 def _siren(body: int) -> str:
-    text = f"{body:08d}"
-    return next(text + d for d in "0123456789" if luhn_valid(text + d))
+    return with_luhn_key(f"{body:08d}")
 
 
 def _day(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
@@ -301,8 +297,7 @@ def write_siae_sirene_fixture(
     `departements` are INSEE codes ("94", "2A", "971"): only list rows located there are used
     (all of France by default). The output depends only on the arguments.
     """
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", mois):
-        raise ValueError(f"mois invalide : {mois!r} (AAAA-MM attendu)")
+    check_mois(mois)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -410,7 +405,7 @@ def write_siae_sirene_fixture(
             typeVoieEtablissement=ND if nd and kind else kind,
             libelleVoieEtablissement=ND if nd and label else label,
             codePostalEtablissement=row.code_postal,
-            libelleCommuneEtablissement=_plain(communes[row.code_commune]),
+            libelleCommuneEtablissement=ascii_upper(communes[row.code_commune]),
             codeCommuneEtablissement=row.code_commune,
             dateDebut=debut.isoformat(),
             etatAdministratifEtablissement=etat,
