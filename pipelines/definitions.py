@@ -57,8 +57,10 @@ if TYPE_CHECKING:
 
 # INSEE publishes the stock on the first days of each month; the month's key is that month.
 # `end_offset=1` makes the current month a partition as soon as it starts.
+# The calendar starts with the first stock files INSEE published as open data (2017): an
+# archived month can be refreshed again, from the CLI or the UI.
 monthly = MonthlyPartitionsDefinition(
-    start_date="2024-01-01", end_offset=1, timezone="Europe/Paris"
+    start_date="2017-01-01", end_offset=1, timezone="Europe/Paris"
 )
 
 

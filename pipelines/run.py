@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from observatoire import refresh, steps
+from observatoire.core.mois import InvalidMonthError
 from observatoire.core.settings import Settings
 
 CLI_TAG = "observatoire/lance_par"
@@ -58,6 +59,7 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     report = refresh.RefreshReport(mois=mois, territoire=settings.territoire)
     with DagsterInstance.from_config(str(instance_home(settings))) as instance:
         job = defs.resolve_job_def("sirene_mensuel")
+        _check_partition(job, mois)
         try:
             job.execute_in_process(
                 run_config={
@@ -83,6 +85,22 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     if missing:
         raise RuntimeError(f"run Dagster {dagster_run_id} : étapes non exécutées {missing}")
     return report
+
+
+def _check_partition(job: object, mois: str) -> None:
+    """A month outside the job's calendar is refused in French, before anything is read."""
+    keys = job.partitions_def.get_partition_keys()  # type: ignore[attr-defined]
+    if f"{mois}-01" in keys:
+        return
+    first, last = keys[0][:7], keys[-1][:7]
+    if mois > last:
+        why = (
+            f"ce mois n'a pas encore commencé (dernier mois possible : {last}) ; vérifier le "
+            "mois demandé, un stock INSEE porte le mois de sa publication"
+        )
+    else:
+        why = f"le calendrier mensuel de l'observatoire commence en {first}"
+    raise InvalidMonthError(f"Mois « {mois} » refusé : {why}. Rien n'a été publié.")
 
 
 def _user_error(exc: BaseException) -> BaseException:

@@ -175,12 +175,37 @@ def test_library_callers_get_the_same_refusal_recorded(live):
 
 
 def test_a_month_later_than_the_stock_is_refused_before_the_legal_units(live, tmp_path):
-    """The stock of 2026-11 (last treated 31/10/2026) asked for as 2027-03, a typo's month.
+    """The stock of 2025-11 (last treated 31/10/2025) asked for as 2026-03, a typo's month.
 
     Enough rows for the stock date to be decisive, as on any real territory.
     """
     folder = tmp_path / "stock"
-    et, ul = write_stock(folder, *_rows(quality.STOCK_DATE_MIN_ROWS), mois="2026-11")
+    et, ul = write_stock(folder, *_rows(quality.STOCK_DATE_MIN_ROWS), mois="2025-11")
+    done = cli(
+        live.settings,
+        "refresh",
+        "--mois",
+        "2026-03",
+        OBSERVATOIRE_SIRENE_ETABLISSEMENTS=str(et),
+        OBSERVATOIRE_SIRENE_UNITES_LEGALES=str(ul),
+    )
+    assert_refused(
+        done,
+        "ÉCHEC : Le stock d'établissements lu",
+        "date du 31/10/2025",
+        "il ne peut pas être celui de 2026-03",
+        "entre le 01/02/2026 et le 31/03/2026",
+    )
+    assert_untouched(live)
+    assert_recorded(live, "2026-03", "StaleStockError")
+    # refused before the long read of the legal units
+    assert raw_rows(live.settings, "sirene_unites_legales", "2026-03") == 0
+
+
+def test_a_month_not_begun_is_refused_before_anything_is_read(live, tmp_path):
+    """2027-03 typed for 2026-03: no stock of a month to come exists, said before reading."""
+    folder = tmp_path / "stock"
+    et, ul = write_stock(folder, *_rows(), mois="2026-11")
     done = cli(
         live.settings,
         "refresh",
@@ -189,17 +214,9 @@ def test_a_month_later_than_the_stock_is_refused_before_the_legal_units(live, tm
         OBSERVATOIRE_SIRENE_ETABLISSEMENTS=str(et),
         OBSERVATOIRE_SIRENE_UNITES_LEGALES=str(ul),
     )
-    assert_refused(
-        done,
-        "ÉCHEC : Le stock d'établissements lu",
-        "date du 31/10/2026",
-        "il ne peut pas être celui de 2027-03",
-        "entre le 01/02/2027 et le 31/03/2027",
-    )
+    assert_refused(done, "ÉCHEC : Mois « 2027-03 » refusé : ce mois n'a pas encore commencé")
     assert_untouched(live)
-    assert_recorded(live, "2027-03", "StaleStockError")
-    # refused before the long read of the legal units
-    assert raw_rows(live.settings, "sirene_unites_legales", "2027-03") == 0
+    assert_recorded(live, "2027-03", "InvalidMonthError")
 
 
 def test_a_quiet_small_extract_is_not_refused_for_its_old_dates(run_month, settings):
