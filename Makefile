@@ -35,7 +35,7 @@ test: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run lint-imports
-	$(UV) run pytest -q
+	$(UV) run pytest -q -n auto --dist loadgroup
 
 lint: install
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run lint-imports

@@ -18,12 +18,26 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 sys.path.insert(0, str(TESTS))
+# tests by layer (unit, sql, pipelines, end_to_end, web): helpers of one layer's modules are
+# imported by another's (test_sensor reuses test_pipelines' territory)
+for _layer in sorted(p for p in TESTS.iterdir() if p.is_dir() and p.name[0].isalpha()):
+    sys.path.insert(0, str(_layer))
 # the CLI runs its months on the Dagster instance of DAGSTER_HOME (the Makefile points it at the
 # repository): tests, and the CLI processes they start, keep their runs out of it
 os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="observatoire-dagster-")
 Path(os.environ["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
 from sirene_builder import write_stock  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), one worker per group: a module's tests stay together
+    (its module fixtures are built once), and every test of the `demo` fixture shares one
+    worker, so that the demo (a minute) is generated once."""
+    for item in items:
+        uses_demo = "demo" in getattr(item, "fixturenames", ())
+        group = "demo" if uses_demo else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture

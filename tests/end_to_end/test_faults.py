@@ -25,7 +25,7 @@ from observatoire.demo import synthetic
 from observatoire.publication import publish
 from observatoire.sources import reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MOIS = "2026-11"
 
 

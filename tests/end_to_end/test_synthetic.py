@@ -29,7 +29,7 @@ from observatoire.demo.synthetic import writers as synthetic_writers
 from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 
 REFERENCE = synthetic.DEFAULT_REFERENCE_DIR
-FIXTURES = Path(__file__).parent / "fixtures" / "sirene"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "sirene"
 MOIS = "2026-06"
 END = "2026-05-31"  # last day of the month before the stock's month
 N_UL = 2_000

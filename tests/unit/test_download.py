@@ -33,7 +33,7 @@ from observatoire.sources.download import (
 )
 from observatoire.sources.layouts import UNITE_LEGALE_V3_11_NAF25
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sirene"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "sirene"
 MEMBER = "StockUniteLegale_utf8.csv"
 ZIP_NAME = "StockUniteLegale_utf8.zip"
 LAST_MODIFIED = "Mon, 01 Jun 2026 03:00:00 GMT"

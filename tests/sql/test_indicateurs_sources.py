@@ -28,7 +28,7 @@ from observatoire import indicators
 from observatoire.core import catalogue, territory, warehouse
 from observatoire.sources import reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MOIS = "2026-11"
 AVANT = "2026-10"
 NAMES = ("taux_reponse", "besoins_cites", "reseaux_couverture", "ess_hors_reseau", "ressourceries")

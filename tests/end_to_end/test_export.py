@@ -35,7 +35,7 @@ from observatoire.core import catalogue
 from observatoire.core.settings import Settings
 from observatoire.publication import export, publish
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "export"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "export"
 MOIS, MOIS_AVANT = "2026-11", "2026-10"
 T12 = "ept:T12"
 BUNDLE = f"observatoire-ess_ept-T12_{MOIS}.zip"

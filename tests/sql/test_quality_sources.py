@@ -22,7 +22,7 @@ from observatoire import quality, refresh
 from observatoire.core import warehouse
 from observatoire.core.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MOIS = "2026-10"
 RATE = 0.25
 SUITES = quality.SOURCE_SUITES

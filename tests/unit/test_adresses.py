@@ -10,7 +10,7 @@ from observatoire.cleaning.adresses import CommuneResolver, departement_of, norm
 from observatoire.core import warehouse
 from observatoire.sources import reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

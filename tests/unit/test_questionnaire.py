@@ -20,7 +20,7 @@ from observatoire.core import warehouse
 from observatoire.sources import questionnaire as q
 from observatoire.sources.reference import load_reference_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "data" / "reference"
 
 EMAIL = "camille.durand@example.org"

@@ -29,7 +29,7 @@ from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE
 from observatoire.sources.reference import load_reference
 from observatoire.sources.reseaux import NetworkListError, NetworkRejectRateError
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 REFERENCE = TESTS.parent / "data" / "reference"
 SIAE_CSV = TESTS / "fixtures" / "reseaux" / "siae_liste_asp_2019_07.csv"
 
