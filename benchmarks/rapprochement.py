@@ -7,7 +7,7 @@ Two measurements, each on data whose right answer is known:
    first; this reads the demo warehouse.
 2. `siae`: the real list of SIAE (ASP, July 2019, 3,932 rows) against a SIRENE fixture derived
    from it with documented drift (moves, closures, absences, renamed units, decoys:
-   `observatoire/demo/siae_fixture.py`), through a full refresh with territory `france`; once with
+   `tests/siae_fixture.py`), through a full refresh with territory `france`; once with
    the list's SIRET column declared, once without it (names, addresses and communes only).
 
 3. `volume`: wall time and peak memory of `linkage.link_month` on 450,000 establishments and
@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from observatoire import linkage, refresh, warehouse  # noqa: E402
+from observatoire import linkage, refresh  # noqa: E402
+from observatoire.core import warehouse  # noqa: E402
 from observatoire.core.settings import Settings  # noqa: E402
 
 SIAE_LIST = ROOT / "tests" / "fixtures" / "reseaux" / "siae_liste_asp_2019_07.csv"
@@ -98,7 +99,8 @@ def demo(settings: Settings) -> None:
 
 
 def _siae_run(work: Path, with_siret: bool) -> dict[str, dict]:
-    from observatoire.demo.siae_fixture import write_siae_sirene_fixture
+    sys.path.insert(0, str(ROOT / "tests"))  # a test fixture: it lives with the tests
+    from siae_fixture import write_siae_sirene_fixture
 
     sirene_dir = work / "sirene" / MOIS
     fixture = write_siae_sirene_fixture(SIAE_LIST, sirene_dir, MOIS)

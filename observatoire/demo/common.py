@@ -2,9 +2,9 @@
 month check, and the few string helpers each of them would otherwise write again.
 
 The SIRENE generator (`synthetic`), the questionnaire and network generator (`synthetic_sources`)
-and the SIAE fixture (`siae_fixture`) write or read the same stock files and complete the same
-Luhn keys; one definition keeps them agreeing. Nothing here draws a random number, so moving code
-here never changes what a seed produces.
+and the SIAE fixture of the tests (`tests/siae_fixture.py`) write or read the same stock files and
+complete the same Luhn keys; one definition keeps them agreeing. Nothing here draws a random
+number, so moving code here never changes what a seed produces.
 """
 
 from __future__ import annotations

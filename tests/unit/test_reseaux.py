@@ -18,12 +18,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
 
 from observatoire.cleaning import reseaux as reseaux_clean
 from observatoire.cleaning.sirene import clean_month
 from observatoire.core import warehouse
 from observatoire.core.errors import RejectRateError
-from observatoire.demo.siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
 from observatoire.sources import reseaux, sirene
 from observatoire.sources.layouts import ETABLISSEMENT_V3_11_NAF25, UNITE_LEGALE_V3_11_NAF25
 from observatoire.sources.reference import load_reference
