@@ -136,26 +136,21 @@ def _metadata_value(value: object) -> object:
     return value
 
 
-def _run_month(context: AssetExecutionContext, step: steps.Step) -> str:
-    """The month of the run: its partition (sources record their checks under it), else the
-    latest month of the warehouse for a source run started by hand."""
+def _run_month(context: AssetExecutionContext, step: steps.Step, s: Settings) -> str:
+    """The month of the run: its partition. A source step materialised alone from the UI (no
+    partition) works on the published month, as the inbox sensor's runs do."""
     tag = context.run.tags.get("dagster/partition")
     if tag:
         return parse_mois(tag[:7])
     if not step.checked:  # the reference data: no verdict to record under a month
         return dt.date.today().strftime("%Y-%m")
-    s = Settings.from_env()
-    row = None
-    if Path(s.warehouse).exists():
-        with warehouse.connect(s.warehouse, read_only=True) as con:
-            if warehouse.table_exists(con, "clean", "etablissements_perimetre"):
-                row = con.execute("select max(mois) from clean.etablissements_perimetre").fetchone()
-    if row is None or row[0] is None:
+    mois = publish.published_month(s.publication_dir)
+    if mois is None:
         raise RuntimeError(
-            "aucun mois SIRENE dans l'entrepôt : lancer d'abord le rafraîchissement mensuel "
-            "(job sirene_mensuel), puis les sources déposées seront rapprochées de ce mois"
+            "aucun mois publié : lancer d'abord le rafraîchissement mensuel (job "
+            "sirene_mensuel), puis les sources déposées seront rapprochées de ce mois"
         )
-    return str(row[0])
+    return mois
 
 
 def _check_result(asset: str, result: "SuiteResult", docs_dir: Path | None) -> AssetCheckResult:
@@ -233,7 +228,7 @@ def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
     )
     def _asset(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN202
         s = observatoire.settings()
-        mois = _run_month(context, step)
+        mois = _run_month(context, step, s)
         with observatoire.connect() as con:
             ctx = steps.StepContext(s, mois, context.run.run_id.replace("-", "")[:12], con)
             result = step.run(ctx)
@@ -267,7 +262,7 @@ sirene_monthly_job = define_asset_job(
     description="Rafraîchissement mensuel : stock SIRENE du mois -> indicateurs -> publication.",
 )
 reference_job = define_asset_job(
-    "referentiels", selection=AssetSelection.assets(*STEP_ASSETS[0].keys)
+    "chargement_referentiels", selection=AssetSelection.assets(*STEP_ASSETS[0].keys)
 )
 
 # INSEE puts the new stock online on the first working days of the month: run on the 3rd.

@@ -30,6 +30,7 @@ Path(os.environ["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabl
 from sirene_builder import write_stock  # noqa: E402
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`), one worker per group: a module's tests stay together
     (its module fixtures are built once), and every test of the `demo` fixture shares one

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import ROOT
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, Definitions
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
 from observatoire.core import catalogue
@@ -274,6 +274,8 @@ def defs():
 
 
 def test_definitions_load_with_the_full_graph(defs):
+    # what `dagster dev` does on start: every job, op and asset name must be unique
+    Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert SOURCE_INDICATORS.issubset(catalogue.indicators())
     expected = {
@@ -310,7 +312,11 @@ def test_materialise_a_month_in_process(defs, tmp_path, monkeypatch):
     t.write_wave(tmp_path / "inbox")
     t.write_ressourceries(tmp_path / "inbox")
     with DagsterInstance.ephemeral() as instance:
-        assert defs.resolve_job_def("referentiels").execute_in_process(instance=instance).success
+        assert (
+            defs.resolve_job_def("chargement_referentiels")
+            .execute_in_process(instance=instance)
+            .success
+        )
         result = defs.resolve_job_def("sirene_mensuel").execute_in_process(
             partition_key=f"{MOIS}-01", instance=instance
         )
@@ -413,7 +419,11 @@ def test_a_failed_blocking_check_stops_the_run_and_keeps_the_publication(
     write_stock(tmp_path / "sirene" / "2026-10", uls, ets, zipped=True)
     write_stock(tmp_path / "sirene" / "2026-11", uls[:5], ets[:5], zipped=True)
     with DagsterInstance.ephemeral() as instance:
-        assert defs.resolve_job_def("referentiels").execute_in_process(instance=instance).success
+        assert (
+            defs.resolve_job_def("chargement_referentiels")
+            .execute_in_process(instance=instance)
+            .success
+        )
         job = defs.resolve_job_def("sirene_mensuel")
         assert job.execute_in_process(partition_key="2026-10-01", instance=instance).success
         result = job.execute_in_process(

@@ -61,7 +61,11 @@ def test_a_dropped_file_triggers_the_sources_job(defs, tmp_path, monkeypatch):
         assert "sirene_mensuel" in data.skip_message
         assert data.cursor is None
 
-        assert defs.resolve_job_def("referentiels").execute_in_process(instance=instance).success
+        assert (
+            defs.resolve_job_def("chargement_referentiels")
+            .execute_in_process(instance=instance)
+            .success
+        )
         monthly = defs.resolve_job_def("sirene_mensuel").execute_in_process(
             partition_key=f"{MOIS}-01", instance=instance
         )
