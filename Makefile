@@ -35,7 +35,7 @@ test: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run lint-imports
-	$(UV) run pytest -q -n auto --dist loadgroup
+	$(UV) run pytest -q -n auto --dist loadfile
 
 lint: install
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run lint-imports

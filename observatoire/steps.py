@@ -313,6 +313,15 @@ def _check_source(path: Path, kind: str, mois: str) -> None:
         ) from None
 
 
+def check_local_sources(settings: Settings, mois: str) -> None:
+    """Both local files present and readable, said before a run starts (a URL is checked once
+    downloaded, by the step `sirene_brut`)."""
+    for kind in KINDS:
+        source = settings.source(kind, mois)
+        if not source.startswith(("http://", "https://")):
+            _check_source(Path(source).expanduser(), kind, mois)
+
+
 def locate_sources(settings: Settings, mois: str) -> dict[str, Path]:
     """Both files of the month, present and readable, before the long read of the first."""
     return {kind: locate_source(settings, kind, mois) for kind in KINDS}

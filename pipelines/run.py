@@ -48,6 +48,8 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     the CLI says it in one French sentence; a failed blocking check stops the run before
     the steps that depend on it, and is raised as `QualityError`.
     """
+    # a missing or unreadable local file is refused at once, before a run enters the history
+    steps.check_local_sources(settings, mois)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     from dagster import DagsterInstance
 

@@ -30,17 +30,6 @@ Path(os.environ["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabl
 from sirene_builder import write_stock  # noqa: E402
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`), one worker per group: a module's tests stay together
-    (its module fixtures are built once), and every test of the `demo` fixture shares one
-    worker, so that the demo (a minute) is generated once."""
-    for item in items:
-        uses_demo = "demo" in getattr(item, "fixturenames", ())
-        group = "demo" if uses_demo else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
@@ -98,24 +87,37 @@ def query(settings: Settings):
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """`observatoire demo` run once, as the README's main command, in its own process."""
-    import os
-    import subprocess
-    import sys
+    """`observatoire demo` run once, as the README's main command, in its own process.
 
-    data = tmp_path_factory.mktemp("demo")
-    env = {
-        **os.environ,
-        "OBSERVATOIRE_DATA_DIR": str(data),
-        "OBSERVATOIRE_REFERENCE_DIR": str(ROOT / "data" / "reference"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "observatoire.cli", "demo"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    return data, done.stdout
+    Once for the whole run, also under pytest-xdist: the workers share pytest's base temporary
+    folder, and the first to arrive generates the demo while the others wait on a lock (the
+    demo takes a minute; each of them building it again would double that on two cores).
+    """
+    import fcntl
+    import subprocess
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # popen-gwN/ -> the run's folder, shared by the workers
+    data = base / "demo-partagee"
+    stdout = base / "demo-partagee.stdout"
+    with (base / "demo-partagee.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stdout.exists():
+            data.mkdir(exist_ok=True)
+            env = {
+                **os.environ,
+                "OBSERVATOIRE_DATA_DIR": str(data),
+                "OBSERVATOIRE_REFERENCE_DIR": str(ROOT / "data" / "reference"),
+            }
+            done = subprocess.run(
+                [sys.executable, "-m", "observatoire.cli", "demo"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr
+            stdout.write_text(done.stdout, encoding="utf-8")
+    return data, stdout.read_text(encoding="utf-8")
