@@ -118,6 +118,11 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
         "Quarantaine              : tables clean.*_rejets, raw.*_rejets_lecture "
         "(SIRENE, questionnaires, réseaux)"
     )
+    if report.dagster_run_id:
+        print(
+            f"Run Dagster              : {report.dagster_run_id} (make dev, puis "
+            f"http://127.0.0.1:3000/runs/{report.dagster_run_id})"
+        )
     if report.quality:
         passed = sum(len(r.outcomes) - len(r.failures()) for r in report.quality)
         total = sum(len(r.outcomes) for r in report.quality)

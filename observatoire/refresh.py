@@ -82,6 +82,7 @@ class RefreshReport:
     file_a_revoir: Path | None = None
     secret: Any = None  # secrecy.tables.MaskReport
     steps: list[str] = field(default_factory=list)  # names of the steps run, in order
+    dagster_run_id: str | None = None  # when run through Dagster (the CLI): its run in the UI
 
     def add(self, name: str, result: steps.StepResult) -> None:
         self.steps.append(name)

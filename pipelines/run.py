@@ -58,7 +58,9 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     # the Dagster run id starts with the refresh's: etat.json and the publication folder
     # name the same run as the UI
     dagster_run_id = str(uuid.UUID(hex=run_id + uuid.uuid4().hex[len(run_id) :]))
-    report = refresh.RefreshReport(mois=mois, territoire=settings.territoire)
+    report = refresh.RefreshReport(
+        mois=mois, territoire=settings.territoire, dagster_run_id=dagster_run_id
+    )
     with DagsterInstance.from_config(str(instance_home(settings))) as instance:
         job = defs.resolve_job_def("sirene_mensuel")
         _check_partition(job, mois)

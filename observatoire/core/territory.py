@@ -111,7 +111,7 @@ def parse(spec: str, *, kinds: tuple[str, ...] = KINDS) -> tuple[str, str]:
 
 def is_france(spec: str) -> bool:
     """The whole country: every commune is read (no territory filter while reading SIRENE)."""
-    return spec.strip().lower() == "france"
+    return parse(spec)[0] == "france"
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[tuple]:

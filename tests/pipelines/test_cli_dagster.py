@@ -85,6 +85,7 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
         assert run.job_name == "sirene_mensuel"
         assert run.tags["dagster/partition"] == f"{MOIS}-01"
         assert run.tags["observatoire/lance_par"] == "observatoire refresh"
+        assert f"Run Dagster              : {run.run_id}" in done.stdout  # where to look
         for step in steps.STEPS:
             for asset in step.assets:
                 event = instance.get_latest_materialization_event(AssetKey(asset.split(".")))
