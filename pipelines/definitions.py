@@ -115,9 +115,10 @@ def _gx_spec(schema: str, table: str) -> AssetCheckSpec:
 
 # ---------------------------------------------------------------- the steps of a month
 
-# Results of the steps run in this process, by Dagster run id: `pipelines/run.py` (the CLI)
-# reads them back to print its report. Runs are in process (in_process_executor, dagster.yaml).
+# Results of the steps of a run started by the CLI in this process, by Dagster run id:
+# `pipelines/run.py` reads them back to print its report (in_process_executor, dagster.yaml).
 RESULTS: dict[str, list[tuple[str, steps.StepResult]]] = {}
+CLI_TAG = "observatoire/lance_par"  # set on the runs `observatoire refresh` starts
 
 
 def _key(asset: str) -> AssetKey:
@@ -232,7 +233,8 @@ def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
         with observatoire.connect() as con:
             ctx = steps.StepContext(s, mois, context.run.run_id.replace("-", "")[:12], con)
             result = step.run(ctx)
-        RESULTS.setdefault(context.run.run_id, []).append((step.name, result))
+        if CLI_TAG in context.run.tags:
+            RESULTS.setdefault(context.run.run_id, []).append((step.name, result))
         if (result.failed or step is steps.STEPS[-1]) and s.quality_docs_dir is not None:
             # the Data Docs after a failed check (what to look at) and at the end of a month
             from observatoire import quality

@@ -9,14 +9,13 @@ would, and the inbox sensor knows which files the month has read.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
 from observatoire import refresh, steps
 from observatoire.core.mois import InvalidMonthError
 from observatoire.core.settings import Settings
-
-CLI_TAG = "observatoire/lance_par"
 
 
 def instance_home(settings: Settings) -> Path:
@@ -53,11 +52,12 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     from dagster import DagsterInstance
 
-    from pipelines.definitions import RESULTS, defs
+    from pipelines.definitions import CLI_TAG, RESULTS, defs
 
     # the Dagster run id starts with the refresh's: etat.json and the publication folder
     # name the same run as the UI
-    dagster_run_id = str(uuid.UUID(hex=run_id + uuid.uuid4().hex[len(run_id) :]))
+    prefix = run_id if re.fullmatch(r"[0-9a-f]{1,32}", run_id) else ""
+    dagster_run_id = str(uuid.UUID(hex=prefix + uuid.uuid4().hex[len(prefix) :]))
     report = refresh.RefreshReport(
         mois=mois, territoire=settings.territoire, dagster_run_id=dagster_run_id
     )
@@ -108,13 +108,16 @@ def _check_partition(job: object, mois: str) -> None:
 
 
 def _user_error(exc: BaseException) -> BaseException:
-    """The step's own exception, out of Dagster's wrapping (for the CLI's French sentence)."""
+    """The step's own exception, out of Dagster's wrapping: a refusal for the CLI's French
+    sentence, else the innermost error (a bug's traceback then points at the step's code)."""
     seen: set[int] = set()
     current: BaseException | None = exc
+    innermost = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, refresh.REFUSALS):
             return current
+        innermost = current
         user = getattr(current, "user_exception", None)
         current = user if user is not None else current.__cause__
-    return exc
+    return innermost
