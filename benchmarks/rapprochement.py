@@ -11,11 +11,11 @@ Two measurements, each on data whose right answer is known:
    the list's SIRET column declared, once without it (names, addresses and communes only).
 
 3. `volume`: wall time and peak memory of `linkage.link_month` on 450,000 establishments and
-   600 records (the volume of tests/test_linkage.py), each step in its own process, against a
+   600 records (the volume of tests/unit/test_linkage.py), each step in its own process, against a
    baseline measured in the same run: the plain SQL join of the records' SIRETs on the same
    establishments, the cheapest linkage there is.
 
-Not a test: the figures are reported, not asserted (tests/test_linkage.py asserts behaviour).
+Not a test: the figures are reported, not asserted (tests/unit/test_linkage.py asserts behaviour).
 
     uv run python benchmarks/rapprochement.py demo
     uv run python benchmarks/rapprochement.py siae
@@ -166,7 +166,7 @@ VOLUME_UNITS = 225_000  # two establishments each: 450,000
 
 def _volume_step(step: str, db: Path) -> None:
     """One measured step, run in its own process by `volume`."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "unit")]
     # the test module's builders: the benchmark measures the volume the test checks
     from test_linkage import build_volume, build_volume_records
 

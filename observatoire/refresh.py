@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,9 +88,21 @@ class RefreshReport:
         self.steps.append(name)
         self.quality += result.checks
         for key, value in result.values.items():
-            if key != "territoire":
-                setattr(self, key, value)
+            if key == "territoire":  # the resolved territory; the report keeps the setting
+                continue
+            if key not in _REPORTED:
+                raise KeyError(f"étape {name} : valeur « {key} » inconnue du rapport")
+            setattr(self, key, value)
 
+
+# what a step may report (not the bookkeeping fields the runner fills)
+_REPORTED = {f.name for f in fields(RefreshReport)} - {
+    "mois",
+    "territoire",
+    "quality",
+    "steps",
+    "dagster_run_id",
+}
 
 Executor = Callable[[Settings, str, str], RefreshReport]
 

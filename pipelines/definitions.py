@@ -7,6 +7,7 @@ so runs execute in process and one at a time (dagster.yaml). `observatoire refre
 job `sirene_mensuel` through this instance (`pipelines/run.py`).
 """
 
+import contextlib
 import datetime as dt
 import warnings
 from collections.abc import Iterator
@@ -45,8 +46,8 @@ from dagster import (
 )
 from dagster._utils.warnings import BetaWarning
 
-from observatoire import steps
-from observatoire.core import warehouse
+from observatoire import refresh, steps
+from observatoire.core import runlock, warehouse
 from observatoire.core.mois import parse_mois
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -72,10 +73,13 @@ class ObservatoireResource(ConfigurableResource):
     sirene_etablissements: str = ""
     sirene_unites_legales: str = ""
     publication_dir: str = ""
+    # every setting at once (`Settings.to_json`): what `observatoire refresh` passes, so that
+    # its run uses exactly the CLI's settings
+    reglages: str = ""
 
     def settings(self) -> Settings:
-        from pathlib import Path
-
+        if self.reglages:
+            return Settings.from_json(self.reglages)
         s = Settings.from_env()
         overrides: dict[str, object] = {}
         if self.warehouse:
@@ -230,16 +234,21 @@ def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
     def _asset(context: AssetExecutionContext, observatoire: ObservatoireResource):  # noqa: ANN202
         s = observatoire.settings()
         mois = _run_month(context, step, s)
-        with observatoire.connect() as con:
+        started_by_cli = CLI_TAG in context.run.tags
+        # the CLI holds the refresh lock for its whole run; a run of the schedule, the sensor
+        # or the UI takes it for each step, so that it never interleaves with a CLI's month
+        lock = (
+            contextlib.nullcontext() if started_by_cli else runlock.refresh_lock(s.warehouse, mois)
+        )
+        with lock, observatoire.connect() as con:
             ctx = steps.StepContext(s, mois, context.run.run_id.replace("-", "")[:12], con)
             result = step.run(ctx)
-        if CLI_TAG in context.run.tags:
+        if started_by_cli:
             RESULTS.setdefault(context.run.run_id, []).append((step.name, result))
-        if (result.failed or step is steps.STEPS[-1]) and s.quality_docs_dir is not None:
-            # the Data Docs after a failed check (what to look at) and at the end of a month
-            from observatoire import quality
-
-            quality.build_docs(s.quality_docs_dir)
+        elif result.failed or step is steps.STEPS[-1]:
+            # the Data Docs after a failed check (what to look at) and at the end of a month;
+            # the CLI builds them once at its end. They never fail a month.
+            refresh.build_docs(s, [r.suite for r in result.checks] or [step.name])
         for asset in step.assets:
             yield MaterializeResult(
                 asset_key=_key(asset),
@@ -310,7 +319,7 @@ def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     cursor = json.loads(context.cursor) if context.cursor else {}
     count = int(cursor.get("n", 0)) if "etat" in cursor else 0
     manifest = publish.live_manifest(settings.publication_dir) or {}
-    read = manifest.get("sources_lues")
+    read = (publish.live_private(settings.publication_dir) or {}).get("sources_lues")
     if read is not None and read == state:
         # the live publication was built from these very files (a refresh from the CLI or the
         # monthly job read them): nothing to re-link
@@ -360,7 +369,8 @@ def depot_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
 def echec_rafraichissement(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
     partition = run.tags.get("dagster/partition")
-    if not partition:
+    if not partition or CLI_TAG in run.tags:
+        # the CLI records its own failures, in French, in its own publication folder
         return
     settings = Settings.from_env()
     message = context.failure_event.message or "échec du run Dagster"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
 
@@ -30,16 +31,6 @@ def instance_home(settings: Settings) -> Path:
     return home
 
 
-def _resource_config(settings: Settings) -> dict[str, object]:
-    return {
-        "warehouse": str(settings.warehouse),
-        "territoire": settings.territoire,
-        "sirene_etablissements": settings.sirene_etablissements,
-        "sirene_unites_legales": settings.sirene_unites_legales,
-        "publication_dir": str(settings.publication_dir),
-    }
-
-
 def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.RefreshReport:
     """The month as a Dagster run; its results gathered for the CLI's report.
 
@@ -47,13 +38,15 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     the CLI says it in one French sentence; a failed blocking check stops the run before
     the steps that depend on it, and is raised as `QualityError`.
     """
-    # a missing or unreadable local file is refused at once, before a run enters the history
-    steps.check_local_sources(settings, mois)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     from dagster import DagsterInstance
 
     from pipelines.definitions import CLI_TAG, RESULTS, defs
 
+    job = defs.resolve_job_def("sirene_mensuel")
+    _check_partition(job, mois)
+    # a missing or unreadable local file is refused at once, before a run enters the history
+    steps.check_local_sources(settings, mois)
     # the Dagster run id starts with the refresh's: etat.json and the publication folder
     # name the same run as the UI
     prefix = run_id if re.fullmatch(r"[0-9a-f]{1,32}", run_id) else ""
@@ -62,33 +55,76 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
         mois=mois, territoire=settings.territoire, dagster_run_id=dagster_run_id
     )
     with DagsterInstance.from_config(str(instance_home(settings))) as instance:
-        job = defs.resolve_job_def("sirene_mensuel")
-        _check_partition(job, mois)
+        _fail_dead_runs(instance, CLI_TAG)
         try:
             job.execute_in_process(
                 run_config={
-                    "resources": {"observatoire": {"config": _resource_config(settings)}},
-                    # the CLI prints its own summary: Dagster's event log stays in the UI
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                    "resources": {"observatoire": {"config": {"reglages": settings.to_json()}}},
+                    # the CLI prints its own summary and its refusal in one French sentence:
+                    # Dagster's event log (and its stack traces) stays in the UI
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
                 },
                 instance=instance,
                 partition_key=f"{mois}-01",
                 run_id=dagster_run_id,
-                tags={CLI_TAG: "observatoire refresh"},
+                tags={CLI_TAG: "observatoire refresh", PID_TAG: _pid()},
                 raise_on_error=True,
             )
         except Exception as exc:
+            failed = [r for _, res in RESULTS.get(dagster_run_id, []) for r in res.failed]
+            if failed:  # a blocking check stopped the run (Dagster raises its own error)
+                raise steps.QualityError(failed) from None
             raise _user_error(exc) from None
         finally:
             results = RESULTS.pop(dagster_run_id, [])
+            # the Data Docs once, at the end, passed or stopped by a check (never failing it)
+            refresh.build_docs(settings, [r.suite for _, res in results for r in res.checks])
+    failed = [r for _, res in results for r in res.failed]
+    if failed:
+        raise steps.QualityError(failed)
     for name, result in results:
         report.add(name, result)
-        if result.failed:
-            raise steps.QualityError(result.failed)
     missing = [s.name for s in steps.STEPS if s.name not in report.steps]
     if missing:
         raise RuntimeError(f"run Dagster {dagster_run_id} : étapes non exécutées {missing}")
     return report
+
+
+PID_TAG = "observatoire/processus"  # host:pid of the CLI process running the month
+
+
+def _pid() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _fail_dead_runs(instance: object, cli_tag: str) -> None:
+    """A CLI killed mid-month (SIGKILL, out of memory) leaves its run « STARTED » for ever,
+    holding the instance's only run slot: marked failed by the next CLI run on this host."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    runs = instance.get_runs(  # type: ignore[attr-defined]
+        filters=RunsFilter(
+            statuses=[DagsterRunStatus.STARTED], tags={cli_tag: "observatoire refresh"}
+        )
+    )
+    host = socket.gethostname()
+    for run in runs:
+        where, _, pid = run.tags.get(PID_TAG, "").partition(":")
+        if where != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(  # type: ignore[attr-defined]
+            run, f"processus {pid} de la CLI arrêté en cours de mois (tué ?)"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_partition(job: object, mois: str) -> None:

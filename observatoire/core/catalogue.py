@@ -78,7 +78,7 @@ class Indicator:
 
 
 SECRET_COLUMNS = ("statut_secret", "motif_secret")
-# columns added on the way to publication (observatoire/secret_tables.py); fourchette_elargie
+# columns added on the way to publication (observatoire/secrecy/tables.py); fourchette_elargie
 # is kept for partners' schemas and is always false since jobs are published exactly
 MASK_COLUMNS = ("fourchette_elargie", *SECRET_COLUMNS)
 

@@ -3,7 +3,7 @@
 Answers, list cells and reviewers' comments are free text; respondents put their contact in
 them. Personal data may stay in the raw layer only, so every path out of raw masks them with
 the same rules, kept here once. (The quality suites look for leftovers with the equivalent
-patterns in SQL: `observatoire/quality.py`, EMAIL_PATTERN and PHONE_PATTERN.)
+patterns in SQL: `observatoire/quality/source_suites.py`, EMAIL_PATTERN and PHONE_PATTERN.)
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ repository root for the README's commands and for `dagster dev`; `.env.example` 
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from observatoire.core import territory
@@ -39,6 +40,20 @@ def _share(name: str, default: str) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{name} invalide : {text!r} (une part entre 0 et 1, ex. {default})")
     return value
+
+
+_PATHS = frozenset(
+    {
+        "data_dir",
+        "warehouse",
+        "reference_dir",
+        "download_dir",
+        "publication_dir",
+        "inbox_dir",
+        "review_dir",
+        "quality_docs_dir",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,23 @@ class Settings:
             duckdb_memory_limit=_env("OBSERVATOIRE_DUCKDB_MEMORY", "2GB"),
             duckdb_threads=int(_env("OBSERVATOIRE_DUCKDB_THREADS", "2")),
         )
+
+    def to_json(self) -> str:
+        """Every setting, for a Dagster run started by the CLI (its resource's one field)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps(
+            {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, sort_keys=True
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        values = json.loads(text)
+        for f in fields(cls):
+            value = values.get(f.name)
+            if value is not None and f.name in _PATHS:
+                values[f.name] = Path(value)
+        values["count_band"] = tuple(values["count_band"])
+        return cls(**values)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -101,6 +101,8 @@ def parse(spec: str, *, kinds: tuple[str, ...] = KINDS) -> tuple[str, str]:
             "ex. ept:T12, commune:94081, departement:94)"
         )
     if kind == "france":
+        if code:
+            raise TerritoryError(f"territoire « {spec} » mal écrit : « france » seul, sans code")
         return kind, ""
     if not code:
         raise TerritoryError(

@@ -503,7 +503,8 @@ def export(
         mois = parse_mois(mois or str(manifest["mois"]))
     except InvalidMonthError as exc:
         raise ExportError(str(exc)) from None
-    # written by every refresh (observatoire/refresh.py): the demo's figures are made up
+    # written by every refresh (the step `publication`, observatoire/steps.py): the demo's
+    # figures are made up
     synthetic = bool(manifest.get("synthetique"))
     with duckdb.connect(str(live / "indicateurs.duckdb"), read_only=True) as con:
         held = months(con)

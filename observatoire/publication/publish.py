@@ -107,7 +107,13 @@ def publish(
     mois: str,
     run_id: str,
     metadata: dict[str, object] | None = None,
+    private: dict[str, object] | None = None,
 ) -> Publication:
+    """Build the month's snapshot aside, then switch `courant` to it.
+
+    `metadata` goes into the public manifest (served by the page); `private` into a file of
+    the snapshot no reader is given (`.prive.json`: what the pipeline itself needs later).
+    """
     _check_outputs()  # the directory's content itself is checked by indicators.check_privacy
     from observatoire import quality
 
@@ -183,6 +189,10 @@ def publish(
         }
         (staging / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        (staging / PRIVATE).write_text(
+            json.dumps(private or {}, ensure_ascii=False, indent=2, sort_keys=True),
+            encoding="utf-8",
         )
         os.replace(staging, final)
     except BaseException:
@@ -283,6 +293,18 @@ def _check_outputs() -> None:
         leaking = IDENTIFYING & set(indicator.colonnes)
         if leaking and name not in LISTINGS:
             raise ValueError(f"{name} publierait des colonnes identifiantes : {sorted(leaking)}")
+
+
+PRIVATE = ".prive.json"
+
+
+def live_private(publication_dir: Path) -> dict | None:
+    """The live snapshot's private part (never served); None without a publication."""
+    live = current(publication_dir)
+    if live is None:
+        return None
+    path = live / PRIVATE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def live_manifest(publication_dir: Path) -> dict | None:

@@ -34,8 +34,8 @@ PERIMETER_RULES: tuple[str, ...] = (
     "hors_perimetre",
 )
 
-# Column types of the clean tables as `observatoire/clean.py` writes them: a change there must be
-# a deliberate change here, since indicators and exports rely on these types.
+# Column types of the clean tables as `observatoire/cleaning/sirene.py` writes them: a change
+# there must be a deliberate change here, since indicators and exports rely on these types.
 CLEAN_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
     "sirene_etablissements": (
         ("mois", "VARCHAR"),

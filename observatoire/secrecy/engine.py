@@ -23,7 +23,7 @@ an upper bound per inner cell where one is public (respondents ≤ establishment
 
 Elimination is exact: integer rows, fraction-free updates divided by their gcd. What
 elimination cannot see, inequalities that pin a cell without any equation, is what the LP
-audit in the tests looks for (`tests/test_secret.py`).
+audit in the tests looks for (`tests/end_to_end/test_secret.py`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each table of the catalogue declares its confidentiality (`confidentialite`):
 * **public** tables are computed from open files (the Sirene stock, lists networks publish):
   anyone can recount them, so they are published in full, every row `publie`;
 * **confidential** tables are built on answers to the questionnaire: their cells go through
-  the mask of `observatoire/secret.py` (primary rule, secondary suppression by elimination).
+  the mask of `observatoire/secrecy/engine.py` (primary rule, secondary suppression by elimination).
 
 A network list declared `confidentiel = true` is confidential too: its own rows of
 `reseaux_couverture` go through the same mask (`protect_networks`); the public tables built on

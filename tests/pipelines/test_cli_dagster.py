@@ -138,7 +138,14 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
             assert files[name] == cli_files[name], (way, name)
         assert manifest == cli_manifest, way
     assert cli_manifest["libelle_territoire"] == "EPT Grand-Orly Seine Bièvre"
-    assert cli_manifest["sources_lues"]  # the wave and the list, by content
+    # the inbox files read, for the sensor: in the snapshot's private part, not the manifest
+    assert "sources_lues" not in cli_manifest
+    private = publish.live_private(same_inputs["cli"] / "publication")
+    assert set(private["sources_lues"]) == {
+        p.relative_to(same_inputs["cli"] / "inbox").as_posix()
+        for p in (same_inputs["cli"] / "inbox").rglob("*")
+        if p.is_file()
+    }
 
 
 def _check_key(asset: str):

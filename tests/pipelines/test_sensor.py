@@ -75,7 +75,7 @@ def test_a_dropped_file_triggers_the_sources_job(defs, tmp_path, monkeypatch):
 
         # the files waiting since (b) were read by the monthly run itself (its step `sources`):
         # the publication says so, and the sensor starts nothing for them
-        assert publish.live_manifest(tmp_path / "publication")["sources_lues"] == (
+        assert publish.live_private(tmp_path / "publication")["sources_lues"] == (
             inbox_state(inbox)
         )
         data = tick(None)
