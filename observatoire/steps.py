@@ -200,14 +200,14 @@ def run_sources(ctx: StepContext) -> StepResult:
     lists = reseaux.ingest_all(
         con, s.inbox_dir, download_dir=download, max_reject_rate=s.max_reject_rate
     )
-    folder = Path(s.inbox_dir) / "decisions"
-    decisions = sum(linkage.import_decisions(con, path) for path in sorted(folder.glob("*.csv")))
-    # what was read, for the publication's manifest: the inbox sensor starts nothing for it
+    decisions = _import_decisions(con, s)
+    # what was read, for the publication's private part: the inbox sensor starts nothing for it
     inbox.record_read(con, s.inbox_dir)
     result = StepResult(
         values={"lectures_vagues": waves, "lectures_reseaux": lists, "decisions": decisions}
     )
     result.metadata["raw.questionnaire_cellules"] = {
+        "mois_controle": ctx.mois,
         "vagues": len(waves),
         "lectures": ctx.preview(
             "select vague, fichier_source, encodage, separateur, lignes_lues, "
@@ -215,6 +215,7 @@ def run_sources(ctx: StepContext) -> StepResult:
         ),
     }
     result.metadata["raw.reseaux_cellules"] = {
+        "mois_controle": ctx.mois,
         "reseaux": len(lists),
         "lectures": ctx.preview(
             "select reseau, fichier_source, lignes_lues, lignes_mal_formees "
@@ -224,6 +225,13 @@ def run_sources(ctx: StepContext) -> StepResult:
     result.metadata["ref.decisions_rapprochement"] = {"decisions_importees": decisions}
     result.checks = ctx.check(*inbox.RAW_SUITES)
     return result
+
+
+def _import_decisions(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Every decisions file of `inbox/decisions/`, oldest name first (an upsert by fingerprint:
+    the files can stay there, the decisions stay in the warehouse once they are removed)."""
+    folder = Path(settings.inbox_dir) / "decisions"
+    return sum(linkage.import_decisions(con, path) for path in sorted(folder.glob("*.csv")))
 
 
 def run_sources_clean(ctx: StepContext) -> StepResult:
@@ -238,6 +246,7 @@ def run_sources_clean(ctx: StepContext) -> StepResult:
     ):
         counts = con.execute(f"select {key}, count(*) from clean.{table} group by all order by 1")
         result.metadata[f"clean.{table}"] = {
+            "mois_controle": ctx.mois,
             label: dict(counts.fetchall()),
             "rejets_apercu": ctx.preview(
                 f"select {key}, ligne, colonne, motif from clean.{rejects} "
@@ -252,6 +261,9 @@ def run_linkage(ctx: StepContext) -> StepResult:
     """Link the month's answers and members to SIRENE; the review queue once checked."""
     con, mois = ctx.con, ctx.mois
     ensure_source_tables(con)
+    # decisions dropped since the inbox was read (this step run alone from the UI): importing
+    # again is an upsert, harmless
+    _import_decisions(con, ctx.settings)
     linked = linkage.link_month(con, mois)
     by_method = con.execute(
         "select source, methode, statut, count(*) from clean.rapprochements "
@@ -454,8 +466,9 @@ def run_perimeter(ctx: StepContext) -> StepResult:
 
 def run_indicators(ctx: StepContext) -> StepResult:
     ensure_source_tables(ctx.con)  # needs and networks read the (maybe empty) source tables
-    counts = indicators.compute_all(ctx.con, ctx.mois)
+    # first: indicators stopped half-way must not leave the previous mask looking current
     secret_tables.invalidate(ctx.con, ctx.mois)  # publication waits for the secrecy step
+    counts = indicators.compute_all(ctx.con, ctx.mois)
     result = StepResult(values={"indicateurs": counts})
     for name, n in counts.items():
         result.metadata[f"indicators.{name}"] = {
@@ -513,8 +526,10 @@ def run_publication(ctx: StepContext) -> StepResult:
             "territoire": selected.spec,
             "libelle_territoire": selected.label,
             "synthetique": synthetic_sources(s, ctx.mois),
-            "sources_lues": inbox.read_state(ctx.con),
         },
+        # the inbox files the month read, by content, for the inbox sensor: file names of
+        # confidential lists are nobody's business, so not in the public manifest
+        private={"sources_lues": inbox.read_state(ctx.con)},
     )
     figures = headline(ctx.con, ctx.mois)
     result = StepResult(values={"publication": pub})

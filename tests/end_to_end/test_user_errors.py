@@ -96,6 +96,7 @@ def assert_refused(done: subprocess.CompletedProcess[str], *fragments: str) -> s
     """Exit code not 0, each fragment said on stderr, and no traceback anywhere."""
     assert done.returncode != 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert "Stack Trace" not in done.stderr, done.stderr  # Dagster's log stays in the UI
     for fragment in fragments:
         assert fragment in done.stderr, (fragment, done.stderr)
     return done.stderr
@@ -217,6 +218,29 @@ def test_a_month_not_begun_is_refused_before_anything_is_read(live, tmp_path):
     assert_refused(done, "ÉCHEC : Mois « 2027-03 » refusé : ce mois n'a pas encore commencé")
     assert_untouched(live)
     assert_recorded(live, "2027-03", "InvalidMonthError")
+
+
+def test_a_failed_quality_check_is_refused_in_french_through_dagster(live, tmp_path):
+    """A stock file with its header only reads as 0 rows: the volume checks stop the month.
+
+    Through the CLI the month is a Dagster run, which fails with Dagster's own error: the CLI
+    must still say the checks' French summary and record a QualityError.
+    """
+    folder = tmp_path / "stock"
+    et, ul = write_stock(folder, *_rows(), mois=BAD)
+    et.write_text(et.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    done = cli(
+        live.settings,
+        "refresh",
+        "--mois",
+        BAD,
+        OBSERVATOIRE_SIRENE_ETABLISSEMENTS=str(et),
+        OBSERVATOIRE_SIRENE_UNITES_LEGALES=str(ul),
+    )
+    stderr = assert_refused(done, "ÉCHEC : ", "raw.sirene_etablissements")
+    assert "Dagster" not in stderr.split("ÉCHEC : ", 1)[1].splitlines()[0], stderr
+    assert_untouched(live)
+    assert_recorded(live, BAD, "QualityError")
 
 
 def test_a_quiet_small_extract_is_not_refused_for_its_old_dates(run_month, settings):
