@@ -516,7 +516,8 @@ def synthetic_sources(settings: Settings, mois: str) -> bool:
 
 def run_publication(ctx: StepContext) -> StepResult:
     s = ctx.settings
-    selected = territory.resolve(ctx.con, s.territoire)
+    # as the reference step resolved it (a source run started later may have other settings)
+    selected = territory.materialised(ctx.con)
     pub = publish.publish(
         ctx.con,
         s.publication_dir,
@@ -731,7 +732,3 @@ STEPS: tuple[Step, ...] = (
         description="Instantané publié du mois (CSV, base DuckDB), basculé atomiquement.",
     ),
 )
-
-
-def step(name: str) -> Step:
-    return next(s for s in STEPS if s.name == name)

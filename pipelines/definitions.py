@@ -47,7 +47,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning
 
 from observatoire import refresh, steps
-from observatoire.core import runlock, warehouse
+from observatoire.core import catalogue, runlock, warehouse
 from observatoire.core.mois import parse_mois
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -195,8 +195,8 @@ def _check_result(asset: str, result: "SuiteResult", docs_dir: Path | None) -> A
     )
 
 
-def _dep(step: steps.Step, asset: str) -> AssetDep:
-    if asset in step.previous_month:
+def _dep(asset: str, previous_month: bool = False) -> AssetDep:
+    if previous_month:
         # compares with the previous month: that partition is an input too (the first month
         # has none). The parameter is "beta" in Dagster 1.13 and says so on every import.
         with warnings.catch_warnings():
@@ -208,17 +208,37 @@ def _dep(step: steps.Step, asset: str) -> AssetDep:
     return AssetDep(_key(asset))
 
 
-def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
-    """One multi-asset per step: its tables, its blocking checks, the step's own function."""
-    specs = [
-        AssetSpec(
+def _spec(step: steps.Step, asset: str) -> AssetSpec:
+    """An asset of a step: the step's inputs, except for an indicator, which says its own."""
+    schema, table = asset.split(".")
+    group = "ref" if schema == "ref" else step.group
+    if schema != "indicators":
+        return AssetSpec(
             _key(asset),
-            group_name=step.group,
-            deps=[_dep(step, d) for d in step.deps],
+            group_name=group,
+            deps=[_dep(d, d in step.previous_month) for d in step.deps],
             description=step.description,
         )
-        for asset in step.assets
+    entry = catalogue.indicators()[table]
+    deps = [
+        # the evolution compares with the previous month's perimeter
+        _dep("clean.etablissements_perimetre", previous_month=table == "evolution_mensuelle"),
+        _dep("ref.territoire_niveaux"),
     ]
+    if "clean.rapprochements" in warehouse.sql_text("indicators", table):
+        deps.append(_dep("clean.rapprochements"))  # needs and networks read the links
+    return AssetSpec(
+        _key(asset),
+        group_name=group,
+        deps=deps,
+        description=f"{entry.titre}. {entry.definition} Unité de compte : {entry.unite_de_compte}.",
+        metadata={"sql": f"sql/indicators/{table}.sql", "unite": entry.unite},
+    )
+
+
+def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
+    """One multi-asset per step: its tables, its blocking checks, the step's own function."""
+    specs = [_spec(step, asset) for asset in step.assets]
 
     @multi_asset(
         name=step.name,
@@ -261,9 +281,16 @@ def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
 
 
 STEP_ASSETS = [_step_asset(step) for step in steps.STEPS]
-SOURCE_ASSETS = [
-    a for a, step in zip(STEP_ASSETS, steps.STEPS, strict=True) if step.name == "sources"
-]
+# the inbox's steps and every step after them that reads them, whole (a step's assets are
+# materialised together): never the reference, SIRENE or the perimeter
+SOURCES_JOB_STEPS = (
+    "sources",
+    "sources_propres",
+    "rapprochement",
+    "indicateurs",
+    "secret",
+    "publication",
+)
 
 
 sirene_monthly_job = define_asset_job(
@@ -288,7 +315,14 @@ sirene_monthly_schedule = build_schedule_from_partitioned_job(
 
 sources_job = define_asset_job(
     "sources_externes",
-    selection=AssetSelection.assets(*(k for a in SOURCE_ASSETS for k in a.keys)).downstream(),
+    selection=AssetSelection.assets(
+        *(
+            key
+            for asset, step in zip(STEP_ASSETS, steps.STEPS, strict=True)
+            if step.name in SOURCES_JOB_STEPS
+            for key in asset.keys
+        )
+    ),
     description=(
         "Questionnaires, listes de réseaux et décisions de revue déposés dans data/inbox/ -> "
         "rapprochement SIRENE du mois publié -> indicateurs de besoins et de réseaux -> "

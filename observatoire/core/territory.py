@@ -231,4 +231,34 @@ def materialise(con: duckdb.DuckDBPyConnection, territory: Territory) -> dict[st
     n_levels = warehouse.replace_table(
         con, "ref", "territoire_niveaux", {"nom_territoire": territory.selection_name}
     )
+    # the territory itself, for the steps run later from the warehouse alone (publication)
+    con.execute(
+        "create or replace table ref.territoire as select $spec as reglage, $niveau as niveau, "
+        "$code as code_territoire, $libelle as libelle_territoire",
+        {
+            "spec": territory.spec,
+            "niveau": territory.level,
+            "code": territory.code,
+            "libelle": territory.label,
+        },
+    )
     return {"communes": n_communes, "appartenances": n_levels}
+
+
+def materialised(con: duckdb.DuckDBPyConnection) -> Territory:
+    """The territory the warehouse was last refreshed for (written by `materialise`)."""
+    row = con.execute(
+        "select reglage, niveau, code_territoire, libelle_territoire from ref.territoire"
+    ).fetchone()
+    if row is None:
+        raise TerritoryError("aucun territoire dans l'entrepôt : lancer l'étape referentiels")
+    communes = con.execute(
+        "select code_commune from ref.territoire_communes order by code_commune"
+    ).fetchall()
+    return Territory(
+        level=row[1],
+        code=row[2],
+        label=row[3],
+        communes=tuple(c for (c,) in communes),
+        spec=row[0],
+    )
