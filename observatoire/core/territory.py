@@ -159,13 +159,14 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
     elif kind == "ept":
         ept = _query(
             con,
-            "select code_commune, nom_ept from ref.ept_communes "
+            "select code_commune, libelle_ept, siren_ept from ref.ept_communes "
             "where code_ept = ? or siren_ept = ?",
             [code.upper(), code],
         )
         codes = [r[0] for r in ept]
         rows = _units(con, "list_contains(?, code_commune)", [codes]) if codes else []
-        label = f"EPT {ept[0][1]}" if ept else code
+        # T1 is the Ville de Paris, one of the Métropole's 12 territories but not an EPT
+        label = (f"EPT {ept[0][1]}" if ept[0][2] else ept[0][1]) if ept else code
     elif kind == "departement":
         rows = _units(con, "code_departement = ?", [code.upper()])
         label = rows[0][2] if rows else code

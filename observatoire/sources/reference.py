@@ -24,7 +24,9 @@ import pyarrow as pa
 # table in schema `ref` -> file in the reference folder
 REFERENCE_FILES: dict[str, str] = {
     "communes": "cog_communes.csv",
-    "ept_communes": "ept_t12_grand_orly_seine_bievre_communes.csv",
+    # the 12 territories of the Métropole du Grand Paris, Paris as its arrondissements (the
+    # units SIRENE locates establishments in)
+    "ept_communes": "ept_communes_paris_arrondissements.csv",
     "regions_departements": "regions_departements.csv",
     "naf_rev2_niveaux": "naf_rev2_niveaux.csv",
     "naf_rev2_sous_classes": "naf_rev2_sous_classes.csv",
@@ -53,7 +55,7 @@ _TYPED: dict[str, dict[str, str]] = {
 # only needs a well-formed header.
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "communes": ("code_commune", "libelle_commune", "code_departement", "code_region"),
-    "ept_communes": ("code_ept", "code_commune"),
+    "ept_communes": ("code_ept", "libelle_ept", "siren_ept", "code_commune"),
     "regions_departements": ("code_region", "code_departement"),
     "naf_rev2_niveaux": ("niveau", "code", "section"),
     "naf_rev2_sous_classes": ("code_sous_classe", "code_division", "code_section"),

@@ -11,7 +11,7 @@ select
     nullif(c.code_epci, '') as code_epci,
     nullif(c.nom_epci, '') as nom_epci,
     e.code_ept,
-    e.nom_ept
+    e.libelle_ept as nom_ept
 from ref.communes as c
 left join ref.ept_communes as e on e.code_commune = c.code_commune
 where list_contains($codes, c.code_commune)

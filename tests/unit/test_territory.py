@@ -43,13 +43,15 @@ def test_default_ept_grand_orly_seine_bievre(con):
 def test_departement_val_de_marne(con):
     t, levels = _levels(con, "departement:94")
     assert len(t.communes) == 47
-    assert levels == {"commune": 47, "departement": 1}
+    # Paris Est Marne et Bois (T10) and Grand Paris Sud Est Avenir (T11) lie wholly in it
+    assert levels == {"commune": 47, "departement": 1, "ept": 2}
 
 
 def test_region_includes_complete_epci_and_the_ept(con):
     t, levels = _levels(con, "region:11")
     assert levels["departement"] == 8
-    assert levels["ept"] == 1 and levels["region"] == 1
+    # the 12 territories of the Métropole du Grand Paris, Paris (T1) included
+    assert levels["ept"] == 12 and levels["region"] == 1
     assert levels["epci"] > 40
 
 
@@ -135,3 +137,17 @@ def test_a_publication_names_selections_as_the_setting_does(con):
     assert (t.level, t.code, t.label) == ("selection", "selection", "France entière")
     assert t.spec == "france"
     assert territory.resolve(con, "ept:T12").key == "ept:T12"
+
+
+@pytest.mark.parametrize(
+    ("spec", "label", "n"),
+    [
+        ("ept:T1", "Ville de Paris", 20),  # Paris as its arrondissements, where SIRENE locates
+        ("ept:T6", "EPT Plaine Commune", 8),
+        ("ept:200057867", "EPT Plaine Commune", 8),  # by SIREN
+        ("ept:T12", "EPT Grand-Orly Seine Bièvre", 24),
+    ],
+)
+def test_every_territory_of_the_metropole_is_known(con, spec, label, n):
+    t = territory.resolve(con, spec)
+    assert (t.label, len(t.communes)) == (label, n)
