@@ -291,6 +291,10 @@ def run_linkage(ctx: StepContext) -> StepResult:
 # ---------------------------------------------------------------- SIRENE
 
 
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
 def locate_source(settings: Settings, kind: str, mois: str) -> Path:
     """Local path of the month's file, downloading it first when the setting is a URL.
 
@@ -300,7 +304,7 @@ def locate_source(settings: Settings, kind: str, mois: str) -> Path:
     """
     source = settings.source(kind, mois)
     validate: Callable[[Path], None] | None = None
-    url = source.startswith(("http://", "https://"))
+    url = _is_url(source)
     if url:
         bare = source.rsplit("?", 1)[0].lower()
         if bare.endswith(".zip"):
@@ -330,7 +334,7 @@ def check_local_sources(settings: Settings, mois: str) -> None:
     downloaded, by the step `sirene_brut`)."""
     for kind in KINDS:
         source = settings.source(kind, mois)
-        if not source.startswith(("http://", "https://")):
+        if not _is_url(source):
             _check_source(Path(source).expanduser(), kind, mois)
 
 

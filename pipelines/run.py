@@ -56,6 +56,7 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
     )
     with DagsterInstance.from_config(str(instance_home(settings))) as instance:
         _fail_dead_runs(instance, CLI_TAG)
+        error: Exception | None = None
         try:
             job.execute_in_process(
                 run_config={
@@ -70,18 +71,17 @@ def run_through_dagster(settings: Settings, mois: str, run_id: str) -> refresh.R
                 tags={CLI_TAG: "observatoire refresh", PID_TAG: _pid()},
                 raise_on_error=True,
             )
-        except Exception as exc:
-            failed = [r for _, res in RESULTS.get(dagster_run_id, []) for r in res.failed]
-            if failed:  # a blocking check stopped the run (Dagster raises its own error)
-                raise steps.QualityError(failed) from None
-            raise _user_error(exc) from None
+        except Exception as exc:  # said below, once the steps' results are read
+            error = exc
         finally:
             results = RESULTS.pop(dagster_run_id, [])
             # the Data Docs once, at the end, passed or stopped by a check (never failing it)
             refresh.build_docs(settings, [r.suite for _, res in results for r in res.checks])
     failed = [r for _, res in results for r in res.failed]
-    if failed:
+    if failed:  # a blocking check stopped the run (Dagster raises its own error for it)
         raise steps.QualityError(failed)
+    if error is not None:
+        raise _user_error(error) from None
     for name, result in results:
         report.add(name, result)
     missing = [s.name for s in steps.STEPS if s.name not in report.steps]
@@ -122,8 +122,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
 
 
