@@ -15,6 +15,7 @@ import argparse
 import io
 import logging
 import statistics
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.csv as pacsv
 
+from observatoire.cleaning import sirene as clean
 from observatoire.core import territory, warehouse
 from observatoire.sources import reference, sirene, sirene_records
 
@@ -77,8 +79,9 @@ def _strict_insert(path: Path, profiled: bool) -> int:
     """The CSV read as it was before the count: one strict DuckDB insert (optionally profiled)."""
     layout = sirene.detect("etablissements", path)
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.columns) + "}"
+    keep = ", ".join(f'"{c}"' for c in sirene.RAW_COLUMNS["etablissements"])
     sql = (
-        f"insert into t select {sirene._select_list('etablissements', layout)} from read_csv($p, "
+        f"insert into t select {keep} from read_csv($p, "
         f"header = true, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
         "max_line_size = 1048576)"
     )
@@ -89,27 +92,25 @@ def _strict_insert(path: Path, profiled: bool) -> int:
             + ")"
         )
         if profiled:
-            return sirene._scan_rows(con, sql, {"p": str(path)}) or -1
+            con.execute("set enable_profiling = 'no_output'")
         con.execute(sql, {"p": str(path)})
         (n,) = con.execute("select count(*) from t").fetchone()  # type: ignore[misc]
         return n
 
 
 def _ingest(path: Path, territoire: str = "france") -> Callable[[], tuple[float, object]]:
-    """Time `sirene.ingest` alone, on a fresh in-memory warehouse (reference loaded before)."""
+    """Time the read-and-clean pass alone, on a fresh warehouse (reference loaded before)."""
 
     def run() -> tuple[float, object]:
-        with warehouse.connect(":memory:") as con:
-            for schema in warehouse.SCHEMAS:
-                con.execute(f"create schema if not exists {schema}")
-            communes = None
-            if territoire != "france":
-                reference.load_reference(con, ROOT / "data" / "reference")
-                territory.materialise(con, territory.resolve(con, territoire))
-                communes = "ref.territoire_communes"
+        with tempfile.TemporaryDirectory() as tmp, warehouse.connect(Path(tmp) / "w.duckdb") as con:
+            reference.load_reference(con, ROOT / "data" / "reference")
+            territory.materialise(con, territory.resolve(con, territoire))
+            communes = None if territoire == "france" else "ref.territoire_communes"
             start = time.perf_counter()
-            result = sirene.ingest(con, "etablissements", path, "2026-06", communes_table=communes)
-            return time.perf_counter() - start, result.rows
+            month = clean.process_month(
+                con, "etablissements", path, "2026-06", communes_table=communes
+            )
+            return time.perf_counter() - start, month.read.rows
 
     return run
 

@@ -26,6 +26,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,13 +53,33 @@ from read_csv($ul, header = true, all_varchar = true)
 """
 
 
+def _watch(pid: int, peak: dict[str, int], stop: threading.Event) -> None:
+    """Sample the child's anonymous memory: the kernel's peak RSS also counts the pages of the
+    files it maps (Polars maps the CSV it reads), which the page cache gives back on demand."""
+    while not stop.is_set():
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        peak["anon"] = max(peak.get("anon", 0), int(line.split()[1]))
+        except OSError:
+            return
+        stop.wait(0.1)
+
+
 def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
-    """Run `argv`, return wall seconds and the child's peak RSS in MB."""
+    """Run `argv`, return wall seconds, the child's peak RSS and peak anonymous memory in MB."""
     print(f"→ {name}: {' '.join(argv[:6])}{' …' if len(argv) > 6 else ''}", flush=True)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=ROOT)
+    peak: dict[str, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(proc.pid, peak, stop), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    stop.set()
+    watcher.join()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{name} a échoué (code {code})")
@@ -66,8 +87,13 @@ def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> di
         "etape": name,
         "secondes": round(wall, 1),
         "memoire_max_mo": round(usage.ru_maxrss / 1024),
+        "memoire_anonyme_max_mo": round(peak.get("anon", 0) / 1024),
     }
-    print(f"  {result['secondes']} s, {result['memoire_max_mo']} Mo", flush=True)
+    print(
+        f"  {result['secondes']} s, {result['memoire_max_mo']} Mo "
+        f"(anonyme {result['memoire_anonyme_max_mo']} Mo)",
+        flush=True,
+    )
     return result
 
 
@@ -121,7 +147,7 @@ def run(scale: str, data: Path, keep: bool) -> list[dict[str, object]]:
         )
     )
 
-    def observatoire(territoire: str, tag: str) -> dict[str, object]:
+    def observatoire(territoire: str, tag: str, again: bool = False) -> dict[str, object]:
         env = {
             "OBSERVATOIRE_DATA_DIR": str(work / tag),
             "OBSERVATOIRE_REFERENCE_DIR": str(REFERENCE),
@@ -130,15 +156,20 @@ def run(scale: str, data: Path, keep: bool) -> list[dict[str, object]]:
             "OBSERVATOIRE_TERRITOIRE": territoire,
             "OBSERVATOIRE_TAUX_REJET_MAX": "0.05",
         }
+        # each territory's own Dagster instance, beside its data (not the repository's)
+        (work / tag).mkdir(parents=True, exist_ok=True)
+        what = "second rafraîchissement, mois inchangé" if again else "rafraîchissement complet"
         return measure(
-            f"observatoire : rafraîchissement complet, territoire {territoire}",
+            f"observatoire : {what}, territoire {territoire}",
             [py, "-m", "observatoire.cli", "refresh", "--mois", MOIS],
-            env,
+            {**env, "DAGSTER_HOME": str(work / tag)},
         )
 
     if scale == "national":
         results.append(observatoire("france", "france"))
     results.append(observatoire(f"departement:{conf['departement']}", "dep"))
+    results.append(observatoire(f"departement:{conf['departement']}", "dep", again=True))
+    results.append(observatoire("region:11", "region"))
     if scale == "departement":
         results.append(
             measure(

@@ -12,6 +12,7 @@ Dagster may run one step alone (a re-materialisation from the UI).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -349,37 +350,45 @@ def ingest(
     kind: str,
     mois: str,
     path: Path | None = None,
-) -> sirene.IngestResult:
+) -> clean.MonthResult:
+    """Read and clean one file of the month in one streamed pass, then swap it in.
+
+    The establishments' stock date is checked before anything is swapped in, and before the
+    legal units are read.
+    """
     path = path or locate_source(settings, kind, mois)
     whole_country = territory.is_france(settings.territoire)
-    result = sirene.ingest(
+
+    def stock_date(month: clean.MonthResult) -> None:
+        if kind == "etablissements":
+            check_stock_date(mois, month.read.rows, month.latest_treatment, path)
+
+    return clean.process_month(
         con,
         kind,
         path,
         mois,
         communes_table=None if whole_country else "ref.territoire_communes",
         max_malformed_rate=settings.max_reject_rate,
+        max_reject_rate=settings.max_reject_rate,
+        before_swap=stock_date,
     )
-    if kind == "etablissements":
-        check_stock_date(con, mois, path)
-    return result
 
 
-def check_stock_date(con: duckdb.DuckDBPyConnection, mois: str, path: Path | None = None) -> None:
+def check_stock_date(
+    mois: str, rows: int, latest: dt.date | None, path: Path | None = None
+) -> None:
     """Refuse a month later than the establishment stock can be, before the legal units are read.
 
     The stock of month M was extracted at the end of M-1 or the start of M: a latest treatment
     date before M-1 means an older file, or a month mistyped (2027-03 for 2026-03). Judged on
-    the rows read, with the tolerance of the quality check `date_du_stock`: under
+    the territory's records, with the tolerance of the quality check `date_du_stock`: under
     `STOCK_DATE_MIN_ROWS` rows a quiet territory may have had no treatment for months, and that
-    check only warns. A stock newer than the month is left to that check.
+    check only warns. A stock newer than the month is left to that check. Nothing of the month
+    is swapped in yet when this refuses.
     """
     from observatoire.quality import sirene_suites
 
-    rows, latest = con.execute(
-        'select count(*), max(try_cast(left("dateDernierTraitementEtablissement", 10) as date)) '
-        f"from {warehouse.month_table('raw', sirene.RAW_TABLES['etablissements'], mois)}"
-    ).fetchone()  # type: ignore[misc]
     start, end = stock_window(mois)
     if rows < sirene_suites.STOCK_DATE_MIN_ROWS or latest is None or latest >= start:
         return
@@ -393,16 +402,19 @@ def check_stock_date(con: duckdb.DuckDBPyConnection, mois: str, path: Path | Non
 
 
 def run_sirene_raw(ctx: StepContext) -> StepResult:
+    """Both files read and cleaned, each in one streamed pass; then the raw suites."""
     con, mois = ctx.con, ctx.mois
     dropped = warehouse.drop_stale_builds(con)  # left by a killed run, whatever its month
     if dropped:
-        log.warning("tables de construction abandonnées supprimées : %s", ", ".join(dropped))
+        log.warning("constructions abandonnées supprimées : %s", ", ".join(dropped))
     # both files found and readable (downloaded if need be) before anything is read
     paths = locate_sources(ctx.settings, mois)
-    result = StepResult(values={"ingested": {}})
+    result = StepResult(values={"ingested": {}, "cleaned": {}})
     for kind in KINDS:
-        read = ingest(con, ctx.settings, kind, mois, paths[kind])
+        month = ingest(con, ctx.settings, kind, mois, paths[kind])
+        read = month.read
         result.values["ingested"][kind] = read
+        result.values["cleaned"][kind] = month.cleaned
         result.metadata[f"raw.sirene_{kind}"] = {
             "mois": mois,
             "lignes": read.rows,
@@ -425,10 +437,11 @@ def run_sirene_raw(ctx: StepContext) -> StepResult:
 
 
 def run_sirene_clean(ctx: StepContext) -> StepResult:
+    """The clean layer the read wrote (same pass): its figures and the clean suites."""
     con, mois = ctx.con, ctx.mois
     result = StepResult(values={"cleaned": {}})
     for kind in KINDS:
-        cleaned = clean.clean_month(con, kind, mois, max_reject_rate=ctx.settings.max_reject_rate)
+        cleaned = clean.clean_result(con, kind, mois)
         result.values["cleaned"][kind] = cleaned
         result.metadata[f"clean.sirene_{kind}"] = {
             "mois": mois,

@@ -17,15 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from observatoire import cli
-from observatoire.cleaning import sirene as clean
 from observatoire.core import warehouse
 from observatoire.indicators import compute as indicators
 from observatoire.publication import publish
 
 # point -> (module, function, call number, "before" or "after" the real call)
 POINTS: dict[str, tuple[Any, str, int, str]] = {
-    "raw_avant_bascule": (warehouse, "swap_month", 1, "before"),
-    "clean_en_cours": (clean, "_append", 3, "after"),
+    # the establishments read and cleaned into their build file, not swapped in
+    "raw_avant_bascule": (warehouse, "swap_month_file", 1, "before"),
+    # the establishments swapped in, the legal units written but not swapped in
+    "clean_en_cours": (warehouse, "swap_month_file", 2, "before"),
     "indicateurs_en_cours": (indicators, "compute_indicator", 3, "before"),
     "publication_en_cours": (publish, "_copy_csv", 3, "after"),
     "publication_avant_bascule": (publish, "switch_current", 1, "before"),
@@ -39,19 +40,19 @@ def _kill() -> None:
 
 def arm(point: str) -> None:
     if point == "dans_la_transaction_de_bascule":
-        # inside swap_month's transaction: the month table is renamed but not committed
-        original = warehouse.swap_month
+        # inside the SIRENE swap's transaction: the month's views replaced, not committed
+        original = warehouse.swap_month_file
 
         @functools.wraps(original)
-        def swap(con, schema, table, mois, also=None):  # noqa: ANN001, ANN202
-            def dying() -> None:
+        def swap(con, mois, build, views, also=None):  # noqa: ANN001, ANN202
+            def dying(final):  # noqa: ANN001, ANN202
                 if also is not None:
-                    also()
+                    also(final)
                 _kill()
 
-            return original(con, schema, table, mois, also=dying)
+            return original(con, mois, build, views, also=dying)
 
-        warehouse.swap_month = swap
+        warehouse.swap_month_file = swap
         return
     module, name, nth, when = POINTS[point]
     original: Callable[..., Any] = getattr(module, name)

@@ -198,19 +198,25 @@ def mark_secret(db: Path) -> None:
 def web_data(tmp_path_factory: pytest.TempPathFactory) -> WebData:
     tmp = tmp_path_factory.mktemp("web")
     settings = make_settings(tmp)
-    for i, (mois, (uls, ets)) in enumerate(build_stock().items()):
+    stocks = build_stock()
+    for i, (mois, (uls, ets)) in enumerate(stocks.items()):
         write_stock(tmp / "sirene" / mois, uls, ets)
         refresh.refresh(settings, mois, run_id=f"web{i}")
+    # the stock files themselves: natural persons' names never reach the warehouse
+    in_files = {
+        u["denominationUniteLegale"]
+        for uls, _ in stocks.values()
+        for u in uls
+        if u["statutDiffusionUniteLegale"] == "P"
+    }
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         names = con.execute(
             "select denomination from clean.sirene_unites_legales where statut_diffusion = 'P' "
             "union select enseigne from clean.sirene_etablissements where statut_diffusion = 'P' "
             "union select denomination_usuelle from clean.sirene_etablissements "
-            "where statut_diffusion = 'P' "
-            "union select denominationUniteLegale from raw.sirene_unites_legales "
-            "where statutDiffusionUniteLegale = 'P'"
+            "where statut_diffusion = 'P'"
         ).fetchall()
-    p_names = sorted({n for (n,) in names if n})
+    p_names = sorted({n for (n,) in names if n} | {n for n in in_files if n})
     secret = tmp / "publication_secret"
     shutil.copytree(settings.publication_dir, secret, symlinks=True)
     mark_secret(secret / publish.CURRENT / "indicateurs.duckdb")

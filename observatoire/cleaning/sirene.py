@@ -1,15 +1,21 @@
-"""Raw SIRENE text rows into typed, checked rows, with Polars; bad rows go to quarantine.
+"""A SIRENE stock file read and cleaned in one streamed pass, with Polars; bad rows quarantined.
 
-The rules are pure functions over Polars frames so they can be tested row by row; `clean_month`
-streams a month of the raw layer through them in batches, so that national files are cleaned
-in bounded memory. A row is rejected for the first rule it breaks, with the column, the value
-and the reason (`motif`); nothing is dropped without a trace.
+The rules are Polars expressions over a lazy frame of INSEE's text (`annotate_*`), so that one
+streamed query reads the file, filters it to the territory, types and checks every row and
+writes the month once as Parquet (`process_month`): the file is never copied into the
+warehouse as text, and nothing holds the month in memory. A row is rejected for the first rule
+it breaks, with the column, the value and the reason (`motif`); it stays in the month's file
+with that verdict, so the raw layer (every record read) and the clean layer (the rows kept) are
+two views of one file, and nothing is dropped without a trace.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -18,7 +24,10 @@ from observatoire.core import warehouse
 from observatoire.core.errors import RejectRateError
 from observatoire.core.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
 from observatoire.core.mois import month_end
-from observatoire.sources.sirene import RAW_COLUMNS, RAW_TABLES
+from observatoire.sources import sirene
+from observatoire.sources.sirene import RAW_TABLES, RECORD, IngestResult
+
+log = logging.getLogger("observatoire.cleaning.sirene")
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -133,13 +142,13 @@ class Nomenclatures:
         )
 
 
-def _prepare(raw: pl.DataFrame, dates: tuple[str, ...]) -> pl.DataFrame:
+def _prepare(raw: pl.LazyFrame, dates: tuple[str, ...]) -> pl.LazyFrame:
     """Trim every text column once, turn "" and INSEE's "[ND]" into null, parse the dates once.
 
     Done up front so that the rules and the output reuse the same columns: on national files
     every redundant pass over 42 M rows costs seconds.
     """
-    text_cols = [c for c, t in raw.schema.items() if t == pl.String]
+    text_cols = [c for c, t in raw.collect_schema().items() if t == pl.String and c != "mois"]
     trimmed = [pl.col(c).str.strip_chars() for c in text_cols]
     df = raw.with_columns(trimmed).with_columns(
         pl.when(pl.col(c).is_in(["", MARKED_NOT_DIFFUSED])).then(None).otherwise(pl.col(c)).alias(c)
@@ -233,7 +242,7 @@ def _tranche_status(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
 
 
 def _drift(
-    kept: pl.DataFrame, specs: list[tuple[str, pl.Expr, pl.Expr, pl.Expr | None]]
+    kept: pl.LazyFrame, specs: list[tuple[str, pl.Expr, pl.Expr, pl.Expr | None]]
 ) -> pl.DataFrame:
     """Rows per (column, code, status) among the rows kept: the month's nomenclature drift.
 
@@ -242,27 +251,92 @@ def _drift(
     parts = [
         kept.select(
             pl.lit(column).alias("colonne"),
-            code.alias("code"),
-            status.alias("statut"),
-            (attributed if attributed is not None else pl.lit(None, dtype=pl.String)).alias(
-                "code_attribue"
-            ),
+            code.cast(pl.String).alias("code"),
+            status.cast(pl.String).alias("statut"),
+            (attributed if attributed is not None else pl.lit(None, dtype=pl.String))
+            .cast(pl.String)
+            .alias("code_attribue"),
         )
         .filter(pl.col("statut").is_not_null())
         .group_by("colonne", "code", "statut", "code_attribue")
         .len("lignes")
+        .cast(DRIFT_SCHEMA)  # type: ignore[arg-type]
         for column, code, status, attributed in specs
     ]
-    empty = pl.DataFrame(schema=DRIFT_SCHEMA)
-    return pl.concat([empty, *(p.cast(DRIFT_SCHEMA) for p in parts)])  # type: ignore[arg-type]
+    return pl.concat([pl.LazyFrame(schema=DRIFT_SCHEMA), *parts]).collect()
 
 
-def _first_failure(
-    df: pl.DataFrame, rules: list[tuple[str, pl.Expr, str]], id_col: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split rows into (kept, rejected); a rejected row names its first broken rule.
+def drift_of(kind: str, kept: pl.LazyFrame, n: Nomenclatures) -> pl.DataFrame:
+    """The drift table of a month's kept rows, read back from its annotated file."""
+    nomenclature = pl.col("nomenclature_activite")
+    activity = pl.col("activite_principale")
+    # the file's NAF 2025 column: kept as such on rows whose main code is NAF 2025
+    naf25 = (
+        pl.when(nomenclature.is_in(NAF_2025))
+        .then(pl.col("_naf25_fichier"))
+        .otherwise(pl.col("activite_principale_naf25"))
+    )
+    tranche = pl.col("_tranche_fichier")
+    unknown_tranche = pl.when(tranche.is_not_null()).then(pl.lit(UNKNOWN))
+    if kind == "etablissements":
+        specs = [
+            (
+                "codeCommuneEtablissement",
+                pl.col("_commune_fichier"),
+                pl.col("_commune_statut"),
+                pl.col("code_commune"),
+            ),
+            ("trancheEffectifsEtablissement", tranche, unknown_tranche, None),
+            (
+                "activitePrincipaleEtablissement",
+                activity,
+                _activity_status(activity, nomenclature, n),
+                None,
+            ),
+            (
+                "nomenclatureActivitePrincipaleEtablissement",
+                nomenclature,
+                _nomenclature_status(nomenclature),
+                None,
+            ),
+            ("activitePrincipaleNAF25Etablissement", naf25, _naf25_status(naf25, n), None),
+        ]
+    else:
+        cj = pl.col("categorie_juridique")
+        specs = [
+            (
+                "categorieJuridiqueUniteLegale",
+                cj,
+                pl.when(cj.is_in(list(n.categories_juridiques)))
+                .then(None)
+                .when(cj.is_in(list(n.categories_supprimees)))
+                .then(pl.lit(KNOWN_REMOVED))
+                .otherwise(pl.lit(UNKNOWN)),
+                None,
+            ),
+            ("trancheEffectifsUniteLegale", tranche, unknown_tranche, None),
+            (
+                "activitePrincipaleUniteLegale",
+                activity,
+                _activity_status(activity, nomenclature, n),
+                None,
+            ),
+            (
+                "nomenclatureActivitePrincipaleUniteLegale",
+                nomenclature,
+                _nomenclature_status(nomenclature),
+                None,
+            ),
+            ("activitePrincipaleNAF25UniteLegale", naf25, _naf25_status(naf25, n), None),
+        ]
+    return _drift(kept, specs)
 
-    Each rule is evaluated once; only the (few) rejected rows get their reason spelt out.
+
+def _mark(df: pl.LazyFrame, rules: list[tuple[str, pl.Expr, str]], id_col: str) -> pl.LazyFrame:
+    """Name, on each row, the first rule it breaks (null columns when it breaks none).
+
+    Rows are not split here: the month is written once, every row with its verdict, and the
+    kept rows and the rejects are read from that one file. Each rule is evaluated once.
     """
     first = pl.coalesce(
         [
@@ -270,35 +344,73 @@ def _first_failure(
             for i, (_, failed, _) in enumerate(rules)
         ]
     )
-    marked = df.with_columns(_regle=first)
-    kept = marked.filter(pl.col("_regle").is_null()).drop("_regle")
     reasons = {i: r for i, (_, _, r) in enumerate(rules)}
     columns = {i: c for i, (c, _, _) in enumerate(rules)}
-    rejected = marked.filter(pl.col("_regle").is_not_null()).with_columns(
-        _motif=pl.col("_regle").replace_strict(reasons, return_dtype=pl.String),
-        _colonne=pl.col("_regle").replace_strict(columns, return_dtype=pl.String),
-    )
+    names = df.collect_schema().names()
     value = pl.lit(None, dtype=pl.String)
-    for column, _, _ in rules:
-        if column in df.columns:
-            value = pl.when(pl.col("_colonne") == column).then(pl.col(column)).otherwise(value)
-    rejects = rejected.select(
-        pl.col("mois"),
-        pl.col("fichier_source"),
-        pl.col(id_col).alias("identifiant"),
-        pl.col("_colonne").alias("colonne"),
-        value.cast(pl.String).alias("valeur"),
-        pl.col("_motif").alias("motif"),
+    for i, (column, _, _) in enumerate(rules):
+        if column in names:
+            value = pl.when(pl.col("_regle") == i).then(pl.col(column)).otherwise(value)
+    rejected = pl.col("_regle").is_not_null()
+    return (
+        df.with_columns(_regle=first)
+        .with_columns(
+            _motif=pl.col("_regle").replace_strict(reasons, default=None, return_dtype=pl.String),
+            _colonne=pl.col("_regle").replace_strict(columns, default=None, return_dtype=pl.String),
+            _valeur=pl.when(rejected).then(value.cast(pl.String)),
+            _identifiant=pl.when(rejected).then(pl.col(id_col)),
+        )
+        .drop("_regle")
     )
-    return kept, rejects
 
 
-def clean_etablissements(
-    raw: pl.DataFrame,
+# The clean layer's columns, in order (the types are checked by the clean suites).
+CLEAN_COLUMNS: dict[str, list[str]] = {
+    "etablissements": [
+        "mois", "siret", "siren", "nic", "statut_diffusion", "date_creation",
+        "tranche_effectifs", "effectif_min", "effectif_max", "annee_effectifs",
+        "etablissement_siege", "numero_voie", "indice_repetition", "type_voie", "libelle_voie",
+        "code_postal", "libelle_commune", "code_commune", "code_pays_etranger", "x_lambert93",
+        "y_lambert93", "date_debut", "etat_administratif", "enseigne", "denomination_usuelle",
+        "activite_principale", "nomenclature_activite", "naf_division", "naf_section",
+        "caractere_employeur", "activite_principale_naf25", "fichier_source",
+    ],
+    "unites_legales": [
+        "mois", "siren", "statut_diffusion", "date_creation", "denomination", "sigle",
+        "identifiant_association", "categorie_juridique", "activite_principale",
+        "nomenclature_activite", "etat_administratif", "economie_sociale_solidaire",
+        "societe_mission", "caractere_employeur", "tranche_effectifs", "annee_effectifs",
+        "categorie_entreprise", "nic_siege", "date_debut", "activite_principale_naf25",
+        "fichier_source",
+    ],
+}  # fmt: skip
+
+# Columns the month's file carries beside the clean ones: each row's verdict (null when kept),
+# its record number in the stock file, its INSEE treatment date (the stock-date check) and the
+# codes the drift table counts where the clean columns do not keep them.
+VERDICT = ("_motif", "_colonne", "_valeur", "_identifiant")
+
+
+def _verdict(treatment: str) -> list[pl.Expr]:
+    return [
+        *(pl.col(c) for c in VERDICT),
+        pl.col(RECORD),
+        pl.col(treatment).str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        .alias("_date_traitement"),
+    ]  # fmt: skip
+
+
+def _unknown_tranche(code: pl.Expr, n: Nomenclatures) -> pl.Expr:
+    """The file's band when the reference does not know it (else null): drift evidence."""
+    return pl.when(code.is_not_null() & ~code.is_in(list(n.tranches))).then(code)
+
+
+def annotate_etablissements(
+    raw: pl.LazyFrame,
     mois: str,
     nomenclatures: Nomenclatures,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Type and check establishment rows; return (clean rows, rejected rows, drift counts).
+) -> pl.LazyFrame:
+    """Type and check establishment rows: clean columns, each row's verdict, drift evidence.
 
     A code of the right shape that the reference does not know keeps its row: a former commune
     is attributed to today's commune, an unknown one to none; an unknown activity or headcount
@@ -374,48 +486,13 @@ def clean_etablissements(
         *_treatment_rules("dateDernierTraitementEtablissement", last_day),
         _year_rule("anneeEffectifsEtablissement", last_day),
     ]
-    kept, rejects = _first_failure(df, rules, "siret")
+    kept = _mark(df, rules, "siret")
     is_2025 = pl.col("_nomenclature").is_in(NAF_2025)
     kept = kept.with_columns(
         _tranche=_known_tranche(pl.col("_tranche_fichier"), n),
         # the NAF 2025 code of the row: its main code once INSEE switched it, else the column
         # the stock carries beside NAF rév. 2
         _naf2025=pl.when(is_2025).then(pl.col("_naf")).otherwise(pl.col("_naf25_colonne")),
-    )
-    drift = _drift(
-        kept,
-        [
-            (
-                "codeCommuneEtablissement",
-                pl.col("codeCommuneEtablissement"),
-                pl.col("_commune_statut"),
-                pl.col("_commune"),
-            ),
-            (
-                "trancheEffectifsEtablissement",
-                pl.col("_tranche_fichier"),
-                _tranche_status(pl.col("_tranche_fichier"), n),
-                None,
-            ),
-            (
-                "activitePrincipaleEtablissement",
-                pl.col("_naf"),
-                _activity_status(pl.col("_naf"), pl.col("_nomenclature"), n),
-                None,
-            ),
-            (
-                "nomenclatureActivitePrincipaleEtablissement",
-                pl.col("_nomenclature"),
-                _nomenclature_status(pl.col("_nomenclature")),
-                None,
-            ),
-            (
-                "activitePrincipaleNAF25Etablissement",
-                pl.col("_naf25_colonne"),
-                _naf25_status(pl.col("_naf25_colonne"), n),
-                None,
-            ),
-        ],
     )
     bounds = pl.DataFrame(
         {
@@ -445,9 +522,9 @@ def clean_etablissements(
         kept.with_columns(
             _division_rev2=pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2)).otherwise(None)
         )
-        .join(bounds, on="_tranche", how="left")
-        .join(sections, on="_division_rev2", how="left")
-        .join(from_2025, on="_naf2025", how="left")
+        .join(bounds.lazy(), on="_tranche", how="left")
+        .join(sections.lazy(), on="_division_rev2", how="left")
+        .join(from_2025.lazy(), on="_naf2025", how="left")
         # sections are published in NAF rév. 2: a row known only in NAF 2025 takes the rév. 2
         # section of its code when every rév. 2 antecedent of that code lies in one section
         .with_columns(
@@ -497,16 +574,24 @@ def clean_etablissements(
             pl.col("caractereEmployeurEtablissement").alias("caractere_employeur"),
             pl.col("_naf2025").alias("activite_principale_naf25"),
             pl.col("fichier_source"),
+            *_verdict("dateDernierTraitementEtablissement"),
+            # drift evidence, only where the clean columns do not already tell it
+            pl.when(pl.col("_commune_statut").is_not_null())
+            .then(pl.col("codeCommuneEtablissement"))
+            .alias("_commune_fichier"),
+            pl.col("_commune_statut"),
+            _unknown_tranche(pl.col("_tranche_fichier"), n).alias("_tranche_fichier"),
+            pl.when(is_2025).then(pl.col("_naf25_colonne")).alias("_naf25_fichier"),
         )
     )
-    return clean, rejects.cast(REJECT_SCHEMA), drift  # type: ignore[arg-type]
+    return clean
 
 
-def clean_unites_legales(
-    raw: pl.DataFrame,
+def annotate_unites_legales(
+    raw: pl.LazyFrame,
     mois: str,
     nomenclatures: Nomenclatures,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+) -> pl.LazyFrame:
     """Type and check legal-unit rows; natural persons' names are not carried over at all.
 
     A legal category INSEE removed from its list (5720, 5498, 1100–1900…) or one no list knows
@@ -547,44 +632,11 @@ def clean_unites_legales(
         *_treatment_rules("dateDernierTraitementUniteLegale", last_day),
         _year_rule("anneeEffectifsUniteLegale", last_day),
     ]
-    kept, rejects = _first_failure(df, rules, "siren")
+    kept = _mark(df, rules, "siren")
     nomenclature = pl.col("nomenclatureActivitePrincipaleUniteLegale")
     activity = pl.col("activitePrincipaleUniteLegale")
     naf25 = pl.col("activitePrincipaleNAF25UniteLegale")
-    drift = _drift(
-        kept,
-        [
-            (
-                "categorieJuridiqueUniteLegale",
-                pl.col("_cj"),
-                pl.when(pl.col("_cj").is_in(list(n.categories_juridiques)))
-                .then(None)
-                .when(pl.col("_cj").is_in(list(n.categories_supprimees)))
-                .then(pl.lit(KNOWN_REMOVED))
-                .otherwise(pl.lit(UNKNOWN)),
-                None,
-            ),
-            (
-                "trancheEffectifsUniteLegale",
-                pl.col("_tranche_fichier"),
-                _tranche_status(pl.col("_tranche_fichier"), n),
-                None,
-            ),
-            (
-                "activitePrincipaleUniteLegale",
-                activity,
-                _activity_status(activity, nomenclature, n),
-                None,
-            ),
-            (
-                "nomenclatureActivitePrincipaleUniteLegale",
-                nomenclature,
-                _nomenclature_status(nomenclature),
-                None,
-            ),
-            ("activitePrincipaleNAF25UniteLegale", naf25, _naf25_status(naf25, n), None),
-        ],
-    )
+    is_2025 = nomenclature.is_in(NAF_2025)
     # 1000 and the former codes 1100–1900: every niveau I « 1 » is a natural person
     natural_person = pl.col("_cj").str.starts_with("1")
     clean = kept.select(
@@ -610,16 +662,16 @@ def clean_unites_legales(
         pl.col("categorieEntreprise").alias("categorie_entreprise"),
         normalise_expr(pl.col("nicSiegeUniteLegale"), 5).alias("nic_siege"),
         _date("dateDebut").alias("date_debut"),
-        pl.when(nomenclature.is_in(NAF_2025))
-        .then(activity)
-        .otherwise(naf25)
-        .alias("activite_principale_naf25"),
+        pl.when(is_2025).then(activity).otherwise(naf25).alias("activite_principale_naf25"),
         pl.col("fichier_source"),
+        *_verdict("dateDernierTraitementUniteLegale"),
+        _unknown_tranche(pl.col("_tranche_fichier"), n).alias("_tranche_fichier"),
+        pl.when(is_2025).then(naf25).alias("_naf25_fichier"),
     )
-    return clean, rejects.cast(REJECT_SCHEMA), drift  # type: ignore[arg-type]
+    return clean
 
 
-CLEANERS = {"etablissements": clean_etablissements, "unites_legales": clean_unites_legales}
+ANNOTATORS = {"etablissements": annotate_etablissements, "unites_legales": annotate_unites_legales}
 
 
 @dataclass
@@ -645,64 +697,74 @@ class CleanResult:
         return self.rows_rejected / self.rows_in if self.rows_in else 0.0
 
 
-def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    """Append a batch to a build table, creating it from the first batch's schema."""
-    con.register("_batch", frame.to_arrow())
-    try:
-        con.execute(f"create table if not exists {table} as select * from _batch limit 0")
-        con.execute(f"insert into {table} by name select * from _batch")
-    finally:
-        con.unregister("_batch")
-
-
 DRIFT_TABLE = "clean.codes_hors_nomenclature"
 
 
 def _settle_duplicates(
-    con: duckdb.DuckDBPyConnection, build: str, rejects: str, id_col: str
+    con: duckdb.DuckDBPyConnection, build: Path, id_col: str, columns: list[str]
 ) -> dict[str, int]:
-    """Copies of one identifier among the month's valid rows: keep one, or none.
+    """Copies of one identifier among the month's kept rows: keep one, or none.
 
-    Identical copies are one record written twice: the first (in file order) is kept. Copies
-    that differ are two versions with no telling which is right: every version is quarantined.
-    Settled on the whole cleaned month, after the other rules, so that copies in different
-    batches are compared and a broken copy (already quarantined for its own reason) cannot take
-    a valid one down.
+    Identical copies are one record written twice: the first in the file is kept. Copies that
+    differ are two versions with no telling which is right: every version is quarantined.
+    Settled on the whole written month, after the other rules, so that a broken copy (already
+    quarantined for its own reason) cannot take a valid one down. Real stocks have none: the
+    file is read once (one column, grouped) and rewritten only when some are found.
     """
-    columns = [
-        r[0]
-        for r in con.execute(f"select * from {build} limit 0").description or []
-        if r[0] not in ("mois", "fichier_source")
-    ]
-    content = ", ".join(f'"{c}"' for c in columns)
+    src = f"read_parquet({warehouse.sql_path(build)})"
+    content = ", ".join(f'"{c}"' for c in columns if c not in ("mois", "fichier_source"))
     conflict = (
         f"{id_col} en double dans le fichier avec des versions différentes "
         "(toutes les versions en quarantaine)"
     )
     identical = f"{id_col} en double dans le fichier (copie identique : une seule gardée)"
-    # rows are hashed only for the (few) duplicated identifiers: nationally the month has 42 M
-    con.execute(
-        "create or replace temp table _doubles as select "
-        f"{id_col} as id, count(distinct hash({content})) > 1 as conflit, min(rowid) as premier "
-        f"from {build} where {id_col} in (select {id_col} from {build} group by {id_col} "
+    found = con.execute(
+        f"select {id_col} as id, count(distinct hash({content})) > 1 as conflit, "
+        f"min({RECORD}) as premier from {src} where _motif is null and {id_col} in "
+        f"(select {id_col} from {src} where _motif is null group by {id_col} "
         f"having count(*) > 1) group by {id_col}"
+    ).pl()
+    if found.is_empty():
+        return {}
+    rows = (
+        pl.scan_parquet(build)
+        .filter(pl.col("_motif").is_null())
+        .join(found.lazy(), left_on=id_col, right_on="id")
+        .filter(pl.col("conflit") | (pl.col(RECORD) != pl.col("premier")))
+        .select(
+            RECORD,
+            pl.when(pl.col("conflit"))
+            .then(pl.lit(conflict))
+            .otherwise(pl.lit(identical))
+            .alias("_motif_double"),
+        )  # fmt: skip
+        .collect()
     )
-    con.execute(
-        f"create or replace temp table _ecartes as select b.rowid as r, b.mois, b.fichier_source, "
-        f"b.{id_col} as id, case when d.conflit then $conflict else $identical end as motif "
-        f"from {build} as b join _doubles as d on d.id = b.{id_col} "
-        "where d.conflit or b.rowid <> d.premier",
-        {"conflict": conflict, "identical": identical},
+    rewritten = build.with_name(build.stem + "_doubles.parquet")
+    (
+        pl.scan_parquet(build)
+        .join(rows.lazy(), on=RECORD, how="left")
+        .with_columns(
+            pl.coalesce("_motif", "_motif_double").alias("_motif"),
+            pl.when(pl.col("_motif_double").is_not_null())
+            .then(pl.lit(id_col))
+            .otherwise(pl.col("_colonne"))
+            .alias("_colonne"),
+            pl.when(pl.col("_motif_double").is_not_null())
+            .then(pl.col(id_col))
+            .otherwise(pl.col("_valeur"))
+            .alias("_valeur"),
+            pl.when(pl.col("_motif_double").is_not_null())
+            .then(pl.col(id_col))
+            .otherwise(pl.col("_identifiant"))
+            .alias("_identifiant"),
+        )
+        .drop("_motif_double")
+        .sort(RECORD)
+        .sink_parquet(rewritten)
     )
-    con.execute(
-        f"insert into {rejects} (mois, fichier_source, identifiant, colonne, valeur, motif) "
-        f"select mois, fichier_source, id, '{id_col}', id, motif from _ecartes order by r"
-    )
-    con.execute(f"delete from {build} where rowid in (select r from _ecartes)")
-    counts = dict(con.execute("select motif, count(*) from _ecartes group by motif").fetchall())
-    con.execute("drop table _doubles")
-    con.execute("drop table _ecartes")
-    return counts
+    rewritten.replace(build)
+    return dict(rows.group_by("_motif_double").len().iter_rows())
 
 
 def record_drift(con: duckdb.DuckDBPyConnection, kind: str, mois: str, drift: pl.DataFrame) -> None:
@@ -737,88 +799,197 @@ def record_drift(con: duckdb.DuckDBPyConnection, kind: str, mois: str, drift: pl
     )
 
 
-def clean_month(
+# What each layer reads of a month's file: the raw layer is every record read for the territory,
+# with its verdict; the clean layer the rows kept, with the clean columns only.
+def _raw_select(kind: str) -> str:
+    ident = "siret" if kind == "etablissements" else "siren"
+    return (
+        f"select mois, fichier_source, {RECORD} as enregistrement, "
+        f"coalesce(_identifiant, {ident}) as identifiant, "
+        + (
+            "siren, code_commune, _commune_fichier as code_commune_fichier, "
+            if kind == "etablissements"
+            else ""
+        )
+        + "statut_diffusion, etat_administratif, _date_traitement as date_dernier_traitement, "
+        "_motif as motif_rejet, _colonne as colonne_rejet from read_parquet({file})"
+    )
+
+
+def raw_view_columns(kind: str) -> list[str]:
+    """Columns of `raw.sirene_<kind>` (what `_raw_select` writes), for its suite."""
+    middle = ["siren", "code_commune", "code_commune_fichier"] if kind == "etablissements" else []
+    return [
+        "mois", "fichier_source", "enregistrement", "identifiant", *middle, "statut_diffusion",
+        "etat_administratif", "date_dernier_traitement", "motif_rejet", "colonne_rejet",
+    ]  # fmt: skip
+
+
+def _clean_select(kind: str) -> str:
+    return (
+        f"select {', '.join(CLEAN_COLUMNS[kind])} from read_parquet({{file}}) where _motif is null"
+    )
+
+
+@dataclass
+class MonthResult:
+    """One stock file read and cleaned in one pass."""
+
+    read: IngestResult
+    cleaned: CleanResult
+    latest_treatment: dt.date | None  # latest INSEE treatment among the territory's records
+
+
+def process_month(
     con: duckdb.DuckDBPyConnection,
     kind: str,
+    path: Path,
     mois: str,
     *,
-    batch_rows: int = 500_000,
+    communes_table: str | None = "ref.territoire_communes",
+    block_size: int = 64 << 20,
+    max_malformed_rate: float | None = None,
     max_reject_rate: float | None = None,
-) -> CleanResult:
-    """Replace month `mois` of `clean.sirene_<kind>` and its `_rejets` rows.
+    before_swap: Callable[[MonthResult], None] | None = None,
+) -> MonthResult:
+    """Read one stock file and clean it in one streamed pass; swap the month in, or nothing.
 
-    Batches are committed one by one into a build table, then the month is swapped in with its
-    rejects in one short transaction. With `max_reject_rate`, a month rejecting more rows than
-    that is never swapped in: the previous clean month stays in place and nothing downstream
-    sees the bad file.
+    The file is scanned lazily (Polars), filtered to the territory, typed and checked by the
+    rules, and written once as the month's Parquet file, every row with its verdict: the raw
+    layer (`raw.sirene_<kind>`) is that file's records, the clean layer
+    (`clean.sirene_<kind>`) its kept rows, both DuckDB views. Damaged records go to
+    `raw.sirene_rejets_lecture`, rejected rows to `clean.sirene_<kind>_rejets`, unknown codes
+    to the drift table. Above `max_malformed_rate` damaged records or `max_reject_rate`
+    rejected rows, or when `before_swap` refuses, the previous month stays in place.
     """
     table = RAW_TABLES[kind]
-    source = warehouse.month_table("raw", table, mois)
+    sirene.check_source(Path(path))  # a wrong path is said before the reference is needed
     nomenclatures = Nomenclatures.from_warehouse(con)
-    cleaner = CLEANERS[kind]
-    cols = ", ".join(f'"{c}"' for c in ("mois", *RAW_COLUMNS[kind], "fichier_source"))
-    if not warehouse.table_exists(con, "raw", source.split(".", 1)[1]):
-        raise LookupError(f"{source} absente : le mois {mois} n'a pas été lu (étape raw)")
-    # Batches are ranges of the month table's row ids, in file order: one bounded query at a
-    # time (a streaming reader left open beside the writes was measured to hold the whole month
-    # in memory).
-    # bounds of the row ids, not the count: robust even if rows were ever deleted
-    (n_raw,) = con.execute(f"select coalesce(max(rowid) + 1, 0) from {source}").fetchone()  # type: ignore[misc]
-    id_col = "siret" if kind == "etablissements" else "siren"
-    rows_in = rows_clean = 0
-    reasons: dict[str, int] = {}
-    drifts: list[pl.DataFrame] = []
-    build = warehouse.start_build(con, "clean", table, mois)
-    build_rejects = f"{build}_rejets"
-    con.execute(f"drop table if exists {build_rejects}")
+    sirens = None
+    if kind == "unites_legales" and communes_table is not None:
+        # the legal units of the month's establishments, as read (kept or not)
+        establishments = warehouse.month_table("raw", RAW_TABLES["etablissements"], mois)
+        sirens = (
+            con.execute(
+                f"select distinct siren from {establishments} where siren is not null"
+            ).pl()["siren"]
+            if warehouse.table_exists(con, "raw", establishments.split(".", 1)[1])
+            else pl.Series([], dtype=pl.String)
+        )
+    keep = sirene.territory_filter(con, kind, communes_table, sirens)
+    scan = sirene.open_stock(kind, path, mois, keep=keep, block_size=block_size)
+    build = warehouse.build_file(con, "clean", table, mois)
+    annotate = ANNOTATORS[kind]
+
+    def run(s: sirene.StockScan) -> None:
+        build.unlink(missing_ok=True)
+        annotate(s.frame, mois, nomenclatures).sink_parquet(build, compression="zstd")
+
     try:
-        for start in range(0, max(n_raw, 1), batch_rows):
-            # an empty month still goes through the cleaner once, for well-formed empty tables
-            df = con.execute(
-                f"select {cols} from {source} where rowid >= $start and rowid < $end "
-                "order by rowid",
-                {"start": start, "end": start + batch_rows},
-            ).pl()
-            clean_df, rejects_df, drift_df = cleaner(df, mois, nomenclatures)
-            drifts.append(drift_df)
-            rows_in += df.height
-            rows_clean += clean_df.height
-            for reason, n in rejects_df.group_by("motif").len().iter_rows():
-                reasons[reason] = reasons.get(reason, 0) + n
-            _append(con, build, clean_df)
-            _append(con, build_rejects, rejects_df)
-        for reason, n in _settle_duplicates(con, build, build_rejects, id_col).items():
-            reasons[reason] = reasons.get(reason, 0) + n
-            rows_clean -= n
+        scan, read = sirene.consume(scan, run)
+        for note in read.notes:
+            log.warning("%s : %s", path, note)
+        ingest = IngestResult(
+            kind, path, scan.layout.name, 0, read.rejected, read.records, read.records_read,
+            read.physical_lines, read.recovered, list(read.notes),
+        )  # fmt: skip
+        if max_malformed_rate is not None and ingest.malformed_rate > max_malformed_rate:
+            detail = " ; ".join(
+                f"ligne {d.line}"
+                + (f", colonne {scan.layout.columns[d.field]}" if d.field is not None else "")
+                + f" : {d.reason}"
+                for d in sorted(scan.damaged, key=lambda d: d.line)[:5]
+            )
+            raise RejectRateError(
+                f"{path} : {sirene.records_fr(read.rejected, 'mal formé')} sur {read.records} "
+                f"({ingest.malformed_rate:.1%}, seuil {max_malformed_rate:.1%}) — {detail} — "
+                "mois précédent conservé"
+            )
+        id_col = "siret" if kind == "etablissements" else "siren"
+        # copies of one identifier become rejects in the file itself (reasons counted below)
+        _settle_duplicates(con, build, id_col, CLEAN_COLUMNS[kind])
+        written = pl.scan_parquet(build)
+        rows_in, latest = (
+            written.select(pl.len(), pl.col("_date_traitement").max()).collect().row(0)
+        )
+        reasons = dict(
+            written.filter(pl.col("_motif").is_not_null())
+            .group_by("_motif")
+            .len()
+            .collect()
+            .iter_rows()
+        )
+        rows_rejected = sum(reasons.values())
         drift = (
-            pl.concat(drifts)
+            drift_of(kind, written.filter(pl.col("_motif").is_null()), nomenclatures)
             .group_by("colonne", "code", "statut", "code_attribue")
             .agg(pl.col("lignes").sum())
             .sort("colonne", "lignes", "code", descending=[False, True, False])
         )
-        result = CleanResult(
-            kind, rows_in, rows_clean, rows_in - rows_clean, reasons, list(drift.iter_rows())
+        ingest.rows = rows_in
+        cleaned = CleanResult(
+            kind, rows_in, rows_in - rows_rejected, rows_rejected, reasons, list(drift.iter_rows())
         )
-        if max_reject_rate is not None and result.reject_rate > max_reject_rate:
+        if max_reject_rate is not None and cleaned.reject_rate > max_reject_rate:
             raise RejectRateError(
-                f"{kind} {mois} : {result.rows_rejected} lignes rejetées sur {result.rows_in} "
-                f"({result.reject_rate:.1%}, seuil {max_reject_rate:.1%}) ; motifs : "
-                f"{result.rejects_by_reason} — mois précédent conservé"
+                f"{kind} {mois} : {cleaned.rows_rejected} lignes rejetées sur {cleaned.rows_in} "
+                f"({cleaned.reject_rate:.1%}, seuil {max_reject_rate:.1%}) ; motifs : "
+                f"{cleaned.rejects_by_reason} — mois précédent conservé"
             )
-
-        def replace_rejects() -> None:
-            con.execute(
-                f"create table if not exists clean.{table}_rejets as "
-                f"select * from {build_rejects} limit 0"
-            )
-            con.execute(f"delete from clean.{table}_rejets where mois = $mois", {"mois": mois})
-            con.execute(f"insert into clean.{table}_rejets by name select * from {build_rejects}")
-            record_drift(con, kind, mois, drift)
-
-        warehouse.swap_month(con, "clean", table, mois, also=replace_rejects)
+        result = MonthResult(ingest, cleaned, latest)
+        if before_swap is not None:
+            before_swap(result)
     except BaseException:
-        con.execute(f"drop table if exists {build}")
+        build.unlink(missing_ok=True)
         raise
-    finally:
-        con.execute(f"drop table if exists {build_rejects}")
+
+    def replace_logs(final: Path) -> None:
+        """The month's rejects, read log, damaged records and drift, with its views."""
+        con.execute(
+            f"create table if not exists clean.{table}_rejets (mois varchar, fichier_source "
+            "varchar, identifiant varchar, colonne varchar, valeur varchar, motif varchar)"
+        )
+        con.execute(f"delete from clean.{table}_rejets where mois = $mois", {"mois": mois})
+        con.execute(
+            f"insert into clean.{table}_rejets (mois, fichier_source, identifiant, colonne, "
+            "valeur, motif) select mois, fichier_source, _identifiant, _colonne, _valeur, _motif "
+            f"from read_parquet({warehouse.sql_path(final)}) where _motif is not null "
+            f"order by {RECORD}"
+        )
+        sirene.record_read(con, kind, mois, path, scan, read, rows_in)
+        record_drift(con, kind, mois, drift)
+
+    warehouse.swap_month_file(
+        con,
+        mois,
+        build,
+        [("raw", table, _raw_select(kind)), ("clean", table, _clean_select(kind))],
+        also=replace_logs,
+    )
     return result
+
+
+def clean_result(con: duckdb.DuckDBPyConnection, kind: str, mois: str) -> CleanResult:
+    """The figures of a month already cleaned, read back from the warehouse.
+
+    The clean step reports what the read's pass wrote; in Dagster it may run in another
+    process than the read, so it reads them rather than receiving them.
+    """
+    table = RAW_TABLES[kind]
+    month = warehouse.month_table("raw", table, mois)
+    if not warehouse.table_exists(con, "raw", month.split(".", 1)[1]):
+        raise LookupError(f"{month} absente : le mois {mois} n'a pas été lu (étape sirene_brut)")
+    (rows_in,) = con.execute(f"select count(*) from {month}").fetchone()  # type: ignore[misc]
+    reasons = dict(
+        con.execute(
+            f"select motif, count(*) from clean.{table}_rejets where mois = $mois group by all",
+            {"mois": mois},
+        ).fetchall()
+    )
+    drift = con.execute(
+        f"select colonne, code, statut, code_attribue, lignes from {DRIFT_TABLE} "
+        "where mois = $mois and type_fichier = $kind order by colonne, lignes desc, code",
+        {"mois": mois, "kind": kind},
+    ).fetchall()
+    rejected = sum(reasons.values())
+    return CleanResult(kind, rows_in, rows_in - rejected, rejected, reasons, drift)

@@ -9,7 +9,9 @@ can run on fixture databases.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -192,9 +194,9 @@ def start_build(con: duckdb.DuckDBPyConnection, schema: str, table: str, mois: s
 
 
 def drop_stale_builds(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Drop every build table: with one writer at a time, any found now belongs to a dead run.
+    """Drop every build table and file: with one writer at a time, any found is a dead run's.
 
-    A killed national run can leave gigabytes in a build table of a month nobody re-runs.
+    A killed national run can leave gigabytes in a build of a month nobody re-runs.
     """
     names = con.execute(
         "select schema_name || '.' || table_name from duckdb_tables() "
@@ -202,14 +204,106 @@ def drop_stale_builds(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()
     for (name,) in names:
         con.execute(f"drop table if exists {name}")
-    return [n for (n,) in names]
+    files = sorted(parquet_dir(con).glob("*/*/_build_*.parquet"))
+    for f in files:
+        f.unlink(missing_ok=True)
+    return [n for (n,) in names] + [str(f) for f in files]
+
+
+# Tables of one row per establishment or legal unit are written once per month as a Parquet
+# file by the streaming SIRENE pass (Polars writes it faster than DuckDB inserts it, and the
+# month is never copied again); DuckDB reads each month through a view of the same name as a
+# month table, so every query, suite and export reads them as before. The files live next to
+# the warehouse file, in `<warehouse>.parquet/<schema>/<table>/<mois>-<token>.parquet`.
+_TEMP_PARQUET: dict[int, Path] = {}
+
+
+def parquet_dir(con: duckdb.DuckDBPyConnection) -> Path:
+    """Where the warehouse's Parquet months live (a temporary folder for an in-memory one)."""
+    (path,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()  # type: ignore[misc]
+    if path and path != ":memory:":
+        file = Path(path).resolve()
+        return file.parent / f"{file.stem}.parquet"
+    import tempfile
+
+    key = id(con)
+    if key not in _TEMP_PARQUET:
+        _TEMP_PARQUET[key] = Path(tempfile.mkdtemp(prefix="observatoire-parquet-"))
+    return _TEMP_PARQUET[key]
+
+
+def build_file(con: duckdb.DuckDBPyConnection, schema: str, table: str, mois: str) -> Path:
+    """The file a month is written to before it is swapped in (any older one removed)."""
+    _check_ident(schema, table)
+    folder = parquet_dir(con) / schema / table
+    folder.mkdir(parents=True, exist_ok=True)
+    build = folder / f"_build_{table}__{_suffix(mois)}.parquet"
+    build.unlink(missing_ok=True)
+    return build
+
+
+def sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _drop_month_object(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
+    schema, name = qualified.split(".", 1)
+    kinds = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? "
+        "and table_name = ?",
+        [schema, name],
+    ).fetchall()
+    for (kind,) in kinds:
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {qualified}")
+
+
+def swap_month_file(
+    con: duckdb.DuckDBPyConnection,
+    mois: str,
+    build: Path,
+    views: list[tuple[str, str, str]],
+    also: Callable[[Path], None] | None = None,
+) -> Path:
+    """Put a month's built file in place: its month views point at it, in one transaction.
+
+    `views` are (schema, table, select) with `{file}` where the file's path goes: several
+    layers may read one file (the rows read and the rows kept). `also` runs in the same
+    transaction, given the file's final path. The previous file of the month is deleted once
+    the views no longer read it; if anything fails, the views still read the previous file and
+    the new one is deleted.
+    """
+    token = uuid.uuid4().hex[:8]
+    final = build.with_name(f"{_suffix(mois)}-{token}.parquet")
+    os.replace(build, final)
+    con.execute("begin transaction")
+    try:
+        for schema, table, select in views:
+            _check_ident(schema, table)
+            target = month_table(schema, table, mois)
+            _drop_month_object(con, target)
+            con.execute(f"create view {target} as {select.format(file=sql_path(final))}")
+            refresh_view(con, schema, table)
+        if also is not None:
+            also(final)
+        con.execute("commit")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        final.unlink(missing_ok=True)
+        raise
+    for old in final.parent.glob(f"{_suffix(mois)}-*.parquet"):
+        if old != final:
+            old.unlink(missing_ok=True)
+    return final
 
 
 def _month_tables(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
     """Qualified names of the month tables behind `schema.table`, oldest first."""
     names = con.execute(
         "select table_name from information_schema.tables where table_schema = ? "
-        "and table_type = 'BASE TABLE' order by table_name",
+        "and table_type in ('BASE TABLE', 'VIEW') order by table_name",
         [schema],
     ).fetchall()
     pattern = re.compile(rf"^{re.escape(table)}__\d{{4}}_\d{{2}}$")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import duckdb
 
+from observatoire.cleaning.sirene import raw_view_columns
 from observatoire.core import warehouse
 from observatoire.core.mois import stock_window
 from observatoire.quality.builder import Builder, literal_date, masked, pct
-from observatoire.sources.sirene import RAW_COLUMNS, RAW_TABLES
+from observatoire.sources.sirene import RAW_TABLES
 
 SIRENE_SUITES: tuple[str, ...] = (
     "raw.sirene_etablissements",
@@ -119,24 +120,14 @@ def _reference_volume(
 def _raw_checks(
     b: Builder, con: duckdb.DuckDBPyConnection, kind: str, mois: str, rate: float
 ) -> None:
-    columns = ["mois", *RAW_COLUMNS[kind], "fichier_source"]
-    b.columns(columns)
-    b.sql(
-        "texte",
-        "toutes les colonnes en texte (VARCHAR), comme dans le fichier INSEE",
-        None,
-        "select column_name as colonne, column_type as type_observe "
-        "from (describe select * from {batch}) where column_type <> 'VARCHAR'",
-    )
+    # the raw layer is the records read for the territory, each with its verdict: the file
+    # itself is not copied (cleaning/sirene.py, `_raw_select`)
+    b.columns(raw_view_columns(kind))
     b.not_empty()
     b.month(mois)
     # INSEE extracts the stock of month M at the very end of M-1 or at the start of M
     start, end = stock_window(mois)
-    stamp = (
-        "dateDernierTraitementEtablissement"
-        if kind == "etablissements"
-        else "dateDernierTraitementUniteLegale"
-    )
+    stamp = "date_dernier_traitement"
     # The latest treatment date is read on the territory's rows. Over thousands of rows INSEE
     # always treats some in the month before the stock; over a few hundred a quiet month is
     # possible, so there a stale date only warns instead of refusing the month.
@@ -151,8 +142,8 @@ def _raw_checks(
         + ("" if decisive else f" — informatif : moins de {STOCK_DATE_MIN_ROWS} lignes"),
         stamp,
         f"select date_traitement_max, {literal_date(start)} as debut_attendu, "
-        f'{literal_date(end)} as fin_attendue from (select max(try_cast(left("{stamp}", 10) '
-        "as date)) as date_traitement_max from {batch}) "
+        f"{literal_date(end)} as fin_attendue from (select max({stamp}) "
+        "as date_traitement_max from {batch}) "
         f"where date_traitement_max is null or date_traitement_max < {literal_date(start)} "
         f"or date_traitement_max > {literal_date(end)}",
         blocking=decisive,

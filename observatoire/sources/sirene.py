@@ -18,23 +18,23 @@ from __future__ import annotations
 import csv
 import errno
 import io
-import json
 import logging
 import os
 import re
 import stat
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from polars.io.plugins import register_io_source
 
-from observatoire.core import warehouse
-from observatoire.core.errors import RejectRateError
 from observatoire.sources.layouts import CURRENT, Layout, LayoutError, detect_layout
 from observatoire.sources.sirene_records import (
     MAX_CONTENT_CHARS,
@@ -134,7 +134,7 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class _Read:
+class ReadOutcome:
     """How a file was read; records_read + rejected must equal records."""
 
     records: int
@@ -316,96 +316,321 @@ def _ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"alter table raw.{table} add column if not exists {c} {t}")
 
 
-def _create_build(con: duckdb.DuckDBPyConnection, kind: str, mois: str) -> str:
-    """An empty build table for the month's raw rows, and one for its damaged records."""
-    build = warehouse.start_build(con, "raw", RAW_TABLES[kind], mois)
-    cols = ", ".join(f'"{c}" varchar' for c in RAW_COLUMNS[kind])
-    con.execute(f"create table {build} (mois varchar, {cols}, fichier_source varchar)")
-    _ensure_log_tables(con)
-    con.execute(f"drop table if exists {build}_rejets")
-    con.execute(
-        f"create table {build}_rejets ({', '.join(f'{c} {t}' for c, t in REJECTS_COLUMNS)})"
-    )
-    return build
-
-
-def _as_insee_text(column: str, column_type: str) -> str:
+def _insee_text(name: str, dtype: pl.DataType) -> pl.Expr:
     """Typed Parquet value -> the text INSEE writes in its CSV files.
 
     INSEE's Parquet stores dates as DATE, timestamps, years and counts as numbers and the head
-    office flag as BOOLEAN; the raw layer is INSEE's text, so that one set of cleaning rules
+    office flag as BOOLEAN; the rules read INSEE's text, so that one set of cleaning rules
     serves every format.
     """
-    c = f'"{column}"'
-    t = column_type.upper()
-    if t == "DATE":
-        return f"strftime({c}, '%Y-%m-%d')"
-    if t.startswith("TIMESTAMP"):
-        return f"strftime({c}, '%Y-%m-%dT%H:%M:%S')"
-    if t == "BOOLEAN":
-        return f"case when {c} then 'true' when not {c} then 'false' end"
-    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+    c = pl.col(name)
+    if dtype == pl.String:
+        return c
+    if dtype == pl.Date:
+        return c.dt.strftime("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        return c.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dtype == pl.Boolean:
+        return pl.when(c).then(pl.lit("true")).when(~c).then(pl.lit("false"))
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        f = c.cast(pl.Float64)
         return (
-            f"case when {c} = floor({c}) then cast(cast({c} as bigint) as varchar) "
-            f"else cast({c} as varchar) end"
+            pl.when(f == f.floor())
+            .then(f.cast(pl.Int64).cast(pl.String))
+            .otherwise(f.cast(pl.String))
         )
-    return f"cast({c} as varchar)"
+    return c.cast(pl.String)
 
 
-def _select_list(kind: str, layout: Layout, types: dict[str, str] | None = None) -> str:
-    """Project the kept columns as INSEE text; columns missing from an older layout are NULL.
+def raw_schema(kind: str) -> dict[str, pl.DataType]:
+    """Columns of a raw scan: INSEE's names as text, the month, the file and the record number."""
+    return {
+        "mois": pl.String(),
+        **{c: pl.String() for c in RAW_COLUMNS[kind]},
+        "fichier_source": pl.String(),
+        RECORD: pl.Int64(),
+    }
 
-    `types` are the source's column types (typed Parquet); text sources need none.
+
+# Column of a raw scan holding the record's number in the file (1 for the first data record):
+# it says where a rejected row came from, and "first copy" of a duplicated identifier.
+RECORD = "_enregistrement"
+
+
+@dataclass
+class StockScan:
+    """One SIRENE file as a lazy frame of INSEE text, every record accounted for once consumed.
+
+    `frame` yields the territory's records (all of them for `france`); consuming it (one
+    streamed Polars query) counts the records the parser produced, before the territory filter,
+    in `parsed`. `outcome()` then says whether the read is whole: parsed + damaged = records of
+    the file, counted apart from the parser. When it is not, `recovered()` gives the scan that
+    reads the file record by record instead, its damaged records in `damaged`.
     """
-    parts = []
-    for c in RAW_COLUMNS[kind]:
-        if c in layout.columns:
-            parts.append(f'{_as_insee_text(c, (types or {}).get(c, "VARCHAR"))} as "{c}"')
-        else:
-            parts.append(f'cast(null as varchar) as "{c}"')
-    return ", ".join(parts)
+
+    kind: str
+    path: Path
+    mois: str
+    layout: Layout
+    fmt: str
+    keep: pl.Expr | None
+    frame: pl.LazyFrame = field(init=False)
+    records: int | None = None  # counted apart from the parser (None: counted while streaming)
+    physical_lines: int | None = None
+    parsed: int = 0
+    damaged: list[Damaged] = field(default_factory=list)
+    recovery: bool = False
+    why: str | None = None  # why the strict read cannot be trusted (None: it can)
+    block_size: int = 64 << 20
+    counter: RecordCounter | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.source = self.source or str(self.path)
+
+    failure: BaseException | None = None  # what a generated source raised (Polars wraps it)
+
+    def _guarded(self, batches: Callable[[], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
+        """A generator's batches, keeping its exception: Polars re-raises it as its own."""
+        try:
+            yield from batches()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def _count(self, df: pl.DataFrame) -> pl.DataFrame:
+        self.parsed += df.height
+        return df
+
+    def _finish_frame(self, raw: pl.LazyFrame) -> pl.LazyFrame:
+        """Project INSEE's columns (NULL where an older layout lacks one), count, then filter."""
+        present = set(raw.collect_schema().names())
+        columns = [
+            pl.col(c) if c in present else pl.lit(None, dtype=pl.String).alias(c)
+            for c in RAW_COLUMNS[self.kind]
+        ]
+        frame = raw.select(
+            pl.lit(self.mois).alias("mois"),
+            *columns,
+            pl.lit(self.path.name).alias("fichier_source"),
+            pl.col(RECORD).cast(pl.Int64),
+        ).map_batches(self._count, streamable=True, schema=raw_schema(self.kind))
+        return frame if self.keep is None else frame.filter(self.keep)
+
+    def outcome(self) -> ReadOutcome:
+        """How the file was read, once `frame` was consumed; raises if a record is unaccounted."""
+        if self.recovery:
+            assert self.counter is not None
+            count = self.counter.finish()
+            return ReadOutcome(
+                self.parsed + len(self.damaged),
+                self.parsed,
+                len(self.damaged),
+                count.physical_lines,
+                recovered=True,
+                notes=(f"fichier endommagé ({self.why}) : relu enregistrement par enregistrement",),
+            )
+        if self.counter is not None:  # a zip, counted on the way to the parser
+            count = self.counter.finish()
+            self.records, self.physical_lines = count.records, count.physical_lines
+            if count.fault is not None:
+                self.why = f"ligne {count.fault_line} : {count.fault}"
+        if self.why is None and self.parsed != self.records:
+            self.why = f"{self.records} enregistrements comptés, {self.parsed} lus par Polars"
+        if self.why is not None:
+            raise _Untrusted(self.why)
+        return ReadOutcome(self.records or 0, self.parsed, 0, self.physical_lines)
+
+    def recovered(self, why: str) -> StockScan:
+        """The same file, read record by record (its damaged records set aside)."""
+        scan = StockScan(
+            self.kind, self.path, self.mois, self.layout, self.fmt, self.keep, recovery=True,
+            why=why, block_size=self.block_size,
+        )  # fmt: skip
+        scan.counter = RecordCounter(len(self.layout.columns))
+        scan.frame = scan._finish_frame(
+            _generated(
+                raw_schema_text(self.kind, self.layout),
+                lambda: scan._guarded(scan._recover_batches),
+            )
+        )
+        return scan
+
+    def _open_stream(self) -> tuple[BinaryIO, str, list]:
+        """The file's bytes (a zip's CSV member, decompressed), its name, what to close."""
+        if self.fmt == "zip":
+            zf = zipfile.ZipFile(self.path)
+            member = _zip_member(zf, self.path)
+            raw = zf.open(member)
+            return raw, f"{self.path}:{member.filename}", [raw, zf]
+        f = self.path.open("rb")
+        return f, str(self.path), [f]
+
+    def _recover_batches(self) -> Iterator[pl.DataFrame]:
+        """Good records parsed again by pyarrow, in batches; damaged ones kept aside."""
+        assert self.counter is not None
+        stream, source, closing = self._open_stream()
+        try:
+            lines = io.BufferedReader(CountingReader(stream, self.counter), buffer_size=1 << 20)
+            tally = RecoveryTally()
+            header = (",".join(self.layout.columns) + "\n").encode()
+            keep = [c for c in RAW_COLUMNS[self.kind] if c in self.layout.columns]
+            good: list[Record] = []
+            numbers: list[int] = []
+            size = 0
+            for ordinal, item in enumerate(recover(lines, source, self.layout.columns, tally), 1):
+                if isinstance(item, Record):
+                    good.append(item)
+                    numbers.append(ordinal)
+                    size += len(item.raw)
+                    if size >= RECOVERY_BATCH_BYTES:
+                        yield _numbered(read_records(good, header, keep, source), numbers)
+                        good, numbers, size = [], [], 0
+                else:
+                    self.damaged.append(item)
+            if good:
+                yield _numbered(read_records(good, header, keep, source), numbers)
+            count = self.counter.finish()
+            if count.physical_lines != tally.physical_lines:
+                raise RecordsError(
+                    f"{source} : {count.physical_lines} lignes dans le fichier, "
+                    f"{tally.physical_lines} parcourues par la relecture — mois refusé"
+                )
+        finally:
+            for c in closing:
+                c.close()
+
+    def _zip_batches(self) -> Iterator[pl.DataFrame]:
+        """A zipped CSV through pyarrow, its records counted on the same decompressed bytes.
+
+        A damaged file stops the read at once (the counter raises through pyarrow); the caller
+        then reads it again record by record.
+        """
+        keep = [c for c in RAW_COLUMNS[self.kind] if c in self.layout.columns]
+        self.counter = RecordCounter(len(self.layout.columns))
+        stream, _, closing = self._open_stream()
+        number = 0
+        try:
+            counting = CountingReader(stream, self.counter, stop_on_fault=True)
+            reader = pacsv.open_csv(
+                counting,
+                read_options=pacsv.ReadOptions(block_size=self.block_size, encoding="utf8"),
+                # quoted newlines are valid CSV: without this, Arrow cuts blocks at any newline
+                # and a record spanning a block boundary breaks the read
+                parse_options=pacsv.ParseOptions(
+                    delimiter=",", quote_char='"', newlines_in_values=True
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=keep,
+                    column_types={c: pa.string() for c in keep},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            for batch in reader:
+                df = pl.from_arrow(batch)
+                assert isinstance(df, pl.DataFrame)
+                yield df.with_columns(
+                    pl.int_range(number + 1, number + 1 + df.height, dtype=pl.Int64).alias(RECORD)
+                )
+                number += df.height
+            counting.drain()
+        finally:
+            for c in closing:
+                c.close()
 
 
-def _territory_filter(kind: str, communes_table: str | None) -> str:
+class _Untrusted(Exception):
+    """The strict read of a file cannot be trusted; it must be recovered record by record."""
+
+
+def raw_schema_text(kind: str, layout: Layout) -> dict[str, pl.DataType]:
+    """Schema of the batches a generated source yields: the layout's kept columns + number."""
+    return {
+        **{c: pl.String() for c in RAW_COLUMNS[kind] if c in layout.columns},
+        RECORD: pl.Int64(),
+    }
+
+
+def _numbered(table: pa.Table, numbers: list[int]) -> pl.DataFrame:
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.with_columns(pl.Series(RECORD, numbers, dtype=pl.Int64))
+
+
+def _generated(
+    schema: dict[str, pl.DataType], batches: Callable[[], Iterator[pl.DataFrame]]
+) -> pl.LazyFrame:
+    """A lazy frame fed by a Python generator (zip members, recovered records)."""
+
+    def source(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        for df in batches():
+            if with_columns is not None:
+                df = df.select(with_columns)
+            if predicate is not None:
+                df = df.filter(predicate)
+            yield df
+
+    return register_io_source(source, schema=schema)
+
+
+def territory_filter(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    communes_table: str | None,
+    sirens: pl.Series | None = None,
+) -> pl.Expr | None:
     """Keep the territory's establishments, those of its former communes, and unknown codes.
 
     A former commune code (merged since; closed establishments keep it) is attributed to
-    today's commune by the cleaning step, so it is kept when that commune is the territory's.
-    A code unknown to every list cannot be placed: it is kept so that the cleaning step counts
-    it in the drift table (it then belongs to no territory) rather than losing it silently at
-    reading. Such codes are rare, so keeping them costs nothing even on a small territory.
+    today's commune by the cleaning rules, so it is kept when that commune is the territory's.
+    A code unknown to every list cannot be placed: it is kept so that cleaning counts it in the
+    drift table (it then belongs to no territory) rather than losing it silently at reading.
+    Legal units are those of the territory's establishments (their head office may be
+    elsewhere): `sirens`. None keeps everything (`france`).
     """
     if communes_table is None:
-        return "true"
-    if kind == "etablissements":
-        code = '"codeCommuneEtablissement"'
-        return (
-            f"{code} in (select code_commune from {communes_table}) "
-            f"or {code} in (select code_commune_ancienne from ref.cog_communes_anciennes "
-            f"where code_commune_actuelle in (select code_commune from {communes_table})) "
-            f"or ({code} not in (select code_commune from ref.communes) "
-            f"and {code} not in (select code_commune_ancienne from ref.cog_communes_anciennes))"
-        )
-    # legal units of the territory's establishments (their head office may be elsewhere)
-    return "siren in (select siren from _sirens_du_mois)"
+        return None
+    if kind == "unites_legales":
+        found = sirens if sirens is not None else pl.Series([], dtype=pl.String)
+        return pl.col("siren").is_in(found.implode())
+
+    def col(sql: str) -> list[str]:
+        return [r[0] for r in con.execute(sql).fetchall()]
+
+    inside = col(
+        f"select code_commune from {communes_table} union "
+        "select code_commune_ancienne from ref.cog_communes_anciennes "
+        f"where code_commune_actuelle in (select code_commune from {communes_table})"
+    )
+    known = col(
+        "select code_commune from ref.communes union "
+        "select code_commune_ancienne from ref.cog_communes_anciennes"
+    )
+    code = pl.col("codeCommuneEtablissement")
+    return code.is_in(inside) | ~code.is_in(known)
 
 
-def ingest(
-    con: duckdb.DuckDBPyConnection,
+def open_stock(
     kind: str,
     path: Path,
     mois: str,
     *,
-    communes_table: str | None = "ref.territoire_communes",
+    keep: pl.Expr | None = None,
     block_size: int = 64 << 20,
-    max_malformed_rate: float | None = None,
-) -> IngestResult:
-    """Replace month `mois` of `raw.sirene_<kind>` with the rows of `path`.
+) -> StockScan:
+    """The lazy scan of one stock file: checked, its layout known, its records counted.
 
-    The rows are written to a build table, then swapped in with the month's damaged records
-    and read log in one short transaction: a failure leaves the previous month untouched.
-    Damaged records are judged against the records of the whole file (they cannot be placed in
-    a territory): above `max_malformed_rate`, the month is refused.
+    A plain CSV is counted first (a numpy pass over the bytes, a fraction of the read) and
+    read by Polars' own streaming reader; a zip is streamed through pyarrow and counted on the
+    way; Parquet has its row count in its footer. A CSV the count finds damaged is read record
+    by record from the start.
     """
     path = Path(path)
     check_source(path)
@@ -413,200 +638,165 @@ def ingest(
     if not layout.current:
         log.warning("%s : disposition ancienne reconnue (%s)", path, layout.name)
     fmt = file_format(path)
-    if kind == "unites_legales" and communes_table is not None:
-        con.execute(
-            "create or replace temp table _sirens_du_mois as "
-            "select distinct siren from raw.sirene_etablissements where mois = $mois",
-            {"mois": mois},
-        )
-    where = _territory_filter(kind, communes_table)
-    build = _create_build(con, kind, mois)
+    scan = StockScan(kind, path, mois, layout, fmt, keep, block_size=block_size)
+    try:
+        if fmt == "csv":
+            with path.open("rb") as f:
+                count = count_records(f, len(layout.columns))
+            scan.records, scan.physical_lines = count.records, count.physical_lines
+            if count.fault is not None:
+                return scan.recovered(f"ligne {count.fault_line} : {count.fault}")
+            raw = pl.scan_csv(
+                path,
+                has_header=True,
+                separator=",",
+                quote_char='"',
+                infer_schema=False,
+                new_columns=list(layout.columns),
+                row_index_name=RECORD,
+                row_index_offset=1,
+                encoding="utf8",
+                raise_if_empty=False,
+            )
+        elif fmt == "parquet":
+            scan.records = pq.ParquetFile(path).metadata.num_rows
+            typed = pl.scan_parquet(path)
+            schema = typed.collect_schema()
+            raw = typed.select(
+                *(_insee_text(c, schema[c]).alias(c) for c in RAW_COLUMNS[kind] if c in schema)
+            ).with_row_index(RECORD, offset=1)
+        else:
+            raw = _generated(
+                raw_schema_text(kind, layout), lambda: scan._guarded(scan._zip_batches)
+            )
+    except RecordsError as exc:
+        raise SireneFileError(str(exc)) from None
+    scan.frame = scan._finish_frame(raw)
+    return scan
+
+
+def consume(scan: StockScan, run: Callable[[StockScan], None]) -> tuple[StockScan, ReadOutcome]:
+    """Run `run(scan)` (one streamed query over `scan.frame`), then account for every record.
+
+    When the strict read cannot be trusted (the count found damage, the parser read another
+    number of records, or it failed on a damaged record), the file is read again record by
+    record and `run` is called on that scan instead: what the first run wrote must be
+    overwritten by the second.
+    """
+
+    def attempt(s: StockScan) -> None:
+        try:
+            run(s)
+        except pl.exceptions.PolarsError:
+            # a generated source's own error, re-raised by Polars as a ComputeError
+            if s.failure is not None:
+                raise s.failure from None
+            raise
+
     try:
         try:
-            if fmt == "csv":
-                read = _ingest_csv(con, kind, build, path, mois, layout, where)
-            elif fmt == "parquet":
-                read = _ingest_parquet(con, kind, build, path, mois, layout, where)
-            else:
-                read = _ingest_zip(con, kind, build, path, mois, layout, where, block_size)
-        except RecordsError as exc:
-            raise SireneFileError(str(exc)) from None
-        if read.records_read + read.rejected != read.records:
-            # never expected: the recovery checks each batch; a last guard before the swap
-            raise SireneFileError(
-                f"{path} : {read.records} enregistrements dans le fichier, {read.records_read} "
-                f"lus et {read.rejected} en quarantaine — le compte ne tombe pas juste, mois "
-                "refusé"
+            attempt(scan)
+            return scan, scan.outcome()
+        except _Untrusted as exc:
+            why = str(exc)
+        except (
+            pl.exceptions.PolarsError,
+            pa.ArrowInvalid,
+            UnicodeDecodeError,
+            RecordsFault,
+        ) as exc:
+            if scan.recovery:
+                raise SireneFileError(f"{scan.source} : {error_summary(exc)}") from None
+            counter = scan.counter
+            why = (
+                f"ligne {counter.fault_line} : {counter.fault}"
+                if counter is not None and counter.fault is not None
+                else f"lecture stricte impossible ({error_summary(exc)})"
             )
-        result = IngestResult(
-            kind,
-            path,
-            layout.name,
-            0,
-            read.rejected,
-            read.records,
-            read.records_read,
-            read.physical_lines,
-            read.recovered,
-            list(read.notes),
-        )
-        if max_malformed_rate is not None and result.malformed_rate > max_malformed_rate:
-            examples = con.execute(
-                f"select ligne, colonne, motif from {build}_rejets order by ligne limit 5"
-            ).fetchall()
-            detail = " ; ".join(
-                f"ligne {li}" + (f", colonne {co}" if co else "") + f" : {mo}"
-                for li, co, mo in examples
-            )
-            raise RejectRateError(
-                f"{path} : {_records_fr(read.rejected, 'mal formé')} sur {read.records} "
-                f"({result.malformed_rate:.1%}, seuil {max_malformed_rate:.1%}) — {detail} — "
-                "mois précédent conservé"
-            )
-    except BaseException:
-        con.execute(f"drop table if exists {build}")
-        con.execute(f"drop table if exists {build}_rejets")
-        raise
-    for note in read.notes:
-        log.warning("%s : %s", path, note)
+        if scan.recovery:
+            raise SireneFileError(f"{scan.source} : {why}")
+        again = scan.recovered(why)
+        attempt(again)
+        return again, again.outcome()
+    except RecordsError as exc:
+        raise SireneFileError(str(exc)) from None
+    except zipfile.BadZipFile as exc:
+        raise SireneFileError(f"{scan.path} : archive zip corrompue ({exc})") from exc
 
-    def replace_rejects() -> None:
-        con.execute(
-            "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind",
-            {"mois": mois, "kind": kind},
-        )
-        names = ", ".join(c for c, _ in REJECTS_COLUMNS)
-        con.execute(
-            f"insert into raw.sirene_rejets_lecture ({names}) select {names} from {build}_rejets"
-        )
-        con.execute(
-            "delete from raw.sirene_lectures where mois = $mois and type_fichier = $kind",
-            {"mois": mois, "kind": kind},
-        )
-        month = warehouse.month_table("raw", RAW_TABLES[kind], mois)
-        names = ", ".join(c for c, _ in READS_COLUMNS)
-        con.execute(
-            f"insert into raw.sirene_lectures ({names}) select $mois, $kind, $src, $layout, "
-            f"$data_lines, $rejected, (select count(*) from {month}), $records, $read, "
-            "$rejected, $physical",
+
+def record_read(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    mois: str,
+    path: Path,
+    scan: StockScan,
+    read: ReadOutcome,
+    rows_kept: int,
+) -> None:
+    """Replace the month's read log and damaged records of one file (inside the swap).
+
+    The `lignes_*` columns came first and keep their meaning for older readers: data lines of
+    the file, lines of the damaged records (one each), rows kept for the territory. The
+    `enregistrements_*` columns are what the gate and the invariant speak of.
+    """
+    _ensure_log_tables(con)
+    params = {"mois": mois, "kind": kind}
+    con.execute(
+        "delete from raw.sirene_rejets_lecture where mois = $mois and type_fichier = $kind", params
+    )
+    if scan.damaged:
+        bad = scan.damaged
+        r = pa.table(  # noqa: F841 - read by DuckDB by name
             {
-                "mois": mois,
-                "kind": kind,
-                "src": str(path),
-                "layout": layout.name,
-                "data_lines": (
-                    read.records if read.physical_lines is None else read.physical_lines - 1
-                ),
-                "records": read.records,
-                "read": read.records_read,
-                "rejected": read.rejected,
-                "physical": read.physical_lines,
-            },
+                "ligne": [d.line for d in bad],
+                "derniere_ligne": [d.last_line for d in bad],
+                "colonne": [
+                    scan.layout.columns[d.field] if d.field is not None else None for d in bad
+                ],
+                "motif": [
+                    d.reason
+                    + (
+                        f" ; contenu tronqué à {MAX_CONTENT_CHARS} caractères"
+                        if d.truncated
+                        else ""
+                    )
+                    for d in bad
+                ],
+                "contenu": [d.text for d in bad],
+                "contenu_tronque": [d.truncated for d in bad],
+            }
         )
+        con.execute(
+            "insert into raw.sirene_rejets_lecture (mois, fichier, type_fichier, ligne, colonne, "
+            "motif, contenu, derniere_ligne, contenu_tronque) select $mois, $src, $kind, ligne, "
+            "colonne, motif, contenu, derniere_ligne, contenu_tronque from r order by ligne",
+            {**params, "src": path.name},
+        )
+    con.execute(
+        "delete from raw.sirene_lectures where mois = $mois and type_fichier = $kind", params
+    )
+    names = ", ".join(c for c, _ in READS_COLUMNS)
+    con.execute(
+        f"insert into raw.sirene_lectures ({names}) values ($mois, $kind, $src, $layout, "
+        "$data_lines, $rejected, $kept, $records, $read, $rejected, $physical)",
+        {
+            **params,
+            "src": str(path),
+            "layout": scan.layout.name,
+            "data_lines": read.records if read.physical_lines is None else read.physical_lines - 1,
+            "kept": rows_kept,
+            "records": read.records,
+            "read": read.records_read,
+            "rejected": read.rejected,
+            "physical": read.physical_lines,
+        },
+    )
 
-    result.rows = warehouse.swap_month(con, "raw", RAW_TABLES[kind], mois, also=replace_rejects)
-    con.execute(f"drop table if exists {build}_rejets")
-    return result
 
-
-def _records_fr(n: int, adjective: str) -> str:
+def records_fr(n: int, adjective: str) -> str:
     """« 1 enregistrement mal formé », « 2 enregistrements mal formés »."""
     plural = "s" if n > 1 else ""
     return f"{n} enregistrement{plural} {adjective}{plural}"
-
-
-def _ingest_parquet(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    table: str,
-    path: Path,
-    mois: str,
-    layout: Layout,
-    where: str,
-) -> _Read:
-    """Parquet has no record boundaries to get wrong: its row count is in its footer."""
-    records = pq.ParquetFile(path).metadata.num_rows
-    types = dict(
-        con.execute(
-            "select column_name, column_type from (describe select * from read_parquet($p))",
-            {"p": str(path)},
-        ).fetchall()
-    )
-    con.execute(
-        f"insert into {table} select $mois, {_select_list(kind, layout, types)}, "
-        f"$src from read_parquet($p) where {where}",
-        {"mois": mois, "src": path.name, "p": str(path)},
-    )
-    return _Read(records, records, 0, None)
-
-
-def _scan_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> int | None:
-    """Run an insert from `read_csv` and return how many rows the CSV scan produced.
-
-    The territory filter keeps a fraction of the rows, so the insert's own count says nothing
-    about the file; a second `count(*)` scan would double the read. DuckDB's query profile
-    holds the scan's output cardinality for free. None when the profile has no single CSV scan
-    (another DuckDB version): the caller then recovers the file record by record, which is
-    slow but right, and the tests that expect a clean file to take the fast path fail.
-    """
-    con.execute("set enable_profiling = 'no_output'")
-    try:
-        con.execute(sql, params)
-        profile = json.loads(con.get_profiling_information(format="json"))
-    finally:
-        con.execute("reset enable_profiling")
-    scans: list[int] = []
-    stack = [profile]
-    while stack:
-        node = stack.pop()
-        if node.get("operator_name") == "READ_CSV":
-            scans.append(int(node.get("operator_cardinality", -1)))
-        stack.extend(node.get("children", []))
-    return scans[0] if len(scans) == 1 and scans[0] >= 0 else None
-
-
-def _ingest_csv(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    table: str,
-    path: Path,
-    mois: str,
-    layout: Layout,
-    where: str,
-) -> _Read:
-    """Read a CSV stock into `table`, every record accounted for.
-
-    The records are counted first (a numpy pass, a fraction of the read), then DuckDB reads
-    the file strictly: INSEE's files are well formed, and then the two counts agree. When the
-    count finds damage, the strict read fails, or the counts differ, the file is recovered
-    record by record instead, and DuckDB's partial read is thrown away.
-    """
-    with path.open("rb") as f:
-        count = count_records(f, len(layout.columns))
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.columns) + "}"
-    options = (
-        f"header = true, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
-        "max_line_size = 1048576"
-    )
-    if count.fault is None:
-        try:
-            rows = _scan_rows(
-                con,
-                f"insert into {table} select $mois, {_select_list(kind, layout)}, $src "
-                f"from read_csv($p, {options}) where {where}",
-                {"mois": mois, "src": path.name, "p": str(path)},
-            )
-        except duckdb.Error as exc:
-            why = f"lecture stricte impossible ({error_summary(exc)})"
-        else:
-            if rows == count.records:
-                return _Read(count.records, count.records, 0, count.physical_lines)
-            why = f"{count.records} enregistrements comptés, {rows} lus par DuckDB"
-        con.execute(f"delete from {table}")
-    else:
-        why = f"ligne {count.fault_line} : {count.fault}"
-    with path.open("rb") as f:
-        return _recover_into(con, kind, table, f, str(path), path.name, mois, layout, where, why)
 
 
 # pyarrow's « Expected 54 columns, got 55: <the record> » quotes the record on its first line
@@ -624,181 +814,7 @@ def error_summary(exc: BaseException) -> str:
     return _QUOTED_RECORD.sub(r"\1", text[0]) if text else type(exc).__name__
 
 
-def _ingest_zip(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    table: str,
-    path: Path,
-    mois: str,
-    layout: Layout,
-    where: str,
-    block_size: int,
-) -> _Read:
-    """Stream a zipped CSV through pyarrow, counting its records on the same decompressed bytes.
-
-    pyarrow reads through a `CountingReader`, so the count costs no second decompression. A
-    damaged file stops the read at once (the counter raises through pyarrow); it is then
-    decompressed again and recovered record by record.
-    """
-    keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
-    counter = RecordCounter(len(layout.columns))
-    rows = 0
-    why: str | None = None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            member = _zip_member(zf, path)
-            source = f"{path}:{member.filename}"
-            try:
-                with zf.open(member) as raw:
-                    counting = CountingReader(raw, counter, stop_on_fault=True)
-                    reader = pacsv.open_csv(
-                        counting,
-                        read_options=pacsv.ReadOptions(block_size=block_size, encoding="utf8"),
-                        # quoted newlines are valid CSV: without this, Arrow cuts blocks at any
-                        # newline and a record spanning a block boundary breaks the read
-                        parse_options=pacsv.ParseOptions(
-                            delimiter=",", quote_char='"', newlines_in_values=True
-                        ),
-                        convert_options=pacsv.ConvertOptions(
-                            include_columns=keep,
-                            column_types={c: pa.string() for c in keep},
-                            strings_can_be_null=True,
-                            null_values=[""],
-                            quoted_strings_can_be_null=False,
-                        ),
-                    )
-                    select = _select_list(kind, layout)
-                    for batch in reader:
-                        rows += batch.num_rows
-                        b = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
-                        con.execute(
-                            f"insert into {table} select $mois, {select}, $src from b "
-                            f"where {where}",
-                            {"mois": mois, "src": path.name},
-                        )
-                    counting.drain()
-                count = counter.finish()
-                if count.fault is not None:
-                    why = f"ligne {count.fault_line} : {count.fault}"
-                elif rows != count.records:
-                    why = f"{count.records} enregistrements comptés, {rows} lus par Arrow"
-                else:
-                    return _Read(count.records, rows, 0, count.physical_lines)
-            except (pa.ArrowInvalid, UnicodeDecodeError, RecordsFault) as exc:
-                why = (
-                    f"ligne {counter.fault_line} : {counter.fault}"
-                    if counter.fault is not None
-                    else f"lecture stricte impossible ({error_summary(exc)})"
-                )
-            con.execute(f"delete from {table}")
-            with zf.open(member) as raw:
-                return _recover_into(
-                    con, kind, table, raw, source, path.name, mois, layout, where, why
-                )
-    except zipfile.BadZipFile as exc:
-        raise SireneFileError(f"{path} : archive zip corrompue ({exc})") from exc
-
-
 RECOVERY_BATCH_BYTES = 16 << 20
-
-
-def _recover_into(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    table: str,
-    stream: BinaryIO,
-    source: str,
-    name: str,
-    mois: str,
-    layout: Layout,
-    where: str,
-    why: str,
-) -> _Read:
-    """Read a damaged file record by record: good records into `table`, damaged ones aside.
-
-    One path for CSV and zip. Good records are buffered and parsed by pyarrow, which must read
-    exactly them (`read_records` checks their line numbers); damaged ones keep their raw text.
-    The stream is counted again on the way, and its physical lines must be the recovery's.
-    """
-    counter = RecordCounter(len(layout.columns))
-    lines = io.BufferedReader(CountingReader(stream, counter), buffer_size=1 << 20)
-    tally = RecoveryTally()
-    header = (",".join(layout.columns) + "\n").encode()
-    keep = [c for c in RAW_COLUMNS[kind] if c in layout.columns]
-    select = _select_list(kind, layout)
-    good: list[Record] = []
-    bad: list[Damaged] = []
-    size = 0
-    rows = 0
-
-    def flush_good() -> None:
-        nonlocal rows, size
-        if good:
-            b = read_records(good, header, keep, source)  # noqa: F841 - read by DuckDB by name
-            rows += b.num_rows
-            con.execute(
-                f"insert into {table} select $mois, {select}, $src from b where {where}",
-                {"mois": mois, "src": name},
-            )
-        good.clear()
-        size = 0
-
-    def flush_bad() -> None:
-        if bad:
-            r = pa.table(  # noqa: F841 - read by DuckDB by name
-                {
-                    "ligne": [d.line for d in bad],
-                    "derniere_ligne": [d.last_line for d in bad],
-                    "colonne": [
-                        layout.columns[d.field] if d.field is not None else None for d in bad
-                    ],
-                    "motif": [
-                        d.reason
-                        + (
-                            f" ; contenu tronqué à {MAX_CONTENT_CHARS} caractères"
-                            if d.truncated
-                            else ""
-                        )
-                        for d in bad
-                    ],  # fmt: skip
-                    "contenu": [d.text for d in bad],
-                    "contenu_tronque": [d.truncated for d in bad],
-                }
-            )
-            con.execute(
-                f"insert into {table}_rejets (mois, fichier, type_fichier, ligne, colonne, "
-                "motif, contenu, derniere_ligne, contenu_tronque) select $mois, $src, $kind, "
-                "ligne, colonne, motif, contenu, derniere_ligne, contenu_tronque from r",
-                {"mois": mois, "src": name, "kind": kind},
-            )
-        bad.clear()
-
-    for item in recover(lines, source, layout.columns, tally):
-        if isinstance(item, Record):
-            good.append(item)
-            size += len(item.raw)
-            if size >= RECOVERY_BATCH_BYTES:
-                flush_good()
-        else:
-            bad.append(item)
-            if len(bad) >= 10_000:
-                flush_bad()
-    flush_good()
-    flush_bad()
-    count = counter.finish()
-    if count.physical_lines != tally.physical_lines:
-        raise RecordsError(
-            f"{source} : {count.physical_lines} lignes dans le fichier, {tally.physical_lines} "
-            "parcourues par la relecture — mois refusé"
-        )
-    return _Read(
-        tally.good + tally.damaged,
-        rows,
-        tally.damaged,
-        tally.physical_lines,
-        recovered=True,
-        notes=(f"fichier endommagé ({why}) : relu enregistrement par enregistrement",),
-    )
 
 
 def current_layout(kind: str) -> Layout:

@@ -17,6 +17,7 @@ import pytest
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
 from observatoire import refresh, steps
+from observatoire.cleaning import sirene as clean
 from observatoire.core import warehouse
 from observatoire.publication import publish
 from observatoire.sources import sirene
@@ -214,12 +215,12 @@ def test_records_across_read_blocks_keep_their_quoted_newlines(settings, query, 
         et = zip_it(et)
     with warehouse.connect(settings.warehouse) as con:
         steps.load_reference_and_territory(con, settings)
-        result = sirene.ingest(con, "etablissements", et, BAD, block_size=2048)
+        result = clean.process_month(con, "etablissements", et, BAD, block_size=2048).read
     assert result.rows == 12 and result.malformed == 0
     # a clean file is read by the fast path: counted apart, read once, the counts agree
     assert not result.recovered
     assert (result.records, result.records_read, result.physical_lines) == (12, 12, 1 + 12 * 3)
-    names = query("select distinct denominationUsuelleEtablissement from raw.sirene_etablissements")
+    names = query("select distinct denomination_usuelle from clean.sirene_etablissements")
     assert names == [("Atelier\nvélo\nsolidaire",)]
 
 
@@ -351,7 +352,7 @@ def test_read_log_and_quarantine_of_an_older_warehouse_are_migrated(settings, qu
             "insert into raw.sirene_rejets_lecture values "
             "('2026-09', 'ancien.csv', 'etablissements', 3, null, 'ancien motif', 'x')"
         )
-        result = sirene.ingest(con, "etablissements", et, BAD)
+        result = clean.process_month(con, "etablissements", et, BAD).read
     assert query("select * exclude (fichier, disposition) from raw.sirene_lectures order by 1") == [
         ("2026-09", "etablissements", 10, 4, 6, None, None, None, None),
         (BAD, "etablissements", 5, 1, 4, 5, 4, 1, 6),
@@ -383,7 +384,7 @@ def test_damaged_record_longer_than_the_cap_says_it_was_cut(settings, query):
     _write_lines(et, lines)
     with warehouse.connect(settings.warehouse) as con:
         steps.load_reference_and_territory(con, settings)
-        result = sirene.ingest(con, "etablissements", et, BAD)
+        result = clean.process_month(con, "etablissements", et, BAD).read
     assert (result.records, result.records_read, result.malformed) == (3, 2, 1)
     ((line, motif, contenu, cut),) = query(
         "select ligne, motif, contenu, contenu_tronque from raw.sirene_rejets_lecture"

@@ -64,9 +64,9 @@ def test_published_total_matches_the_source_file(demo):
     con = duckdb.connect(str(data / "warehouse" / "observatoire.duckdb"), read_only=True)
     quarantined_active = con.execute(
         "select count(*) from clean.sirene_etablissements_rejets r where exists ("
-        "select 1 from raw.sirene_etablissements e where e.siret = r.identifiant "
-        "and e.mois = r.mois and e.etatAdministratifEtablissement = 'A' "
-        "and e.codeCommuneEtablissement in (select code_commune from ref.territoire_communes))"
+        "select 1 from raw.sirene_etablissements e where e.identifiant = r.identifiant "
+        "and e.mois = r.mois and e.etat_administratif = 'A' "
+        "and e.code_commune in (select code_commune from ref.territoire_communes))"
     ).fetchone()[0]
     con.close()
     published = pl.read_csv(

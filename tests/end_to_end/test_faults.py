@@ -96,6 +96,8 @@ def _published_digest(publication: Path) -> dict[str, str]:
 
 def _leftovers(data: Path) -> list[str]:
     found = [p.name for p in (data / "publication").glob(".staging_*")]
+    # months of the SIRENE pass are written as Parquet files beside the warehouse
+    found += [p.name for p in (data / "warehouse").glob("*.parquet/*/*/_build_*")]
     with duckdb.connect(str(data / "warehouse" / "observatoire.duckdb"), read_only=True) as con:
         found += [
             r[0]

@@ -23,6 +23,7 @@ from conftest import ROOT, make_settings
 from sirene_builder import etab_row, new_siren, ul_row, write_stock
 
 from observatoire import quality, refresh, steps
+from observatoire.cleaning import sirene as clean
 from observatoire.core import mois as months
 from observatoire.core import runlock, warehouse
 from observatoire.core.settings import Settings
@@ -455,7 +456,7 @@ def test_ingest_refuses_a_directory_for_library_and_dagster_callers(tmp_path):
         warehouse.connect(tmp_path / "w.duckdb") as con,
         pytest.raises(sirene.SireneFileError, match="est un dossier.*StockEtablissement_utf8"),
     ):
-        sirene.ingest(con, "etablissements", tmp_path, BAD)
+        clean.process_month(con, "etablissements", tmp_path, BAD)
 
 
 # --- 4. a reference file that cannot be read ----------------------------------------------------

@@ -14,6 +14,7 @@ from conftest import FIXTURES
 from sirene_builder import etab_row, new_siren, siret_for, ul_row, write_stock
 
 from observatoire import indicators, refresh, steps
+from observatoire.cleaning import sirene as clean
 from observatoire.core import warehouse
 from observatoire.publication import publish
 from observatoire.sources import sirene
@@ -307,10 +308,10 @@ def test_zip_csv_and_parquet_give_the_same_raw_rows(settings, tmp_path):
     for path in (et_csv, et_zip, et_parquet):
         with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as con:
             steps.load_reference_and_territory(con, settings)
-            sirene.ingest(con, "etablissements", path, MOIS)
+            clean.process_month(con, "etablissements", path, MOIS)
             results.append(
                 con.execute(
-                    "select * exclude (fichier_source) from raw.sirene_etablissements "
+                    "select * exclude (fichier_source) from clean.sirene_etablissements "
                     "order by siret"
                 ).fetchall()
             )
@@ -322,14 +323,19 @@ def test_real_2020_layout_is_recognised_and_read(settings, tmp_path):
     path = FIXTURES / "sirene" / "sirene_stock_etablissement_sample_2020_v3_9.csv"
     with warehouse.connect(tmp_path / "w.duckdb") as con:
         steps.load_reference_and_territory(con, settings.with_(territoire="france"))
-        result = sirene.ingest(con, "etablissements", path, "2020-01")
+        result = clean.process_month(con, "etablissements", path, "2020-01").read
         assert result.layout.startswith("v3.9")
         assert result.rows == 10
-        (nulls,) = con.execute(
-            "select count(*) from raw.sirene_etablissements "
-            "where activitePrincipaleNAF25Etablissement is null"
+        # the column the 2020 layout lacks is read as NULL on every row kept
+        nulls, kept = con.execute(
+            "select count(*) filter (where activite_principale_naf25 is null), count(*) "
+            "from clean.sirene_etablissements"
         ).fetchone()
-        assert nulls == 10
+        assert (
+            nulls
+            == kept
+            == 10 - len(con.execute("select * from clean.sirene_etablissements_rejets").fetchall())
+        )
 
 
 def test_unknown_layout_is_refused_with_a_diagnosis(tmp_path, settings):
@@ -338,7 +344,7 @@ def test_unknown_layout_is_refused_with_a_diagnosis(tmp_path, settings):
     with warehouse.connect(tmp_path / "w.duckdb") as con:
         steps.load_reference_and_territory(con, settings)
         with pytest.raises(sirene.SireneFileError, match="non reconnu.*manquantes"):
-            sirene.ingest(con, "etablissements", path, MOIS)
+            clean.process_month(con, "etablissements", path, MOIS)
 
 
 def test_truncated_zip_is_refused(tmp_path, settings):
@@ -349,7 +355,7 @@ def test_truncated_zip_is_refused(tmp_path, settings):
     with warehouse.connect(tmp_path / "w.duckdb") as con:
         steps.load_reference_and_territory(con, settings)
         with pytest.raises(sirene.SireneFileError, match="zip"):
-            sirene.ingest(con, "etablissements", et_zip, MOIS)
+            clean.process_month(con, "etablissements", et_zip, MOIS)
 
 
 def test_layout_of_real_unite_legale_sample(tmp_path):
@@ -436,10 +442,7 @@ def test_typed_parquet_as_insee_publishes_it_cleans_like_the_csv(settings, tmp_p
     for path in (et_csv, typed):
         with warehouse.connect(tmp_path / f"{path.suffix[1:]}.duckdb") as w:
             steps.load_reference_and_territory(w, settings)
-            sirene.ingest(w, "etablissements", path, MOIS)
-            from observatoire.cleaning import sirene as clean
-
-            clean.clean_month(w, "etablissements", MOIS)
+            clean.process_month(w, "etablissements", path, MOIS)
             results.append(
                 w.execute(
                     "select * exclude (fichier_source) from clean.sirene_etablissements "

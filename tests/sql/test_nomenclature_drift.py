@@ -19,7 +19,6 @@ from observatoire import indicators, refresh, steps
 from observatoire.cleaning import sirene as clean
 from observatoire.core import warehouse
 from observatoire.publication import publish
-from observatoire.sources import sirene
 
 MOIS = "2026-11"
 FLAG = "economieSocialeSolidaireUniteLegale"
@@ -254,8 +253,8 @@ def test_former_commune_is_attributed_to_todays_commune(twins):
         twins["stock"],
         "select e.code_commune, p.code_commune from clean.sirene_etablissements as e "
         "join clean.etablissements_perimetre as p using (siret) "
-        "where e.libelle_commune = 'VITRY-SUR-SEINE' and e.siret in (select siret from "
-        "raw.sirene_etablissements where \"codeCommuneEtablissement\" = '75081')",
+        "where e.libelle_commune = 'VITRY-SUR-SEINE' and e.siret in (select identifiant from "
+        "raw.sirene_etablissements where code_commune_fichier = '75081')",
     )
     assert rows and set(rows) == {("94081", "94081")}
 
@@ -309,7 +308,6 @@ def test_rows_moved_to_naf_2025_keep_their_perimeter_and_section(tmp_path):
             steps.load_reference_and_territory(con, s)
             for kind in refresh.KINDS:
                 steps.ingest(con, s, kind, MOIS)
-                clean.clean_month(con, kind, MOIS)
             indicators.compute_perimeter(con, MOIS)
             perimeters.append(
                 con.execute(
@@ -417,9 +415,9 @@ def test_every_real_sample_row_reads_cleans_and_is_classified(tmp_path):
     with warehouse.connect(s.warehouse) as con:
         steps.load_reference_and_territory(con, s)
         for kind in refresh.KINDS:
-            read = steps.ingest(con, s, kind, MOIS)
+            month = steps.ingest(con, s, kind, MOIS)
+            read, cleaned = month.read, month.cleaned
             assert read.malformed == 0
-            cleaned = clean.clean_month(con, kind, MOIS)
             assert cleaned.rows_rejected == 0, cleaned.rejects_by_reason
             assert cleaned.rows_clean == len(real)
         indicators.compute_perimeter(con, MOIS)
@@ -441,14 +439,13 @@ def test_real_stock_samples_of_two_layouts_clean_without_quarantine(tmp_path):
     folder = FIXTURES / "sirene"
     with warehouse.connect(s.warehouse) as con:
         steps.load_reference_and_territory(con, s)
-        sirene.ingest(
-            con, "etablissements", folder / "sirene_stock_etablissement_sample_2020_v3_9.csv",
-            "2026-04", communes_table=None,
-        )  # fmt: skip
-        sirene.ingest(
-            con, "unites_legales", folder / "sirene_stock_unite_legale_sample_2026.csv",
-            "2026-04", communes_table=None,
-        )  # fmt: skip
+        months = {
+            kind: clean.process_month(con, kind, folder / name, "2026-04", communes_table=None)
+            for kind, name in (
+                ("etablissements", "sirene_stock_etablissement_sample_2020_v3_9.csv"),
+                ("unites_legales", "sirene_stock_unite_legale_sample_2026.csv"),
+            )
+        }
         for kind, n in (("etablissements", 10), ("unites_legales", 9)):
-            cleaned = clean.clean_month(con, kind, "2026-04")
+            cleaned = months[kind].cleaned
             assert (cleaned.rows_clean, cleaned.rows_rejected) == (n, 0), cleaned.rejects_by_reason

@@ -21,7 +21,7 @@ import pytest
 from siae_fixture import CASES, VERITE_COLUMNS, write_siae_sirene_fixture
 
 from observatoire.cleaning import reseaux as reseaux_clean
-from observatoire.cleaning.sirene import clean_month
+from observatoire.cleaning.sirene import process_month
 from observatoire.core import warehouse
 from observatoire.core.errors import RejectRateError
 from observatoire.sources import reseaux, sirene
@@ -606,20 +606,20 @@ def test_siae_sirene_fixture_matches_its_truth(tmp_path: Path) -> None:
             ("etablissements", truth.etablissements),
             ("unites_legales", truth.unites_legales),
         ):
-            result = sirene.ingest(con, kind, path, mois, communes_table=None)
-            assert result.malformed == 0
-            cleaned = clean_month(con, kind, mois)
+            month = process_month(con, kind, path, mois, communes_table=None)
+            assert month.read.malformed == 0
+            cleaned = month.cleaned
             assert cleaned.rows_rejected == 0, cleaned.rejects_by_reason
         etabs = {
             r[0]: r[1:]
             for r in con.execute(
-                "select siret, etatAdministratifEtablissement, codeCommuneEtablissement, "
-                "statutDiffusionEtablissement from raw.sirene_etablissements"
+                "select identifiant, etat_administratif, coalesce(code_commune_fichier, "
+                "code_commune), statut_diffusion from raw.sirene_etablissements"
             ).fetchall()
         }
         units = dict(
             con.execute(
-                "select siren, etatAdministratifUniteLegale from raw.sirene_unites_legales"
+                "select identifiant, etat_administratif from raw.sirene_unites_legales"
             ).fetchall()
         )
 
