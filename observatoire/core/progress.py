@@ -75,10 +75,10 @@ def fr_int(n: float) -> str:
 
 
 def fr_rate(per_second: float) -> str:
-    """A rate: whole above 10 (rows), one decimal below (indicators, files)."""
+    """A rate: whole above 10 (rows), one decimal below (a slow start, a small file)."""
     if per_second >= 10:
         return fr_int(per_second)
-    return f"{per_second:.1f}".replace(".", ",")
+    return f"{per_second:.1f}".removesuffix(".0").replace(".", ",")
 
 
 def fr_duration(seconds: float) -> str:
