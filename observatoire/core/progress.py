@@ -23,8 +23,9 @@ Use, from any layer (this module imports nothing of the project):
 `None` the reports give the rows done and the rate, no percentage and no remaining time. It
 may be set later (`p.total = n`) when the count arrives after the work has started. The
 remaining time is the rows left at the average rate since the task began. `advance` costs a
-clock reading and a comparison unless a report is due: call it per batch, not per row. A task
-is advanced from one thread at a time.
+lock, a clock reading and a comparison unless a report is due: call it per batch, not per row.
+It may be called from several threads (a function Polars's streaming engine calls on each
+batch runs in its workers).
 
 Where the reports go:
 - always, to `logging`: INFO records on the logger `observatoire.progress` (`LOGGER`), at most
@@ -40,6 +41,18 @@ Where the reports go:
 Nothing is displayed by default: a library call, a test or a run started from the Dagster UI
 only logs.
 
+The API:
+- `task(label, total=None, unit="lignes", *, rate=True, interval=None) -> Task`, on the
+  process's reporter; `rate=False` for a few long items, `interval` to change the seconds
+  between two reports of this task;
+- `Task.advance(n=1, *, note=None)`, `Task.total` (settable), `Task.done`, `Task.close(failed=
+  False)` (what leaving the `with` does: the final line, or « interrompu après … » on an error);
+- `track(batches, label, total=None, unit="lignes", *, size=len) -> Iterator`;
+- `Reporter(stream=None, *, bar=None, interval=10.0, redraw=0.2, clock=time.monotonic,
+  width=None, logger=LOGGER)`, `use(reporter)`, `current()`;
+- `forward_to(logger)`, for the step runner.
+A terminal shows one task at a time: a task opened inside another draws over it until it ends.
+
 Figures are written the French way, as in the rest of the observatory: a narrow no-break space
 between thousands and before « % », a decimal comma.
 """
@@ -48,6 +61,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -304,6 +318,7 @@ class Task:
         self.done = 0
         self.note: str | None = None
         self.closed = False
+        self._lock = threading.Lock()
         self._start = reporter.clock()
         self._next_report = self._start + interval
         self._next_draw = self._start
@@ -324,15 +339,16 @@ class Task:
 
     def advance(self, n: int = 1, *, note: str | None = None) -> None:
         """`n` more units done; `note` (optional) is said after the figures from now on."""
-        self.done += n
-        if note is not None:
-            self.note = note
-        now = self.reporter.clock()
-        if now >= self._next_report:
-            self._next_report = now + self.interval
-            self.reporter._report(self.snapshot(now))
-        if self.reporter.bar and now >= self._next_draw:
-            self._draw(now)
+        with self._lock:
+            self.done += n
+            if note is not None:
+                self.note = note
+            now = self.reporter.clock()
+            if now >= self._next_report:
+                self._next_report = now + self.interval
+                self.reporter._report(self.snapshot(now))
+            if self.reporter.bar and now >= self._next_draw:
+                self._draw(now)
 
     def _draw(self, now: float) -> None:
         self._next_draw = now + self.reporter.redraw
@@ -340,10 +356,11 @@ class Task:
 
     def close(self, failed: bool = False) -> None:
         """The final line and record (once): total time and rate, or where it stopped."""
-        if self.closed:
-            return
-        self.closed = True
-        self.reporter._final(self.snapshot(), failed)
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.reporter._final(self.snapshot(), failed)
 
     def __enter__(self) -> Task:
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 
 import pytest
 
@@ -184,6 +185,22 @@ def test_advance_between_reports_costs_no_output(clock):
         for _ in range(100_000):
             p.advance(1)
         assert out.getvalue() == "" and p.done == 100_000
+
+
+def test_batches_counted_from_several_threads_are_all_counted(clock):
+    """A function Polars's streaming engine calls per batch runs in its worker threads."""
+    with progress.Reporter(io.StringIO(), clock=clock).task(LABEL) as p:
+
+        def work() -> None:
+            for _ in range(2000):
+                p.advance(3)
+
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    assert p.done == 24_000
 
 
 # ---------------------------------------------------------------- terminal
