@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from observatoire import refresh, steps
 from observatoire.cleaning import sirene as clean
-from observatoire.core import warehouse
+from observatoire.core import progress, warehouse
 from observatoire.core.mois import InvalidMonthError, parse_mois
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -177,6 +177,12 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _progress() -> progress.Reporter:
+    """The month's long work shown on stderr: a bar on a terminal, else a line every 10 s and a
+    final one per task (a log file, cron's mail). Dagster's copy stays in its run log."""
+    return progress.Reporter(sys.stderr)
+
+
 def _through_dagster() -> refresh.Executor:
     """The month as a run of the Dagster instance (DAGSTER_HOME), visible in `make dev`."""
     from pipelines.run import run_through_dagster
@@ -187,9 +193,10 @@ def _through_dagster() -> refresh.Executor:
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        report = refresh.refresh(
-            settings, args.mois, wait=args.attendre, on_wait=_say, executor=_through_dagster()
-        )
+        with progress.use(_progress()):
+            report = refresh.refresh(
+                settings, args.mois, wait=args.attendre, on_wait=_say, executor=_through_dagster()
+            )
     except refresh.REFUSALS as exc:
         return _refused(settings, exc)
     _print_report(settings, report)
@@ -234,7 +241,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     print(f"Rafraîchissement complet du mois {DEMO_MOIS}, territoire {settings.territoire} …")
     try:
-        report = refresh.refresh(settings, DEMO_MOIS, executor=_through_dagster())
+        with progress.use(_progress()):
+            report = refresh.refresh(settings, DEMO_MOIS, executor=_through_dagster())
     except refresh.REFUSALS as exc:
         return _refused(settings, exc)
     _print_report(settings, report)

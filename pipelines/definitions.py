@@ -47,7 +47,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning
 
 from observatoire import refresh, steps
-from observatoire.core import catalogue, runlock, warehouse
+from observatoire.core import catalogue, progress, runlock, warehouse
 from observatoire.core.mois import parse_mois
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -260,7 +260,8 @@ def _step_asset(step: steps.Step):  # noqa: ANN202 - dagster decorator
         lock = (
             contextlib.nullcontext() if started_by_cli else runlock.refresh_lock(s.warehouse, mois)
         )
-        with lock, observatoire.connect() as con:
+        # the step's progress (rows read, indicators done) goes to the run's log, in the UI
+        with lock, observatoire.connect() as con, progress.forward_to(context.log):
             ctx = steps.StepContext(s, mois, context.run.run_id.replace("-", "")[:12], con)
             result = step.run(ctx)
         if started_by_cli:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from observatoire.core import catalogue, warehouse
+from observatoire.core import catalogue, progress, warehouse
 
 
 class PrivacyError(RuntimeError):
@@ -26,7 +26,21 @@ def compute_indicator(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> i
 
 
 def compute_all(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, int]:
-    return {name: compute_indicator(con, name, mois) for name in catalogue.indicators()}
+    """Every indicator of the catalogue, in its order; progress said per indicator done.
+
+    Nationally each one re-reads the 42 M-row perimeter for seconds to tens of seconds: the
+    count done, the time so far and the time left tell a long step from a stuck one. No rate:
+    « 0,2 indicateurs/s » would say less than the elapsed time.
+    """
+    names = list(catalogue.indicators())
+    counts: dict[str, int] = {}
+    with progress.task(
+        "Calcul des indicateurs", total=len(names), unit="indicateurs", rate=False
+    ) as p:
+        for name in names:
+            counts[name] = compute_indicator(con, name, mois)
+            p.advance(note=f"{name} calculé")
+    return counts
 
 
 def check_privacy(con: duckdb.DuckDBPyConnection, mois: str) -> None:

@@ -78,6 +78,14 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     assert "Publication (2026-11)" in done.stdout
     assert "STEP_START" not in done.stderr  # Dagster's event log stays in the UI
+    # the month's progress on stderr, a pipe here: plain lines, each task's final line once
+    # (not again from Dagster's console or the root logger)
+    finals = [
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith("Calcul des indicateurs : ") and line.endswith(", terminé")
+    ]
+    assert len(finals) == 1, done.stderr
 
     # its run is in the instance: every asset of every step materialised, every check passed
     with DagsterInstance.from_config(str(home)) as instance:
@@ -96,6 +104,9 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
                 ).get(_check_key(asset))
                 assert record is not None and record.run_id == run.run_id, asset
                 assert record.evaluation.passed, asset
+        # the same progress, word for word, in the run's log (the UI's)
+        said = [e.user_message for e in instance.all_logs(run.run_id) if e.dagster_event is None]
+        assert finals[0] in said, said
         # the publication is named after the run the UI shows
         live = publish.current(same_inputs["cli"] / "publication")
         assert live.name == f"{MOIS}_{run.run_id.replace('-', '')[:12]}"

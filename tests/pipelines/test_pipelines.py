@@ -328,6 +328,15 @@ def test_materialise_a_month_in_process(defs, tmp_path, monkeypatch):
         assert len(checks) == 10
         assert all(c.passed for c in checks), [c.metadata["resume"].value for c in checks]
         assert (tmp_path / "quality" / "data_docs" / "index.html").exists()
+        # the steps' progress is in the run's log (the UI's), under the step that made it
+        said = [
+            (e.step_key, e.user_message)
+            for e in instance.all_logs(result.run_id)
+            if e.dagster_event is None and e.user_message.startswith("Calcul des indicateurs")
+        ]
+        n = len(catalogue.indicators())
+        assert said and said[-1][0] == "indicateurs", said
+        assert said[-1][1].startswith(f"Calcul des indicateurs : {n} indicateurs en "), said
         mats = {
             e.event_specific_data.materialization.asset_key: (
                 e.event_specific_data.materialization.metadata
