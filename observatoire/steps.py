@@ -508,6 +508,7 @@ def run_indicators(ctx: StepContext) -> StepResult:
     ensure_source_tables(ctx.con)  # needs and networks read the (maybe empty) source tables
     # first: indicators stopped half-way must not leave the previous mask looking current
     secret_tables.invalidate(ctx.con, ctx.mois)  # publication waits for the secrecy step
+    indicators.ensure_levels(ctx.con, ctx.mois)  # written by `perimetre`, unless run before it
     counts = indicators.compute_all(ctx.con, ctx.mois)
     result = StepResult(values={"indicateurs": counts})
     for name, n in counts.items():

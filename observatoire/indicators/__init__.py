@@ -6,7 +6,13 @@ from observatoire.indicators.compute import (
     compute_all,
     compute_indicator,
 )
-from observatoire.indicators.levels import COVERAGE_MIN, Coverage, compute_levels, coverage
+from observatoire.indicators.levels import (
+    COVERAGE_MIN,
+    Coverage,
+    compute_levels,
+    coverage,
+    ensure_levels,
+)
 from observatoire.indicators.perimeter import compute_perimeter
 
 __all__ = [
@@ -19,4 +25,5 @@ __all__ = [
     "compute_levels",
     "compute_perimeter",
     "coverage",
+    "ensure_levels",
 ]

@@ -69,6 +69,19 @@ def compute_levels(
     return coverage(con, mois)
 
 
+def ensure_levels(con: duckdb.DuckDBPyConnection, mois: str) -> None:
+    """The month's levels, computed now if the step `perimetre` never wrote them (a month
+    cleaned by an earlier version, re-run from the indicators in Dagster): without them every
+    indicator of the month would be silently empty."""
+    if warehouse.table_exists(con, "clean", "niveaux_publies"):
+        (n,) = con.execute(  # type: ignore[misc]
+            "select count(*) from clean.niveaux_publies where mois = $mois", {"mois": mois}
+        ).fetchone()
+        if n:
+            return
+    compute_levels(con, mois)
+
+
 def coverage(con: duckdb.DuckDBPyConnection, mois: str) -> list[Coverage]:
     """The month's coverage as written, largest units first (nothing before the first run)."""
     if not warehouse.table_exists(con, "clean", "couverture_niveaux"):

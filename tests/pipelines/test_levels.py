@@ -15,6 +15,7 @@ published. `france` publishes every commune, EPCI, EPT, département and région
 from __future__ import annotations
 
 import csv
+import shutil
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -245,6 +246,27 @@ def test_the_evolution_compares_a_containing_unit_only_with_a_month_that_publish
     assert rows[("ept", "T12")] == (ept_months.stocks[OCTOBER].count("ept", "T12", True), 0)
     for unit in CONTAINING:
         assert rows[unit] == (None, None), unit
+
+
+def test_indicators_run_alone_find_their_levels(ept_months, tmp_path):
+    """A month whose levels were never written (cleaned by an earlier version, indicators
+    re-run alone from Dagster) gets them before its indicators, not empty tables."""
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(ept_months.settings.warehouse, copy)
+    with warehouse.connect(copy) as con:
+        con.execute("drop table clean.niveaux_publies")
+        con.execute("drop table clean.couverture_niveaux")
+        ctx = steps.StepContext(ept_months.settings.with_(warehouse=copy), NOVEMBER, "seul", con)
+        counts = steps.run_indicators(ctx).values["indicateurs"]
+        levels = {
+            n
+            for (n,) in con.execute(
+                "select distinct niveau from indicators.etablissements_actifs where mois = $m",
+                {"m": NOVEMBER},
+            ).fetchall()
+        }
+    assert counts["etablissements_actifs"] > 0
+    assert levels == {"commune", "ept", "epci", "departement", "region"}
 
 
 def test_the_headline_is_the_territory_not_its_region(ept_months):
