@@ -11,6 +11,7 @@ territory's. Coverage is judged once the establishments are cleaned
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import duckdb
@@ -48,15 +49,20 @@ class Coverage:
     def reason_fr(self) -> str:
         """Why the unit is published or not, in a sentence for the CLI and Dagster."""
         what = (
-            f"{self.label} ({self.niveau} {self.code}) : stock présent dans {self.covered} "
-            f"des {self.outside} communes hors du territoire ({self.share:.0%})"
+            f"{self.label} ({self.niveau}:{self.code}) : établissements dans {self.covered} "
+            f"des {self.outside} communes hors du territoire ({_pct(self.share)})"
         )
         if self.published:
             return what + ", publié pour comparaison"
         return (
-            what + f", non publié (moins de {COVERAGE_MIN:.0%} : le stock du mois ne couvre pas "
-            "cette unité, ses chiffres seraient ceux du seul territoire)"
+            what + f", non publié (moins de {_pct(COVERAGE_MIN)} : le stock du mois ne couvre "
+            "pas cette unité, son chiffre serait celui du seul territoire)"
         )
+
+
+def _pct(share: float) -> str:
+    """A share as French readers write it, rounded down: 94.9 % is not « 95 % »."""
+    return f"{math.floor(share * 100 + 1e-9)}\u202f%"
 
 
 def compute_levels(
