@@ -25,7 +25,10 @@ outside as (
     where n.englobant
 ),
 located as (
-    select distinct code_commune from clean.sirene_etablissements where mois = $mois
+    -- only the communes judged: with no containing unit (France) the stock is not scanned
+    select distinct code_commune
+    from clean.sirene_etablissements
+    where mois = $mois and code_commune in (select code_commune from outside)
 ),
 counted as (
     select o.niveau, o.code_territoire,
