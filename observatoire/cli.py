@@ -96,7 +96,8 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for kind, ing in report.ingested.items():
         print(
             f"{kind} : {ing.records} enregistrements dans le fichier ({ing.layout}), dont "
-            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes pour le territoire"
+            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes gardées (communes "
+            "du territoire et des territoires englobants)"
         )
     for kind, cl in report.cleaned.items():
         print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")
