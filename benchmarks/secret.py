@@ -103,7 +103,7 @@ def generate_region(
         communes = [
             c
             for (c,) in con.execute(
-                "select distinct code_commune from ref.territoire_niveaux order by 1"
+                "select code_commune from ref.territoire_communes order by 1"
             ).fetchall()
         ]
         weight = rng.lognormal(0.0, 1.3, len(communes))
@@ -126,6 +126,12 @@ def generate_region(
         con.execute("create schema if not exists clean")
         con.register("_p", perimetre)
         con.execute("create table clean.etablissements_perimetre as select * from _p")
+        # the month's levels, as the step `perimetre` writes them from the cleaned stock
+        con.execute(
+            "create table clean.sirene_etablissements as "
+            "select mois, siret, code_commune from clean.etablissements_perimetre"
+        )
+        indicators.compute_levels(con, mois)
         con.unregister("_p")
         # answers: 95 % from ESS establishments, the rest from outside it
         from_ess = int(answers * 0.95)

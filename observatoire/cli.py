@@ -82,11 +82,22 @@ def _format_drift(report: refresh.RefreshReport, top: int = 4) -> list[str]:
     ]
 
 
+def _format_coverage(report: refresh.RefreshReport) -> list[str]:
+    """The units containing the territory: published for comparison, or left out and why."""
+    if not report.couverture:
+        return []
+    return [
+        "Territoires englobants (publiés si le stock du mois les couvre) :",
+        *(f"  {unit.reason_fr()}" for unit in report.couverture),
+    ]
+
+
 def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     for kind, ing in report.ingested.items():
         print(
             f"{kind} : {ing.records} enregistrements dans le fichier ({ing.layout}), dont "
-            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes pour le territoire"
+            f"{ing.malformed} mal formé(s) en quarantaine ; {ing.rows} lignes gardées (communes "
+            "du territoire et des territoires englobants)"
         )
     for kind, cl in report.cleaned.items():
         print(f"{kind} : {cl.rows_clean} lignes propres, {cl.rows_rejected} en quarantaine")
@@ -95,6 +106,8 @@ def _print_report(settings: Settings, report: refresh.RefreshReport) -> None:
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         for line in _format_headline(steps.headline(con, report.mois)):
             print(line)
+    for line in _format_coverage(report):
+        print(line)
     pub = report.publication
     assert pub is not None
     print()

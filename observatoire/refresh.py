@@ -69,6 +69,8 @@ class RefreshReport:
     ingested: dict[str, sirene.IngestResult] = field(default_factory=dict)
     cleaned: dict[str, clean.CleanResult] = field(default_factory=dict)
     perimetre: int = 0
+    # units containing the territory: published or not this month, and why (indicators.Coverage)
+    couverture: list[Any] = field(default_factory=list)
     indicateurs: dict[str, int] = field(default_factory=dict)
     publication: publish.Publication | None = None
     quality: list[SuiteResult] = field(default_factory=list)

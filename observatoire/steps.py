@@ -154,7 +154,11 @@ def run_reference(ctx: StepContext) -> StepResult:
     log.info("territoire %s : %d communes", selected.label, len(selected.communes))
     levels = ctx.con.execute(
         "select niveau, count(distinct code_territoire) from ref.territoire_niveaux "
-        "group by all order by min(rang)"
+        "where not englobant group by all order by min(rang)"
+    ).fetchall()
+    containing = ctx.con.execute(
+        "select distinct niveau || ':' || code_territoire || ' ' || libelle_territoire, rang "
+        "from ref.territoire_niveaux where englobant order by rang, 1"
     ).fetchall()
     result = StepResult(values={"territoire": selected})
     for table, n in counts.items():
@@ -169,7 +173,13 @@ def run_reference(ctx: StepContext) -> StepResult:
     }
     result.metadata["ref.territoire_niveaux"] = {
         "niveaux": dict(levels),
+        # published for comparison when the month's stock covers them (step perimetre)
+        "englobants": [name for name, _ in containing],
         "lignes": materialised["appartenances"],
+    }
+    result.metadata["ref.communes_lues"] = {
+        "communes": materialised["communes_lues"],
+        "hors_territoire": materialised["communes_lues"] - materialised["communes"],
     }
     return result
 
@@ -368,7 +378,9 @@ def ingest(
         kind,
         path,
         mois,
-        communes_table=None if whole_country else "ref.territoire_communes",
+        # the territory's communes and those of the units containing it (its département,
+        # its région…), published for comparison when the stock covers them
+        communes_table=None if whole_country else "ref.communes_lues",
         max_malformed_rate=settings.max_reject_rate,
         max_reject_rate=settings.max_reject_rate,
         before_swap=stock_date,
@@ -465,18 +477,42 @@ def run_sirene_clean(ctx: StepContext) -> StepResult:
 
 
 def run_perimeter(ctx: StepContext) -> StepResult:
+    """The month's ESS perimeter, and the levels it is published at: the units containing the
+    territory only where the month's stock covers them (judged on the cleaned stock)."""
     n = indicators.compute_perimeter(ctx.con, ctx.mois)
     rules = ctx.con.execute(
         "select regle, count(*) from clean.etablissements_perimetre where mois = $mois "
         "group by all order by 2 desc",
         {"mois": ctx.mois},
     ).fetchall()
-    result = StepResult(values={"perimetre": n})
+    covered = indicators.compute_levels(ctx.con, ctx.mois)
+    for unit in covered:
+        (log.info if unit.published else log.warning)("%s", unit.reason_fr())
+    levels = ctx.con.execute(
+        "select niveau, count(distinct code_territoire) from clean.niveaux_publies "
+        "where mois = $mois group by all order by min(rang)",
+        {"mois": ctx.mois},
+    ).fetchall()
+    result = StepResult(values={"perimetre": n, "couverture": covered})
     result.metadata["clean.etablissements_perimetre"] = {
         "mois": ctx.mois,
         "lignes": n,
         "regles": dict(rules),
     }
+    result.metadata["clean.couverture_niveaux"] = {
+        "mois": ctx.mois,
+        "seuil": indicators.COVERAGE_MIN,
+        "publies": [u.key for u in covered if u.published],
+        "non_publies": {u.key: u.reason_fr() for u in covered if not u.published},
+        "couverture": ctx.preview(
+            "select niveau, code_territoire, libelle_territoire, communes, "
+            "communes_hors_territoire, communes_couvertes, part_couverte, publie "
+            "from clean.couverture_niveaux where mois = $mois "
+            "order by rang desc, code_territoire",
+            {"mois": ctx.mois},
+        ),
+    }
+    result.metadata["clean.niveaux_publies"] = {"mois": ctx.mois, "niveaux": dict(levels)}
     result.checks = ctx.check("clean.etablissements_perimetre")
     return result
 
@@ -485,6 +521,7 @@ def run_indicators(ctx: StepContext) -> StepResult:
     ensure_source_tables(ctx.con)  # needs and networks read the (maybe empty) source tables
     # first: indicators stopped half-way must not leave the previous mask looking current
     secret_tables.invalidate(ctx.con, ctx.mois)  # publication waits for the secrecy step
+    indicators.ensure_levels(ctx.con, ctx.mois)  # written by `perimetre`, unless run before it
     counts = indicators.compute_all(ctx.con, ctx.mois)
     result = StepResult(values={"indicateurs": counts})
     for name, n in counts.items():
@@ -569,10 +606,13 @@ _LEVEL_RANK = (
 
 
 def headline(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, object]:
-    """Key figures for the territory as a whole (its widest level)."""
+    """Key figures for the territory as a whole: its widest own level, never a unit containing
+    it (published for comparison only)."""
     top = con.execute(
         "select niveau, code_territoire, libelle_territoire from indicators.etablissements_actifs "
-        f"where mois = $mois order by {_LEVEL_RANK} desc, code_territoire limit 1",
+        "where mois = $mois and (niveau, code_territoire) in (select (niveau, code_territoire) "
+        "from ref.territoire_niveaux where not englobant) "
+        f"order by {_LEVEL_RANK} desc, code_territoire limit 1",
         {"mois": mois},
     ).fetchone()
     if top is None:
@@ -616,7 +656,7 @@ def headline(con: duckdb.DuckDBPyConnection, mois: str) -> dict[str, object]:
 
 # ---------------------------------------------------------------- the month, in order
 
-_SIRENE_REF = ("ref.territoire_communes", "ref.cog_communes_anciennes")
+_SIRENE_REF = ("ref.communes_lues", "ref.cog_communes_anciennes")
 _CLEAN_REF = (
     "ref.communes",
     "ref.naf_rev2_sous_classes",
@@ -644,11 +684,13 @@ STEPS: tuple[Step, ...] = (
             *(f"ref.{t}" for t in reference.REFERENCE_FILES),
             "ref.territoire_communes",
             "ref.territoire_niveaux",
+            "ref.communes_lues",
         ),
         monthly=False,
         group="ref",
         description="COG, NAF, catégories juridiques, tranches et règles ESS de data/reference/, "
-        "puis les communes du territoire réglé et les niveaux entièrement inclus.",
+        "puis les communes du territoire réglé, les niveaux entièrement inclus et ceux qui le "
+        "contiennent (EPT, EPCI, départements, régions), et les communes à lire dans SIRENE.",
     ),
     Step(
         "sources",
@@ -671,7 +713,8 @@ STEPS: tuple[Step, ...] = (
         checked=("raw.sirene_etablissements", "raw.sirene_unites_legales"),
         group="raw",
         description="Stocks SIRENE du mois (établissements puis unités légales), colonnes "
-        "utiles en texte, limités au territoire ; enregistrements abîmés en quarantaine.",
+        "utiles en texte, limités aux communes du territoire et des unités qui le contiennent "
+        "(ref.communes_lues) ; enregistrements abîmés en quarantaine.",
     ),
     Step(
         "sirene_propre",
@@ -686,11 +729,22 @@ STEPS: tuple[Step, ...] = (
     Step(
         "perimetre",
         run_perimeter,
-        assets=("clean.etablissements_perimetre",),
-        deps=("clean.sirene_etablissements", "clean.sirene_unites_legales", *_PERIMETER_REF),
+        assets=(
+            "clean.etablissements_perimetre",
+            "clean.couverture_niveaux",
+            "clean.niveaux_publies",
+        ),
+        deps=(
+            "clean.sirene_etablissements",
+            "clean.sirene_unites_legales",
+            *_PERIMETER_REF,
+            "ref.territoire_niveaux",
+        ),
         checked=("clean.etablissements_perimetre",),
         group="clean",
-        description="Périmètre ESS décidé et tracé (règle) pour chaque établissement du mois.",
+        description="Périmètre ESS décidé et tracé (règle) pour chaque établissement du mois ; "
+        "niveaux publiés du mois : les unités qui contiennent le territoire (EPT, EPCI, "
+        "départements, régions) seulement si le stock du mois les couvre.",
     ),
     Step(
         "sources_propres",
@@ -724,11 +778,12 @@ STEPS: tuple[Step, ...] = (
         "indicateurs",
         run_indicators,
         assets=_INDICATORS,
-        deps=("clean.etablissements_perimetre", "ref.territoire_niveaux", "clean.rapprochements"),
-        previous_month=("clean.etablissements_perimetre",),
+        deps=("clean.etablissements_perimetre", "clean.niveaux_publies", "clean.rapprochements"),
+        previous_month=("clean.etablissements_perimetre", "clean.niveaux_publies"),
         group="indicators",
         description="Indicateurs du catalogue (sql/indicators/), comptés par commune puis "
-        "agrégés à chaque niveau du territoire.",
+        "agrégés à chaque niveau publié du mois (clean.niveaux_publies) ; ceux du questionnaire "
+        "et des listes des réseaux au territoire et à ses niveaux seulement.",
     ),
     Step(
         "secret",

@@ -221,9 +221,9 @@ def _spec(step: steps.Step, asset: str) -> AssetSpec:
         )
     entry = catalogue.indicators()[table]
     deps = [
-        # the evolution compares with the previous month's perimeter
+        # the evolution compares with the previous month's perimeter and published levels
         _dep("clean.etablissements_perimetre", previous_month=table == "evolution_mensuelle"),
-        _dep("ref.territoire_niveaux"),
+        _dep("clean.niveaux_publies", previous_month=table == "evolution_mensuelle"),
     ]
     if "clean.rapprochements" in warehouse.sql_text("indicators", table):
         deps.append(_dep("clean.rapprochements"))  # needs and networks read the links

@@ -6,7 +6,8 @@ A territory is written `niveau:code` everywhere a person names one — the refre
 `region:11`; a setting may also name `liste:path/to/communes.csv` (a file with a
 `code_commune` column; the file name or its `nom_territoire` column names it) or `france`,
 which are published as the level `selection`. It resolves to communes; indicators are then
-computed for every level entirely inside it.
+computed for every level entirely inside it, and for the units containing part of it (its EPT
+or EPCI, its départements and régions) when the month's stock covers them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Territory:
     commune_labels: tuple[str, ...] = ()  # same order, when read from a publication
     # the setting it was resolved from (`ept:T12`, `liste:…`, `france`), when it was one
     spec: str = ""
+    # read from a publication: a unit containing part of the territory the warehouse was
+    # refreshed for (its département, its région…), published for comparison; only the
+    # communes of that territory have figures of their own (column `englobant`)
+    parent: bool = False
 
     @property
     def slug(self) -> str:
@@ -225,13 +230,19 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
 
 
 def materialise(con: duckdb.DuckDBPyConnection, territory: Territory) -> dict[str, int]:
-    """Write `ref.territoire_communes` and `ref.territoire_niveaux` for the resolved territory."""
+    """Write `ref.territoire_communes`, `ref.territoire_niveaux` and `ref.communes_lues`.
+
+    The levels hold the territory's own units and those containing part of it (`englobant`),
+    published for comparison when the month's stock covers them; the communes read are those
+    of both, so that the stock can be judged on them (`sql/clean/couverture_niveaux.sql`).
+    """
     n_communes = warehouse.replace_table(
         con, "ref", "territoire_communes", {"codes": list(territory.communes)}
     )
     n_levels = warehouse.replace_table(
         con, "ref", "territoire_niveaux", {"nom_territoire": territory.selection_name}
     )
+    n_read = warehouse.replace_table(con, "ref", "communes_lues")
     # the territory itself, for the steps run later from the warehouse alone (publication)
     con.execute(
         "create or replace table ref.territoire as select $spec as reglage, $niveau as niveau, "
@@ -243,7 +254,7 @@ def materialise(con: duckdb.DuckDBPyConnection, territory: Territory) -> dict[st
             "libelle": territory.label,
         },
     )
-    return {"communes": n_communes, "appartenances": n_levels}
+    return {"communes": n_communes, "appartenances": n_levels, "communes_lues": n_read}
 
 
 def materialised(con: duckdb.DuckDBPyConnection) -> Territory:

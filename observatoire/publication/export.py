@@ -169,10 +169,16 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
             f"Territoire inconnu dans la publication : « {niveau}:{code} ». Territoires publiés "
             f"(hors communes) : {', '.join(known) or 'aucun'}."
         )
+    parent = _is_parent(con, niveau, code)
     if niveau == "commune":
         communes = [(code, published[(niveau, code)])]
     else:
         communes = communes_of(con, niveau, code)
+        if parent:
+            # a unit containing the followed territory: only that territory's communes have
+            # rows of their own, the bundle lists those (its README says so)
+            own = {c for n, c, _ in published_territories(con) if n == "commune"}
+            communes = [(c, lib) for c, lib in communes if c in own]
         if not communes:
             raise ExportError(
                 f"La composition de « {niveau}:{code} » est introuvable : l'entrepôt décrit un "
@@ -185,7 +191,25 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> Territory:
         communes=tuple(c for c, _ in communes),
         commune_labels=tuple(lib for _, lib in communes),
         spec=spec.strip(),
+        parent=parent,
     )
+
+
+def _is_parent(con: duckdb.DuckDBPyConnection, niveau: str, code: str) -> bool:
+    """A unit containing part of the followed territory (`englobant`), published for
+    comparison; a snapshot published before the column has none."""
+    has_column = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'indicators' "
+        "and table_name = 'territoires' and column_name = 'englobant'"
+    ).fetchone()[0]  # type: ignore[index]
+    if not has_column:
+        return False
+    row = con.execute(
+        "select bool_or(englobant) from indicators.territoires "
+        "where niveau = $niveau and code_territoire = $code",
+        {"niveau": niveau, "code": code},
+    ).fetchone()
+    return bool(row and row[0])
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -575,6 +599,19 @@ def lisezmoi(
     w("")
     if territoire.level == "commune":
         w(f"Territoire : commune **{territoire.label}** (code INSEE {territoire.code}).")
+    elif territoire.parent:
+        w(
+            f"Territoire : **{territoire.label}** (niveau `{territoire.level}`, code "
+            f"`{territoire.code}`). Il contient une partie du territoire suivi par "
+            f"l'observatoire ({manifest.get('libelle_territoire', 'territoire publié')}) et "
+            "n'est publié que pour comparaison : ses chiffres Sirene portent sur toutes ses "
+            "communes, mais les tableaux du questionnaire et des listes des réseaux, qui ne "
+            "concernent que le territoire suivi, n'ont pas de ligne pour lui. Communes "
+            f"détaillées (celles du territoire suivi, {len(territoire.communes)}) :"
+        )
+        w("")
+        for code, libelle in zip(territoire.communes, territoire.commune_labels, strict=True):
+            w(f"- {libelle} ({code})")
     else:
         w(
             f"Territoire : **{territoire.label}** (niveau `{territoire.level}`, code "

@@ -213,12 +213,19 @@ def write_reference(con: duckdb.DuckDBPyConnection, target: str) -> None:
     """Territories with their communes, and French labels of the codes, for the readers.
 
     The page and the partner bundles read the snapshot only; without these they would have to
-    open the warehouse to know which communes make a territory or what « 88 » means.
+    open the warehouse to know which communes make a territory or what « 88 » means. A unit
+    containing the territory (`englobant`: its département, its région…) is listed when the
+    snapshot publishes figures for it, in some month: a month whose stock did not cover it
+    has none. Its communes are all of its communes; only the territory's have their own rows.
     """
     con.execute(
         f"create table {target}.territoires as "
-        "select distinct niveau, code_territoire, libelle_territoire, code_commune "
-        "from ref.territoire_niveaux order by all"
+        "select distinct niveau, code_territoire, libelle_territoire, code_commune, englobant "
+        "from ref.territoire_niveaux "
+        "where not englobant or (niveau, code_territoire) in ("
+        f"  select (niveau, code_territoire) from {target}.etablissements_actifs "
+        "  where niveau in (select niveau from ref.territoire_niveaux where englobant)"
+        ") order by all"
     )
     families = ", ".join(
         "('famille', '" + k + "', '" + v.replace("'", "''") + "')"

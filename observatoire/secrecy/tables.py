@@ -96,8 +96,12 @@ def _confidential_lists(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _geo(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The territory's own levels and their communes. The units containing it (`englobant`,
+    published for comparison) have no row in the tables protected here: answers and lists
+    describe the territory only (their SQL), and their communes outside it no inner cell."""
     return con.execute(
-        "select distinct niveau, code_territoire, code_commune from ref.territoire_niveaux"
+        "select distinct niveau, code_territoire, code_commune from ref.territoire_niveaux "
+        "where not englobant"
     ).pl()
 
 
@@ -458,7 +462,8 @@ def protect_networks(
         return public, _empty_log()
     geo = _geo(con)
     territories = con.execute(
-        "select distinct niveau, code_territoire, libelle_territoire from ref.territoire_niveaux"
+        "select distinct niveau, code_territoire, libelle_territoire from ref.territoire_niveaux "
+        "where not englobant"
     ).pl()
     bounds = {
         "nb_ess": _actifs_per_commune(con, mois, "ess"),

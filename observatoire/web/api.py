@@ -33,7 +33,9 @@ router = APIRouter()
     "/api/v1/territoires",
     summary="Territoires publiés",
     description="Liste des territoires de la publication courante, avec recherche par nom "
-    "ou code (sans tenir compte des accents ni de la casse).",
+    "ou code (sans tenir compte des accents ni de la casse). « englobant » : territoire qui "
+    "contient une partie du territoire suivi (son département, sa région…), publié pour "
+    "comparaison avec les chiffres Sirene seulement.",
     tags=["territoires"],
 )
 def api_territories(
@@ -54,7 +56,13 @@ def api_territories(
     return {
         "mois": snap.mois,
         "territoires": [
-            {"niveau": t.level, "code_territoire": t.code, "libelle_territoire": t.label}
+            {
+                "niveau": t.level,
+                "code_territoire": t.code,
+                "libelle_territoire": t.label,
+                # contains part of the followed territory, published for comparison
+                "englobant": t.parent,
+            }
             for t in found
         ],
     }
@@ -91,6 +99,7 @@ def api_territory(
         "niveau": t.level,
         "code_territoire": t.code,
         "libelle_territoire": t.label,
+        "englobant": t.parent,
         "chiffres_cles": {
             f.id: {
                 "libelle": f.label,

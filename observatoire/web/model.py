@@ -482,8 +482,24 @@ def _networks(snapshot: Snapshot, params: dict[str, Any]) -> list[Table]:
 
 
 def communes_of(snapshot: Snapshot, t: Territory) -> list[str]:
-    """The territory's communes, as the snapshot's `territoires` table lists them."""
-    return list(t.communes)
+    """The territory's communes, as the snapshot's `territoires` table lists them.
+
+    A unit containing the territory the observatory follows (its département, its région) is
+    made of hundreds of communes the snapshot publishes no figure for: its page details those
+    of the followed territory only, never a zero for a commune that was not counted.
+    """
+    if not t.parent:
+        return list(t.communes)
+    published = _commune_names(snapshot)
+    return [code for code in t.communes if code in published]
+
+
+def _commune_names(snapshot: Snapshot) -> dict[str, str]:
+    """Names of the communes the snapshot publishes, by code (cached per snapshot)."""
+    return snapshot.cached(
+        "commune_names",
+        lambda: {x.code: x.label for x in snapshot.territories if x.level == "commune"},
+    )
 
 
 def _commune_index(snapshot: Snapshot) -> dict[str, tuple[str, Cell]]:
@@ -501,10 +517,7 @@ def _commune_index(snapshot: Snapshot) -> dict[str, tuple[str, Cell]]:
 
 def commune_values(snapshot: Snapshot, t: Territory) -> list[tuple[str, str, Cell]]:
     index = snapshot.cached("communes", lambda: _commune_index(snapshot))
-    names = snapshot.cached(
-        "commune_names",
-        lambda: {x.code: x.label for x in snapshot.territories if x.level == "commune"},
-    )
+    names = _commune_names(snapshot)
     out = []
     for code in communes_of(snapshot, t):
         name, value = index.get(code, (names.get(code, code), Cell(0)))

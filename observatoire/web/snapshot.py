@@ -127,14 +127,21 @@ def _open(path: Path) -> Snapshot:
     if "territoires" not in columns:
         con.close()
         raise OutdatedSnapshot(path)
+    # a unit containing the territory (its département, its région…) is `englobant`; a
+    # snapshot published before the column had none
+    parent = "bool_or(englobant)" if ("englobant", "BOOLEAN") in columns["territoires"] else "false"
     found = con.execute(
         "select niveau, code_territoire, libelle_territoire, "
-        "list(code_commune order by code_commune) from indicators.territoires group by all"
+        f"list(code_commune order by code_commune), {parent} "
+        "from indicators.territoires group by all"
     ).fetchall()
-    keys = {(n, str(c)): normalise(str(lib)) for n, c, lib, _ in found}
+    keys = {(n, str(c)): normalise(str(lib)) for n, c, lib, _, _ in found}
     order = {n: i for i, n in enumerate(LEVELS)}
     territories = sorted(
-        (Territory(n, str(c), str(lib), tuple(communes)) for n, c, lib, communes in found),
+        (
+            Territory(n, str(c), str(lib), tuple(communes), parent=bool(p))
+            for n, c, lib, communes, p in found
+        ),
         key=lambda t: (order.get(t.level, 99), keys[(t.level, t.code)], t.code),
     )
     months = [

@@ -1,5 +1,7 @@
 -- Active establishments (etat administratif A) located in the territory, ESS or not, for every
--- level inside the territory, with all margins of family x NAF section x headcount band.
+-- level published this month (clean.niveaux_publies: the territory's own levels, and the units
+-- containing it that the month's stock covers), with all margins of family x NAF section x
+-- headcount band.
 -- Rows are first counted per commune (a few million cells nationally instead of 42 M rows),
 -- then joined to the levels and rolled up: the cube then never holds establishments.
 with base as (
@@ -17,7 +19,7 @@ with base as (
 p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
     from base as b
-    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
 )
 select
     $mois as mois,

@@ -1,6 +1,8 @@
 -- Month-on-month change of active and active employer establishments, against the latest
 -- earlier month kept in the warehouse (months are never overwritten by a later refresh).
--- mois_precedent is null, and so are the changes, for the first month loaded.
+-- mois_precedent is null, and so are the changes, for the first month loaded. A unit containing
+-- the territory (englobant) is compared only when the previous month published it too: the
+-- stock of that month may not have covered it, and the change would then be its whole count.
 with previous as (
     select max(mois) as mois from clean.etablissements_perimetre where mois < $mois
 ),
@@ -20,7 +22,16 @@ base as (
 p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
     from base as b
-    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
+),
+comparable as (
+    select niveau, code_territoire
+    from clean.niveaux_publies
+    where mois = $mois and not englobant
+    union
+    select niveau, code_territoire
+    from clean.niveaux_publies
+    where mois = (select mois from previous)
 ),
 agg as (
     select
@@ -41,14 +52,17 @@ select
     niveau, code_territoire, libelle_territoire, perimetre, famille,
     (select mois from previous) as mois_precedent,
     nb_etablissements,
-    case when (select mois from previous) is not null then nb_etablissements_precedent end
-        as nb_etablissements_precedent,
-    case when (select mois from previous) is not null
-        then nb_etablissements - nb_etablissements_precedent end as variation_etablissements,
+    case when compare then nb_etablissements_precedent end as nb_etablissements_precedent,
+    case when compare then nb_etablissements - nb_etablissements_precedent end
+        as variation_etablissements,
     nb_etablissements_employeurs,
-    case when (select mois from previous) is not null
-        then nb_etablissements_employeurs_precedent end as nb_etablissements_employeurs_precedent,
-    case when (select mois from previous) is not null
-        then nb_etablissements_employeurs - nb_etablissements_employeurs_precedent end
+    case when compare then nb_etablissements_employeurs_precedent end
+        as nb_etablissements_employeurs_precedent,
+    case when compare then nb_etablissements_employeurs - nb_etablissements_employeurs_precedent end
         as variation_etablissements_employeurs
-from agg
+from (
+    select a.*, (select mois from previous) is not null and c.niveau is not null as compare
+    from agg as a
+    left join comparable as c
+      on c.niveau = a.niveau and c.code_territoire = a.code_territoire
+)

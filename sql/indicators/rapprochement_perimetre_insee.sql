@@ -32,7 +32,7 @@ by_unit as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.cas, b.regle, b.siren,
         sum(b.n) as n
     from base as b
-    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
     group by all
 ),
 by_case as (

@@ -44,7 +44,9 @@ base as (
 p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
     from base as b
-    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    -- the territory and its own levels only: answers and lists describe the territory
+    join clean.niveaux_publies as n
+      on n.mois = $mois and n.code_commune = b.code_commune and not n.englobant
 )
 select
     $mois as mois,

@@ -49,7 +49,9 @@ hors as (
     select r.vague, n.niveau, n.code_territoire, count(*) as n_rep_hors
     from repondants as r
     join cellules as c on c.siret = r.siret
-    join ref.territoire_niveaux as n on n.code_commune = c.code_commune
+    -- the territory and its own levels only: answers and lists describe the territory
+    join clean.niveaux_publies as n
+      on n.mois = $mois and n.code_commune = c.code_commune and not n.englobant
     where not c.ess
     group by all
 ),
@@ -65,7 +67,9 @@ base as (
 p as (
     select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
     from base as b
-    join ref.territoire_niveaux as n on n.code_commune = b.code_commune
+    -- the territory and its own levels only: answers and lists describe the territory
+    join clean.niveaux_publies as n
+      on n.mois = $mois and n.code_commune = b.code_commune and not n.englobant
 ),
 cube as (
     select

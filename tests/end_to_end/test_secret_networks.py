@@ -54,7 +54,8 @@ def masked(demo, tmp_path_factory) -> dict:
             "published": q("select * from diffusion.reseaux_couverture where mois = $m"),
             "hors": q("select * from diffusion.ess_hors_reseau where mois = $m"),
             "territories": q(
-                "select distinct niveau, code_territoire, code_commune from ref.territoire_niveaux"
+                "select distinct niveau, code_territoire, code_commune from ref.territoire_niveaux "
+                "where not englobant"
             ),
             "ess": q(
                 "select code_territoire, nb_etablissements from indicators.etablissements_actifs "

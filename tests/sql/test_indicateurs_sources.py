@@ -204,6 +204,12 @@ def db(tmp_path_factory) -> Path:
         reference.load_reference(con, ROOT / "data" / "reference")
         territory.materialise(con, territory.resolve(con, "ept:T12"))
         _create_sources(con)
+        # the month's levels, as the step `perimetre` writes them from the cleaned stock
+        con.execute(
+            "create table clean.sirene_etablissements as "
+            "select mois, siret, code_commune from clean.etablissements_perimetre"
+        )
+        indicators.compute_levels(con, MOIS)
         for name in NAMES:
             indicators.compute_indicator(con, name, MOIS)
     return path
@@ -409,3 +415,35 @@ def test_without_lists_or_waves_the_source_indicators_are_empty(db, tmp_path):
         counts = {name: indicators.compute_indicator(con, name, MOIS) for name in NAMES}
     # no list declared: ess_hors_reseau would otherwise say "100 % outside networks"
     assert counts == dict.fromkeys(NAMES, 0)
+
+
+def test_answers_and_lists_stay_at_the_territory_when_its_region_is_published(db, tmp_path):
+    """A month whose stock covers the région publishes it for comparison, from SIRENE only:
+    answers and network lists describe the territory, their tables keep its levels (and the
+    secrecy mask its communes), whatever else is published."""
+    copy = tmp_path / "region.duckdb"
+    shutil.copy(db, copy)
+    with warehouse.connect(copy) as con:
+        con.execute("update clean.couverture_niveaux set publie = true")
+        warehouse.replace_month(con, "clean", "niveaux_publies", MOIS)
+        published = {
+            n
+            for (n,) in con.execute(
+                "select distinct niveau from clean.niveaux_publies where mois = $m", {"m": MOIS}
+            ).fetchall()
+        }
+        assert {"epci", "departement", "region"} <= published
+        for name in NAMES:
+            indicators.compute_indicator(con, name, MOIS)
+            levels = {
+                n
+                for (n,) in con.execute(
+                    f"select distinct niveau from indicators.{name} where mois = $m", {"m": MOIS}
+                ).fetchall()
+            }
+            assert levels <= {"commune", "ept"}, (name, levels)
+        indicators.compute_indicator(con, "etablissements_actifs", MOIS)
+        (regions,) = con.execute(
+            "select count(*) from indicators.etablissements_actifs where niveau = 'region'"
+        ).fetchone()
+        assert regions > 0

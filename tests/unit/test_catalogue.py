@@ -55,3 +55,29 @@ def test_sql_files_use_parameters_for_the_month():
         assert "{" not in text.replace("{}", ""), f"{path.name}: no string formatting in SQL"
         if path.parent.name in {"indicators", "clean"} and path.stem not in linkage.VIEWS:
             assert "$mois" in text, path.name
+
+
+_INBOX = re.compile(r"\bclean\.(?:rapprochements|questionnaire_\w+|reseaux\w*)\b")
+_LEVELS_JOIN = re.compile(
+    r"join\s+clean\.niveaux_publies\s+as\s+n\s+on\s+([^)]*?)(?:\n\s*\)|\n\s*where|\n\s*group)"
+)
+
+
+def test_indicators_roll_up_over_the_month_levels_and_inbox_ones_over_the_territory():
+    """Every indicator rolls up over the month's published levels (`clean.niveaux_publies`,
+    where a unit containing the territory appears only when the stock covers it). Those built
+    on answers or network lists describe the territory only: every such roll-up leaves the
+    containing units out (`not n.englobant`), so that the secrecy mask (its communes) and the
+    survey's population (its establishments) stay the territory's."""
+    for path in sorted((SQL / "indicators").glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        assert "ref.territoire_niveaux" not in text, path.name
+        joins = _LEVELS_JOIN.findall(text)
+        if path.stem == "annuaire_ess":  # the directory lists the territory's communes
+            assert not joins and "ref.territoire_communes" in text
+            continue
+        assert joins, path.name
+        for condition in joins:
+            assert "n.mois = $mois" in condition, (path.name, condition)
+            if _INBOX.search(text):
+                assert "not n.englobant" in condition, (path.name, condition)

@@ -20,23 +20,44 @@ def con(tmp_path_factory):
 
 
 def _levels(con, spec):
+    """The territory, its own levels (count of units) and the units containing it."""
     t = territory.resolve(con, spec)
     territory.materialise(con, t)
     levels = dict(
         con.execute(
             "select niveau, count(distinct code_territoire) "
-            "from ref.territoire_niveaux group by all"
+            "from ref.territoire_niveaux where not englobant group by all"
         ).fetchall()
     )
     return t, levels
+
+
+def _containing(con) -> set[str]:
+    return {
+        f"{n}:{c}"
+        for n, c in con.execute(
+            "select distinct niveau, code_territoire from ref.territoire_niveaux where englobant"
+        ).fetchall()
+    }
+
+
+def _members(con, niveau: str, code: str) -> int:
+    return con.execute(
+        "select count(*) from ref.territoire_niveaux where niveau = $n and code_territoire = $c",
+        {"n": niveau, "c": code},
+    ).fetchone()[0]
 
 
 def test_default_ept_grand_orly_seine_bievre(con):
     t, levels = _levels(con, "ept:T12")
     assert len(t.communes) == 24
     assert "94081" in t.communes and "91027" in t.communes  # Vitry, Athis-Mons
-    # the EPT is complete; MGP and the two départements are only partly inside: left out
+    # the EPT is complete; MGP and the two départements are only partly inside: not its own
     assert levels == {"commune": 24, "ept": 1}
+    # … but they contain part of it, and are published for comparison with all their communes
+    assert _containing(con) == {"epci:200054781", "departement:94", "departement:91", "region:11"}
+    assert _members(con, "departement", "94") == 47
+    assert _members(con, "epci", "200054781") == 149  # Paris as its 20 arrondissements
     assert territory.resolve(con, "ept:200058014").communes == t.communes
 
 
@@ -45,6 +66,8 @@ def test_departement_val_de_marne(con):
     assert len(t.communes) == 47
     # Paris Est Marne et Bois (T10) and Grand Paris Sud Est Avenir (T11) lie wholly in it
     assert levels == {"commune": 47, "departement": 1, "ept": 2}
+    # T12 reaches into Essonne: an EPT containing part of it, like the Métropole and the région
+    assert _containing(con) == {"ept:T12", "epci:200054781", "region:11"}
 
 
 def test_region_includes_complete_epci_and_the_ept(con):
@@ -53,19 +76,56 @@ def test_region_includes_complete_epci_and_the_ept(con):
     # the 12 territories of the Métropole du Grand Paris, Paris (T1) included
     assert levels["ept"] == 12 and levels["region"] == 1
     assert levels["epci"] > 40
+    # the one EPCI reaching over the région's border (into Eure-et-Loir)
+    assert _containing(con) == {"epci:247800550"}
 
 
 def test_commune_with_arrondissements(con):
     t, levels = _levels(con, "commune:75056")
     assert len(t.communes) == 20 and all(c.startswith("751") for c in t.communes)
+    assert levels == {"commune": 20, "ept": 1, "departement": 1, "selection": 1}
+    assert _containing(con) == {"epci:200054781", "region:11"}
 
 
 def test_single_commune_and_epci(con):
     t, levels = _levels(con, "commune:94081")
     assert t.communes == ("94081",) and t.label == "Vitry-sur-Seine"
     assert levels == {"commune": 1}
+    assert _containing(con) == {"ept:T12", "epci:200054781", "departement:94", "region:11"}
     t, _ = _levels(con, "epci:200054781")
     assert t.label == "Métropole du Grand Paris" and len(t.communes) > 100
+
+
+def test_communes_read_are_the_territory_and_the_units_containing_it(con):
+    """The SIRENE read keeps the communes of every unit containing the territory, so that the
+    stock can tell whether it covers them; the level `commune` stays the territory's."""
+    _levels(con, "ept:T12")
+    read, inside = con.execute(
+        "select count(*), count(*) filter (where dans_territoire) from ref.communes_lues"
+    ).fetchone()
+    (idf,) = con.execute(
+        "select count(*) from ref.communes where code_region = '11' and code_commune <> '75056'"
+    ).fetchone()
+    assert (read, inside) == (idf, 24)
+    (communes,) = con.execute(
+        "select count(*) from ref.territoire_niveaux where niveau = 'commune'"
+    ).fetchone()
+    assert communes == 24
+
+
+def test_france_publishes_every_unit_of_every_level(con):
+    """`france`: every commune (arrondissements for Paris, Lyon, Marseille), EPCI, EPT,
+    département and région is one of its own levels, none is a containing unit."""
+    _, levels = _levels(con, "france")
+    expected = con.execute(
+        "select count(*), count(distinct nullif(code_epci, '')), count(distinct code_departement),"
+        " count(distinct code_region) from ref.communes "
+        "where code_commune not in ('75056', '69123', '13055')"
+    ).fetchone()
+    assert (levels["commune"], levels["epci"], levels["departement"], levels["region"]) == expected
+    assert levels["ept"] == 12 and levels["selection"] == 1
+    assert expected[2] == 101 and expected[3] == 18
+    assert _containing(con) == set()
 
 
 def test_named_list_of_communes(con, tmp_path: Path):

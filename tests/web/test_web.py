@@ -327,9 +327,16 @@ def test_api_territories_search_and_filters(client, web_data):  # noqa: F811
     r = client.get("/api/v1/territoires", params={"q": "ivry"}).json()
     assert [t["code_territoire"] for t in r["territoires"]] == ["94041"]
     r = client.get("/api/v1/territoires", params={"niveau": "ept"}).json()
+    # the EPT itself: the stock covers none of the units containing it, none is published
     assert r["territoires"] == [
-        {"niveau": "ept", "code_territoire": "T12", "libelle_territoire": "Grand-Orly Seine Bièvre"}
+        {
+            "niveau": "ept",
+            "code_territoire": "T12",
+            "libelle_territoire": "Grand-Orly Seine Bièvre",
+            "englobant": False,
+        }
     ]
+    assert not any(t["englobant"] for t in client.get("/api/v1/territoires").json()["territoires"])
     r = client.get(
         "/api/v1/indicateurs/emplois_salaries_estimes",
         params={
