@@ -105,7 +105,7 @@ def _ingest(path: Path, territoire: str = "france") -> Callable[[], tuple[float,
         with tempfile.TemporaryDirectory() as tmp, warehouse.connect(Path(tmp) / "w.duckdb") as con:
             reference.load_reference(con, ROOT / "data" / "reference")
             territory.materialise(con, territory.resolve(con, territoire))
-            communes = None if territoire == "france" else "ref.territoire_communes"
+            communes = None if territoire == "france" else "ref.communes_lues"
             start = time.perf_counter()
             month = clean.process_month(
                 con, "etablissements", path, "2026-06", communes_table=communes

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from observatoire import refresh, steps
 from observatoire.cleaning import sirene as clean
-from observatoire.core import progress, warehouse
+from observatoire.core import fingerprint, progress, warehouse
 from observatoire.core.mois import InvalidMonthError, parse_mois
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -203,8 +203,28 @@ def _through_dagster() -> refresh.Executor:
     return run_through_dagster
 
 
+def _unchanged(settings: Settings, mois: str) -> bool:
+    """The live publication is this month, made from exactly these inputs (files, settings,
+    code): a refresh would give it again after the same minutes."""
+    live = publish.live_manifest(settings.publication_dir)
+    if live is None or str(live.get("mois")) != mois:
+        return False
+    made_from = (publish.live_private(settings.publication_dir) or {}).get("empreinte_entrees")
+    return made_from is not None and made_from == fingerprint.inputs(settings, mois)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if not args.forcer and _unchanged(settings, args.mois):
+        live = (settings.publication_dir / publish.CURRENT).absolute()
+        print(
+            f"Rien n'a changé depuis la publication en ligne de {args.mois} (mêmes fichiers, "
+            "mêmes réglages, même version) : elle est conservée telle quelle. "
+            "`--forcer` pour rafraîchir quand même."
+        )
+        print(f"Publication ({args.mois})   : {live.resolve()}")
+        print(f"  (lien stable)          : {live}")
+        return 0
     try:
         with progress.use(_progress()):
             report = refresh.refresh(
@@ -412,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--attendre",
         action="store_true",
         help="si un rafraîchissement est déjà en cours, attendre sa fin au lieu de renoncer",
+    )
+    p.add_argument(
+        "--forcer",
+        action="store_true",
+        help="rafraîchir même si rien n'a changé depuis la publication en ligne de ce mois",
     )
     p.set_defaults(func=cmd_refresh)
 

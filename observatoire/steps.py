@@ -25,7 +25,7 @@ from observatoire import indicators, linkage
 from observatoire.cleaning import questionnaire as questionnaire_clean
 from observatoire.cleaning import reseaux as reseaux_clean
 from observatoire.cleaning import sirene as clean
-from observatoire.core import catalogue, territory, warehouse
+from observatoire.core import catalogue, fingerprint, territory, warehouse
 from observatoire.core.mois import stock_window
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
@@ -584,7 +584,11 @@ def run_publication(ctx: StepContext) -> StepResult:
         },
         # the inbox files the month read, by content, for the inbox sensor: file names of
         # confidential lists are nobody's business, so not in the public manifest
-        private={"sources_lues": inbox.read_state(ctx.con)},
+        # and what the month was made from, so that a refresh of the unchanged month is skipped
+        private={
+            "sources_lues": inbox.read_state(ctx.con),
+            "empreinte_entrees": fingerprint.inputs(ctx.settings, ctx.mois),
+        },
     )
     figures = headline(ctx.con, ctx.mois)
     result = StepResult(values={"publication": pub})

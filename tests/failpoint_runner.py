@@ -73,4 +73,5 @@ def arm(point: str) -> None:
 
 if __name__ == "__main__":
     arm(sys.argv[1])
-    sys.exit(cli.main(["refresh", "--mois", sys.argv[2]]))
+    # the month is already live from the same files: refresh it anyway, to be killed
+    sys.exit(cli.main(["refresh", "--mois", sys.argv[2], "--forcer"]))

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from observatoire.core import warehouse
+from observatoire.core import progress, warehouse
 from observatoire.core.errors import RejectRateError
 from observatoire.core.identifiers import luhn_valid_expr, normalise_expr, siret_valid_expr
 from observatoire.core.mois import month_end
@@ -28,6 +28,8 @@ from observatoire.sources import sirene
 from observatoire.sources.sirene import RAW_TABLES, RECORD, IngestResult
 
 log = logging.getLogger("observatoire.cleaning.sirene")
+
+LABELS = {"etablissements": "établissements", "unites_legales": "unités légales"}
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -134,10 +136,11 @@ class Nomenclatures:
             },
             # two characters are enough to place a code: overseas départements share « 97 »;
             # a warehouse cleaned without a territory (the SIAE fixture) places no code
+            # the départements read: the territory's and those of the units containing it
             departements=frozenset(
-                col("select distinct left(code_commune, 2) from ref.territoire_communes")
+                col("select distinct left(code_commune, 2) from ref.communes_lues")
             )
-            if warehouse.table_exists(con, "ref", "territoire_communes")
+            if warehouse.table_exists(con, "ref", "communes_lues")
             else None,
         )
 
@@ -846,7 +849,7 @@ def process_month(
     path: Path,
     mois: str,
     *,
-    communes_table: str | None = "ref.territoire_communes",
+    communes_table: str | None = "ref.communes_lues",
     block_size: int = 64 << 20,
     max_malformed_rate: float | None = None,
     max_reject_rate: float | None = None,
@@ -881,9 +884,13 @@ def process_month(
     build = warehouse.build_file(con, "clean", table, mois)
     annotate = ANNOTATORS[kind]
 
+    label = f"Lecture et nettoyage des {LABELS[kind]} ({Path(path).name})"
+
     def run(s: sirene.StockScan) -> None:
         build.unlink(missing_ok=True)
-        annotate(s.frame, mois, nomenclatures).sink_parquet(build, compression="zstd")
+        with progress.task(label, total=s.records, unit="enregistrements") as p:
+            s.on_batch = p.advance
+            annotate(s.frame, mois, nomenclatures).sink_parquet(build, compression="zstd")
 
     try:
         scan, read = sirene.consume(scan, run)

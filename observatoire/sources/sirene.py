@@ -398,8 +398,12 @@ class StockScan:
             self.failure = exc
             raise
 
+    on_batch: Callable[[int], None] | None = None  # told the records of each batch parsed
+
     def _count(self, df: pl.DataFrame) -> pl.DataFrame:
         self.parsed += df.height
+        if self.on_batch is not None:
+            self.on_batch(df.height)
         return df
 
     def _finish_frame(self, raw: pl.LazyFrame) -> pl.LazyFrame:

@@ -65,7 +65,8 @@ def _start(data: Path, stock: Path, file_size_limit: int | None = None) -> subpr
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     return subprocess.Popen(
-        [sys.executable, "-m", "observatoire.cli", "refresh", "--mois", MOIS],
+        # --forcer: the same month from the same files again, on purpose (kills, disk full)
+        [sys.executable, "-m", "observatoire.cli", "refresh", "--mois", MOIS, "--forcer"],
         env=_env(data, stock),
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -111,6 +111,35 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
         live = publish.current(same_inputs["cli"] / "publication")
         assert live.name == f"{MOIS}_{run.run_id.replace('-', '')[:12]}"
 
+    # the same month again, nothing changed: the live publication is kept, no run is started;
+    # a changed input (a stock file touched) refreshes again
+    live = publish.current(same_inputs["cli"] / "publication")
+
+    def again(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "observatoire.cli", "refresh", "--mois", MOIS, *extra],
+            env=_env(same_inputs["cli"], home),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    done = again()
+    assert done.returncode == 0, done.stderr
+    assert "Rien n'a changé depuis la publication en ligne de 2026-11" in done.stdout
+    assert publish.current(same_inputs["cli"] / "publication") == live
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 1
+    stock = next((same_inputs["cli"] / "sirene").rglob("StockUniteLegale*"))
+    os.utime(stock)
+    done = again()
+    assert done.returncode == 0, done.stderr
+    assert "Rien n'a changé" not in done.stdout
+    assert publish.current(same_inputs["cli"] / "publication") != live
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 2
+
     # 2. the Dagster job, as the schedule or the UI starts it
     from pipelines.definitions import defs
 
