@@ -18,6 +18,7 @@ from dagster import AssetKey, DagsterInstance
 from test_pipelines import MOIS, Territory
 
 from observatoire import refresh, steps
+from observatoire.core import fingerprint
 from observatoire.core.settings import Settings
 from observatoire.publication import publish
 
@@ -131,14 +132,16 @@ def test_cli_dagster_and_steps_publish_the_same_month(tmp_path, monkeypatch):
     assert publish.current(same_inputs["cli"] / "publication") == live
     with DagsterInstance.from_config(str(home)) as instance:
         assert len(instance.get_runs()) == 1
+    # any input touched (a stock file, a setting) is a change: the month is refreshed again
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(same_inputs["cli"]))
+    monkeypatch.setenv("OBSERVATOIRE_REFERENCE_DIR", str(ROOT / "data" / "reference"))
+    cli_settings = Settings.from_env()  # what the CLI process read
+    made_from = publish.live_private(same_inputs["cli"] / "publication")["empreinte_entrees"]
+    assert fingerprint.inputs(cli_settings, MOIS) == made_from
     stock = next((same_inputs["cli"] / "sirene").rglob("StockUniteLegale*"))
-    os.utime(stock)
-    done = again()
-    assert done.returncode == 0, done.stderr
-    assert "Rien n'a changé" not in done.stdout
-    assert publish.current(same_inputs["cli"] / "publication") != live
-    with DagsterInstance.from_config(str(home)) as instance:
-        assert len(instance.get_runs()) == 2
+    os.utime(stock, ns=(stock.stat().st_atime_ns, stock.stat().st_mtime_ns + 1))
+    assert fingerprint.inputs(cli_settings, MOIS) != made_from
+    assert fingerprint.inputs(cli_settings.with_(max_reject_rate=0.5), MOIS) != made_from
 
     # 2. the Dagster job, as the schedule or the UI starts it
     from pipelines.definitions import defs
