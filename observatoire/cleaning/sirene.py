@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from observatoire.core import progress, warehouse
 from observatoire.core.errors import RejectRateError
@@ -30,6 +31,8 @@ from observatoire.sources.sirene import RAW_TABLES, RECORD, IngestResult
 log = logging.getLogger("observatoire.cleaning.sirene")
 
 LABELS = {"etablissements": "établissements", "unites_legales": "unités légales"}
+# rows cleaned at a time: memory is bounded by a batch, whatever the size of the file
+BATCH_ROWS = 250_000
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -497,95 +500,80 @@ def annotate_etablissements(
         # the stock carries beside NAF rév. 2
         _naf2025=pl.when(is_2025).then(pl.col("_naf")).otherwise(pl.col("_naf25_colonne")),
     )
-    bounds = pl.DataFrame(
-        {
-            "_tranche": list(n.tranches),
-            "effectif_min": [b[0] for b in n.tranches.values()],
-            "effectif_max": [b[1] for b in n.tranches.values()],
-        },
-        schema={"_tranche": pl.String, "effectif_min": pl.Int32, "effectif_max": pl.Int32},
-    )
-    sections = pl.DataFrame(
-        {
-            "_division_rev2": list(n.naf_sections),
-            "_section_rev2": list(n.naf_sections.values()),
-        },
-        schema={"_division_rev2": pl.String, "_section_rev2": pl.String},
-    )
-    from_2025 = pl.DataFrame(
-        {
-            "_naf2025": list(n.naf_2025_rev2),
-            "_division_2025": [v[0] for v in n.naf_2025_rev2.values()],
-            "_section_2025": [v[1] for v in n.naf_2025_rev2.values()],
-        },
-        schema={"_naf2025": pl.String, "_division_2025": pl.String, "_section_2025": pl.String},
-    )
+
+    # lookups as expressions, not joins: a join in the middle of the pass made Polars' streaming
+    # engine hold the month in memory (4.3 GB for 4.8 M rows, measured)
+    def lookup(expr: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
+        known = {k: v for k, v in mapping.items() if v is not None}
+        return expr.replace_strict(known, default=None, return_dtype=dtype)
+
     is_rev2 = pl.col("_nomenclature") == NAF_REV2
-    clean = (
-        kept.with_columns(
-            _division_rev2=pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2)).otherwise(None)
-        )
-        .join(bounds.lazy(), on="_tranche", how="left")
-        .join(sections.lazy(), on="_division_rev2", how="left")
-        .join(from_2025.lazy(), on="_naf2025", how="left")
-        # sections are published in NAF rév. 2: a row known only in NAF 2025 takes the rév. 2
-        # section of its code when every rév. 2 antecedent of that code lies in one section
-        .with_columns(
-            _division=pl.when(is_rev2)
-            .then(pl.col("_division_rev2"))
-            .otherwise(pl.col("_division_2025")),
-            _section=pl.when(is_rev2)
-            .then(pl.col("_section_rev2"))
-            .otherwise(pl.col("_section_2025")),
-        )
-        .select(
-            pl.col("mois"),
-            pl.col("_siret").alias("siret"),
-            pl.col("_siren").alias("siren"),
-            pl.col("_nic").alias("nic"),
-            pl.col("statutDiffusionEtablissement").alias("statut_diffusion"),
-            _date("dateCreationEtablissement").alias("date_creation"),
-            pl.col("_tranche").alias("tranche_effectifs"),
-            pl.col("effectif_min"),
-            pl.col("effectif_max"),
-            pl.col("anneeEffectifsEtablissement")
-            .cast(pl.Int32, strict=False)
-            .alias("annee_effectifs"),
-            (pl.col("etablissementSiege") == "true").alias("etablissement_siege"),
-            pl.col("numeroVoieEtablissement").alias("numero_voie"),
-            pl.col("indiceRepetitionEtablissement").alias("indice_repetition"),
-            pl.col("typeVoieEtablissement").alias("type_voie"),
-            pl.col("libelleVoieEtablissement").alias("libelle_voie"),
-            pl.col("codePostalEtablissement").alias("code_postal"),
-            pl.col("libelleCommuneEtablissement").alias("libelle_commune"),
-            pl.col("_commune").alias("code_commune"),
-            pl.col("codePaysEtrangerEtablissement").alias("code_pays_etranger"),
-            pl.col("coordonneeLambertAbscisseEtablissement")
-            .cast(pl.Float64, strict=False)
-            .alias("x_lambert93"),
-            pl.col("coordonneeLambertOrdonneeEtablissement")
-            .cast(pl.Float64, strict=False)
-            .alias("y_lambert93"),
-            _date("dateDebut").alias("date_debut"),
-            pl.col("_etat").alias("etat_administratif"),
-            pl.col("enseigne1Etablissement").alias("enseigne"),
-            pl.col("denominationUsuelleEtablissement").alias("denomination_usuelle"),
-            pl.col("_naf").alias("activite_principale"),
-            pl.col("_nomenclature").alias("nomenclature_activite"),
-            pl.col("_division").alias("naf_division"),
-            pl.col("_section").alias("naf_section"),
-            pl.col("caractereEmployeurEtablissement").alias("caractere_employeur"),
-            pl.col("_naf2025").alias("activite_principale_naf25"),
-            pl.col("fichier_source"),
-            *_verdict("dateDernierTraitementEtablissement"),
-            # drift evidence, only where the clean columns do not already tell it
-            pl.when(pl.col("_commune_statut").is_not_null())
-            .then(pl.col("codeCommuneEtablissement"))
-            .alias("_commune_fichier"),
-            pl.col("_commune_statut"),
-            _unknown_tranche(pl.col("_tranche_fichier"), n).alias("_tranche_fichier"),
-            pl.when(is_2025).then(pl.col("_naf25_colonne")).alias("_naf25_fichier"),
-        )
+    division_rev2 = pl.when(is_rev2).then(pl.col("_naf").str.slice(0, 2))
+    clean = kept.with_columns(
+        effectif_min=lookup(
+            pl.col("_tranche"), {k: v[0] for k, v in n.tranches.items()}, pl.Int32()
+        ),
+        effectif_max=lookup(
+            pl.col("_tranche"), {k: v[1] for k, v in n.tranches.items()}, pl.Int32()
+        ),
+        # sections are published in NAF rév. 2: a row known only in NAF 2025 takes the
+        # rév. 2 section of its code when every rév. 2 antecedent of that code lies in one
+        # section
+        _division=pl.when(is_rev2)
+        .then(division_rev2)
+        .otherwise(
+            lookup(pl.col("_naf2025"), {k: v[0] for k, v in n.naf_2025_rev2.items()}, pl.String())
+        ),
+        _section=pl.when(is_rev2)
+        .then(lookup(division_rev2, n.naf_sections, pl.String()))
+        .otherwise(
+            lookup(pl.col("_naf2025"), {k: v[1] for k, v in n.naf_2025_rev2.items()}, pl.String())
+        ),
+    ).select(  # fmt: skip
+        pl.col("mois"),
+        pl.col("_siret").alias("siret"),
+        pl.col("_siren").alias("siren"),
+        pl.col("_nic").alias("nic"),
+        pl.col("statutDiffusionEtablissement").alias("statut_diffusion"),
+        _date("dateCreationEtablissement").alias("date_creation"),
+        pl.col("_tranche").alias("tranche_effectifs"),
+        pl.col("effectif_min"),
+        pl.col("effectif_max"),
+        pl.col("anneeEffectifsEtablissement").cast(pl.Int32, strict=False).alias("annee_effectifs"),
+        (pl.col("etablissementSiege") == "true").alias("etablissement_siege"),
+        pl.col("numeroVoieEtablissement").alias("numero_voie"),
+        pl.col("indiceRepetitionEtablissement").alias("indice_repetition"),
+        pl.col("typeVoieEtablissement").alias("type_voie"),
+        pl.col("libelleVoieEtablissement").alias("libelle_voie"),
+        pl.col("codePostalEtablissement").alias("code_postal"),
+        pl.col("libelleCommuneEtablissement").alias("libelle_commune"),
+        pl.col("_commune").alias("code_commune"),
+        pl.col("codePaysEtrangerEtablissement").alias("code_pays_etranger"),
+        pl.col("coordonneeLambertAbscisseEtablissement")
+        .cast(pl.Float64, strict=False)
+        .alias("x_lambert93"),
+        pl.col("coordonneeLambertOrdonneeEtablissement")
+        .cast(pl.Float64, strict=False)
+        .alias("y_lambert93"),
+        _date("dateDebut").alias("date_debut"),
+        pl.col("_etat").alias("etat_administratif"),
+        pl.col("enseigne1Etablissement").alias("enseigne"),
+        pl.col("denominationUsuelleEtablissement").alias("denomination_usuelle"),
+        pl.col("_naf").alias("activite_principale"),
+        pl.col("_nomenclature").alias("nomenclature_activite"),
+        pl.col("_division").alias("naf_division"),
+        pl.col("_section").alias("naf_section"),
+        pl.col("caractereEmployeurEtablissement").alias("caractere_employeur"),
+        pl.col("_naf2025").alias("activite_principale_naf25"),
+        pl.col("fichier_source"),
+        *_verdict("dateDernierTraitementEtablissement"),
+        # drift evidence, only where the clean columns do not already tell it
+        pl.when(pl.col("_commune_statut").is_not_null())
+        .then(pl.col("codeCommuneEtablissement"))
+        .alias("_commune_fichier"),
+        pl.col("_commune_statut"),
+        _unknown_tranche(pl.col("_tranche_fichier"), n).alias("_tranche_fichier"),
+        pl.when(is_2025).then(pl.col("_naf25_colonne")).alias("_naf25_fichier"),
     )
     return clean
 
@@ -887,10 +875,29 @@ def process_month(
     label = f"Lecture et nettoyage des {LABELS[kind]} ({Path(path).name})"
 
     def run(s: sirene.StockScan) -> None:
+        """Stream the scan in batches, each cleaned in memory and appended to the file.
+
+        One fused streaming query (scan → rules → sink) was measured 15 % faster, but Polars'
+        streaming engine buffered the month behind the rules' membership tests (4.3 GB for
+        4.8 M rows, growing with the file); batches of a few hundred thousand rows keep the
+        pass in bounded memory at any scale.
+        """
         build.unlink(missing_ok=True)
-        with progress.task(label, total=s.records, unit="enregistrements") as p:
-            s.on_batch = p.advance
-            annotate(s.frame, mois, nomenclatures).sink_parquet(build, compression="zstd")
+        writer: pq.ParquetWriter | None = None
+        try:
+            with progress.task(label, total=s.records, unit="enregistrements") as p:
+                s.on_batch = p.advance
+                for batch in s.frame.collect_batches(chunk_size=BATCH_ROWS):
+                    table = annotate(batch.lazy(), mois, nomenclatures).collect().to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(build, table.schema, compression="zstd")
+                    writer.write_table(table.cast(writer.schema))
+            if writer is None:  # no record for the territory: an empty month, well typed
+                empty = pl.LazyFrame(schema=sirene.raw_schema(kind))
+                annotate(empty, mois, nomenclatures).collect().write_parquet(build)
+        finally:
+            if writer is not None:
+                writer.close()
 
     try:
         scan, read = sirene.consume(scan, run)
