@@ -158,6 +158,7 @@ def run(scale: str, data: Path, keep: bool) -> list[dict[str, object]]:
         }
         # each territory's own Dagster instance, beside its data (not the repository's)
         (work / tag).mkdir(parents=True, exist_ok=True)
+        (work / tag / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         what = "second rafraîchissement, mois inchangé" if again else "rafraîchissement complet"
         return measure(
             f"observatoire : {what}, territoire {territoire}",
