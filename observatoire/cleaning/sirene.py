@@ -283,58 +283,37 @@ def drift_of(kind: str, kept: pl.LazyFrame, n: Nomenclatures) -> pl.DataFrame:
         .otherwise(pl.col("activite_principale_naf25"))
     )
     tranche = pl.col("_tranche_fichier")
+    # the columns both files share, named with each file's suffix
+    suffix = "Etablissement" if kind == "etablissements" else "UniteLegale"
     unknown_tranche = pl.when(tranche.is_not_null()).then(pl.lit(UNKNOWN))
+    shared = [
+        (f"trancheEffectifs{suffix}", tranche, unknown_tranche, None),
+        (f"activitePrincipale{suffix}", activity,
+         _activity_status(activity, nomenclature, n), None),
+        (f"nomenclatureActivitePrincipale{suffix}", nomenclature,
+         _nomenclature_status(nomenclature), None),
+        (f"activitePrincipaleNAF25{suffix}", naf25, _naf25_status(naf25, n), None),
+    ]  # fmt: skip
     if kind == "etablissements":
-        specs = [
-            (
-                "codeCommuneEtablissement",
-                pl.col("_commune_fichier"),
-                pl.col("_commune_statut"),
-                pl.col("code_commune"),
-            ),
-            ("trancheEffectifsEtablissement", tranche, unknown_tranche, None),
-            (
-                "activitePrincipaleEtablissement",
-                activity,
-                _activity_status(activity, nomenclature, n),
-                None,
-            ),
-            (
-                "nomenclatureActivitePrincipaleEtablissement",
-                nomenclature,
-                _nomenclature_status(nomenclature),
-                None,
-            ),
-            ("activitePrincipaleNAF25Etablissement", naf25, _naf25_status(naf25, n), None),
-        ]
+        first = (
+            "codeCommuneEtablissement",
+            pl.col("_commune_fichier"),
+            pl.col("_commune_statut"),
+            pl.col("code_commune"),
+        )
     else:
         cj = pl.col("categorie_juridique")
-        specs = [
-            (
-                "categorieJuridiqueUniteLegale",
-                cj,
-                pl.when(cj.is_in(list(n.categories_juridiques)))
-                .then(None)
-                .when(cj.is_in(list(n.categories_supprimees)))
-                .then(pl.lit(KNOWN_REMOVED))
-                .otherwise(pl.lit(UNKNOWN)),
-                None,
-            ),
-            ("trancheEffectifsUniteLegale", tranche, unknown_tranche, None),
-            (
-                "activitePrincipaleUniteLegale",
-                activity,
-                _activity_status(activity, nomenclature, n),
-                None,
-            ),
-            (
-                "nomenclatureActivitePrincipaleUniteLegale",
-                nomenclature,
-                _nomenclature_status(nomenclature),
-                None,
-            ),
-            ("activitePrincipaleNAF25UniteLegale", naf25, _naf25_status(naf25, n), None),
-        ]
+        first = (
+            "categorieJuridiqueUniteLegale",
+            cj,
+            pl.when(cj.is_in(list(n.categories_juridiques)))
+            .then(None)
+            .when(cj.is_in(list(n.categories_supprimees)))
+            .then(pl.lit(KNOWN_REMOVED))
+            .otherwise(pl.lit(UNKNOWN)),
+            None,
+        )
+    specs = [first, *shared]
     return _drift(kept, specs)
 
 
@@ -923,22 +902,16 @@ def process_month(
         # copies of one identifier become rejects in the file itself (reasons counted below)
         _settle_duplicates(con, build, id_col, CLEAN_COLUMNS[kind])
         written = pl.scan_parquet(build)
-        rows_in, latest = (
-            written.select(pl.len(), pl.col("_date_traitement").max()).collect().row(0)
+        # rows, reasons and the latest treatment date in one read of two columns
+        verdicts = (
+            written.group_by("_motif").agg(pl.len(), pl.col("_date_traitement").max()).collect()
         )
-        reasons = dict(
-            written.filter(pl.col("_motif").is_not_null())
-            .group_by("_motif")
-            .len()
-            .collect()
-            .iter_rows()
-        )
+        rows_in = int(verdicts["len"].sum())
+        latest = verdicts["_date_traitement"].max()
+        reasons = {m: n for m, n, _ in verdicts.iter_rows() if m is not None}
         rows_rejected = sum(reasons.values())
-        drift = (
-            drift_of(kind, written.filter(pl.col("_motif").is_null()), nomenclatures)
-            .group_by("colonne", "code", "statut", "code_attribue")
-            .agg(pl.col("lignes").sum())
-            .sort("colonne", "lignes", "code", descending=[False, True, False])
+        drift = drift_of(kind, written.filter(pl.col("_motif").is_null()), nomenclatures).sort(
+            "colonne", "lignes", "code", descending=[False, True, False]
         )
         ingest.rows = rows_in
         cleaned = CleanResult(

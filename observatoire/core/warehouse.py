@@ -148,20 +148,12 @@ def replace_table(
     return con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]  # type: ignore[index]
 
 
-# Tables holding one row per establishment or legal unit (42 M and 28 M rows nationally) keep
-# each month in its own physical table behind a view of the same name. A month is built in a
-# build table through committed batches, then swapped in with a short DDL transaction: replacing
-# it atomically no longer means holding 42 M uncommitted rows in DuckDB's transaction-local
-# storage (measured at 1.4 GB per 5 M rows, 20 GB nationally).
-MONTHLY_TABLES = frozenset(
-    {
-        ("raw", "sirene_etablissements"),
-        ("raw", "sirene_unites_legales"),
-        ("clean", "sirene_etablissements"),
-        ("clean", "sirene_unites_legales"),
-        ("clean", "etablissements_perimetre"),
-    }
-)
+# SQL tables of one row per establishment (42 M rows nationally) keep each month in its own
+# physical table behind a view of the same name. A month is built in a build table, then
+# swapped in with a short DDL transaction: replacing it atomically no longer means holding 42 M
+# uncommitted rows in DuckDB's transaction-local storage (measured at 1.4 GB per 5 M rows,
+# 20 GB nationally). The SIRENE months themselves are Parquet files (`swap_month_file`).
+MONTHLY_TABLES = frozenset({("clean", "etablissements_perimetre")})
 
 _MOIS = re.compile(r"^\d{4}-\d{2}$")
 
