@@ -4,7 +4,11 @@ A test harness, not part of the product: it wraps one library function so that i
 kills the process (before or after the real call), which lands the kill exactly where a test
 wants it (mid-build, inside the swap transaction, mid-publication) instead of at a random time.
 
-    python tests/failpoint_runner.py <point> <mois>
+    python tests/failpoint_runner.py <point> <mois> [--direct]
+
+The month runs as `observatoire refresh` does, through Dagster; with `--direct`, as the same
+steps without Dagster (`refresh.run_direct`, under the same lock and failure record), which
+starts faster: the steps write the warehouse and the publication the same way.
 """
 
 from __future__ import annotations
@@ -73,5 +77,11 @@ def arm(point: str) -> None:
 
 if __name__ == "__main__":
     arm(sys.argv[1])
+    if "--direct" in sys.argv[3:]:
+        from observatoire import refresh
+        from observatoire.core.settings import Settings
+
+        refresh.refresh(Settings.from_env(), sys.argv[2])
+        sys.exit(0)
     # the month is already live from the same files: refresh it anyway, to be killed
     sys.exit(cli.main(["refresh", "--mois", sys.argv[2], "--forcer"]))
