@@ -31,8 +31,6 @@ from observatoire.sources.sirene import RAW_TABLES, RECORD, IngestResult
 log = logging.getLogger("observatoire.cleaning.sirene")
 
 LABELS = {"etablissements": "établissements", "unites_legales": "unités légales"}
-# rows cleaned at a time: memory is bounded by a batch, whatever the size of the file
-BATCH_ROWS = 250_000
 
 MARKED_NOT_DIFFUSED = "[ND]"
 
@@ -854,19 +852,24 @@ def process_month(
     label = f"Lecture et nettoyage des {LABELS[kind]} ({Path(path).name})"
 
     def run(s: sirene.StockScan) -> None:
-        """Stream the scan in batches, each cleaned in memory and appended to the file.
+        """Pull the file's batches, each cleaned in memory and appended to the file.
 
         One fused streaming query (scan → rules → sink) was measured 15 % faster, but Polars'
         streaming engine buffered the month behind the rules' membership tests (4.3 GB for
-        4.8 M rows, growing with the file); batches of a few hundred thousand rows keep the
-        pass in bounded memory at any scale.
+        4.8 M rows, growing with the file), and its batch reader ran ahead of the cleaning
+        (2.5 GB); batches pulled one at a time keep the pass in bounded memory at any scale.
         """
         build.unlink(missing_ok=True)
         writer: pq.ParquetWriter | None = None
         try:
             with progress.task(label, total=s.records, unit="enregistrements") as p:
-                s.on_batch = p.advance
-                for batch in s.frame.collect_batches(chunk_size=BATCH_ROWS):
+
+                def advance(n: int) -> None:
+                    p.total = s.expected_records()  # estimated from the bytes read until known
+                    p.advance(n)
+
+                s.on_batch = advance
+                for batch in s.batches(sirene.BATCH_ROWS):
                     table = annotate(batch.lazy(), mois, nomenclatures).collect().to_arrow()
                     if writer is None:
                         writer = pq.ParquetWriter(build, table.schema, compression="zstd")

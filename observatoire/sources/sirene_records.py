@@ -85,6 +85,8 @@ class RecordCounter:
         self._odd = False  # inside quotes after what was fed
         self._offset = 0  # bytes fed before the current chunk
         self._prev_nl = -1  # offset of the last line break (-1: start of the file)
+        # offset just past the last line break that ends a record: what a reader may parse
+        self.last_record_end = 0
         self._prev_boundary = True
         self._last_byte = -1
         self._tail = bytearray()  # bytes since the last line break (the current line)
@@ -125,6 +127,9 @@ class RecordCounter:
             self._offset += len(chunk)
             return
         if len(nl):
+            ends = nl[boundary]
+            if len(ends):
+                self.last_record_end = self._offset + int(ends[-1]) + 1
             self.boundaries += int(np.count_nonzero(boundary))
             self.blank += self._blank_lines(a, nl, boundary)
             if self._span is not None or inside.any():
