@@ -72,18 +72,18 @@ def outcome(result: quality.SuiteResult, name: str) -> quality.Outcome:
     return found
 
 
-_SIRENE_MONTH = re.compile(r"\b(raw|clean)\.(sirene_\w+__\d{4}_\d{2})\b")
+_MONTH_FILE = re.compile(r"\b(raw|clean)\.((?:sirene_\w+|etablissements_perimetre)__\d{4}_\d{2})\b")
 
 
 def sql(settings, statement: str, params: dict | None = None) -> list[tuple]:
-    """Run a statement; a SIRENE month it alters is first copied into a table of its name.
+    """Run a statement; a month it alters is first copied into a table of its name.
 
-    SIRENE months are views over the month's Parquet file: to simulate a faulty month, the
-    tests tamper with a copy, which the suites then read under the same name.
+    SIRENE and perimeter months are views over the month's Parquet file: to simulate a faulty
+    month, the tests tamper with a copy, which the suites then read under the same name.
     """
     with warehouse.connect(settings.warehouse) as con:
         if re.match(r"\s*(insert|update|delete|alter)\b", statement, re.I):
-            for schema, name in set(_SIRENE_MONTH.findall(statement)):
+            for schema, name in set(_MONTH_FILE.findall(statement)):
                 kind = con.execute(
                     "select table_type from information_schema.tables "
                     "where table_schema = ? and table_name = ?",
