@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from observatoire.core.mois import month_end
@@ -37,6 +37,9 @@ class Check:
     expectation: Any = None  # a GX expectation, or None for a check with nothing to run
     note: str | None = None  # why a check without expectation passes
     query: str | None = None  # the SQL of an unexpected-rows check, to draw its sample
+    # an aggregate over the month's rows that is 0 when the check holds (`count(*) filter
+    # (where …)`): every tally of a suite is computed in one scan (`Builder.tally`)
+    tally: str | None = None
 
 
 def pct(share: float) -> str:
@@ -78,11 +81,59 @@ class Builder:
         *,
         blocking: bool = True,
         query: str | None = None,
+        tally: str | None = None,
     ) -> None:
+        self.checks.append(
+            Check(
+                name,
+                description,
+                column,
+                blocking,
+                self._described(expectation, name, description, blocking),
+                query=query,
+                tally=tally,
+            )
+        )
+
+    @staticmethod
+    def _described(expectation: Any, name: str, description: str, blocking: bool) -> Any:
         # the description is what Data Docs show; the meta ties GX's result back to the check
         expectation.description = description
         expectation.meta = {"controle": name, "bloquant": blocking}
-        self.checks.append(Check(name, description, column, blocking, expectation, query=query))
+        return expectation
+
+    def tally(self, con: Any, source: str) -> dict[str, int]:
+        """Count the failing rows of every tallied check in one scan of the month.
+
+        Each SQL check used to scan the month on its own (a dozen scans of 5 M rows: 9 s on a
+        région, measured). A check whose tally is 0 keeps its expectation, on its query made
+        empty (`where false`, answered without reading the month): GX still runs and records
+        it. A check with failing rows keeps its own query, which GX runs and samples.
+        """
+        tallied = [i for i, c in enumerate(self.checks) if c.tally is not None]
+        if not tallied:
+            return {}
+        batch = f"(select * from {source})"
+        row = con.execute(
+            "select "
+            + ", ".join(str(self.checks[i].tally).replace("{batch}", batch) for i in tallied)
+            + f" from {source}"
+        ).fetchone()
+        counts = {}
+        for i, n in zip(tallied, row, strict=True):
+            c = self.checks[i]
+            counts[c.name] = int(n or 0)
+            if counts[c.name] == 0 and c.query is not None:
+                empty = f"select * from ({c.query}) where false"
+                expectation = self.gx.expectations.UnexpectedRowsExpectation(
+                    unexpected_rows_query=empty
+                )
+                self.checks[i] = replace(
+                    c,
+                    expectation=self._described(expectation, c.name, c.description, c.blocking),
+                    query=empty,
+                )
+        return counts
 
     def sql(
         self,
@@ -92,7 +143,10 @@ class Builder:
         query: str,
         *,
         blocking: bool = True,
+        failing: str | None = None,
     ) -> None:
+        """An unexpected-rows check; `failing` is its condition on one row of the month, when
+        it has one, so that it is tallied with the others in one scan."""
         if "{batch}" not in query:
             query = _side(query)
         self.add(
@@ -102,6 +156,7 @@ class Builder:
             self.gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=query),
             blocking=blocking,
             query=query,
+            tally=f"count(*) filter (where {failing})" if failing is not None else None,
         )
 
     def skip(self, name: str, description: str, column: str | None, note: str) -> None:
@@ -171,15 +226,20 @@ class Builder:
             f"select {masked(identifier, diffusible)} from {{batch}} where {identifier} in "
             f"(select {identifier} from {{batch}} group by {identifier} having count(*) > 1)",
         )
+        self.checks[-1] = replace(
+            self.checks[-1], tally=f"count({identifier}) - count(distinct {identifier})"
+        )
 
     def digits(self, identifier: str, width: int, diffusible: str) -> None:
+        failing = (
+            f"length({identifier}) <> {width} or not regexp_full_match({identifier}, '[0-9]+')"
+        )
         self.sql(
             f"{identifier}_format",
             f"{identifier} de {width} chiffres",
             identifier,
-            f"select {masked(identifier, diffusible)} from {{batch}} "
-            f"where length({identifier}) <> {width} "
-            f"or not regexp_full_match({identifier}, '[0-9]+')",
+            f"select {masked(identifier, diffusible)} from {{batch}} where {failing}",
+            failing=failing,
         )
 
     def in_reference(
@@ -194,13 +254,16 @@ class Builder:
         when: str = "true",
     ) -> None:
         table, ref_column = ref.rsplit(".", 1)
+        failing = (
+            f"{column} is not null and ({when}) and {column} not in "
+            f"(select {ref_column} from {table} where {ref_column} is not null)"
+        )
         self.sql(
             name,
             description,
             column,
-            f"select {masked(identifier, diffusible)}, {column} from {{batch}} "
-            f"where {column} is not null and ({when}) and {column} not in "
-            f"(select {ref_column} from {table} where {ref_column} is not null)",
+            f"select {masked(identifier, diffusible)}, {column} from {{batch}} where {failing}",
+            failing=failing,
         )
 
     def codes(
@@ -213,6 +276,7 @@ class Builder:
             column,
             f"select {masked(identifier, diffusible)}, {column} from {{batch}} "
             f"where {column} is null or {column} not in ({listed})",
+            failing=f"{column} is null or {column} not in ({listed})",
         )
 
     def created_before(self, mois: str, identifier: str, diffusible: str) -> None:
@@ -222,6 +286,7 @@ class Builder:
             "date_creation",
             f"select {masked(identifier, diffusible)}, date_creation from {{batch}} "
             f"where date_creation > {literal_date(month_end(mois))}",
+            failing=f"date_creation > {literal_date(month_end(mois))}",
         )
 
     def quarantine(self, rejects_table: str | None, mois: str, rate: float) -> None:

@@ -461,6 +461,7 @@ def validate(
         )
 
     (rows,) = con.execute(f"select count(*) from {source}").fetchone()  # type: ignore[misc]
+    b.tally(con, source)  # the row checks' failing rows counted in one scan of the month
     validation, docs_index = _run(gx, con, suite, mois, source, b.checks, docs_dir, build_docs)
     outcomes = _outcomes(con, source, b.checks, validation)
     result = SuiteResult(

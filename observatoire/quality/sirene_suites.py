@@ -214,6 +214,7 @@ def _clean_etablissements(
         "siret",
         f"select {masked('siret', diffusible)}, {masked('siren', diffusible)} "
         "from {batch} where left(siret, 9) is distinct from siren",
+        failing="left(siret, 9) is distinct from siren",
     )
     b.in_reference(
         "commune_cog",
@@ -232,6 +233,8 @@ def _clean_etablissements(
         f"select {masked('siret', diffusible)}, activite_principale from {{batch}} "
         "where activite_principale is not null and not regexp_full_match(activite_principale, "
         "'[0-9][0-9][.]?[0-9][0-9]?[0-9A-Z]?')",
+        failing="activite_principale is not null and not regexp_full_match("
+        "activite_principale, '[0-9][0-9][.]?[0-9][0-9]?[0-9A-Z]?')",
     )
     b.in_reference(
         "tranche_effectifs",
@@ -257,6 +260,8 @@ def _clean_unites_legales(b: Builder, mois: str, rate: float, rejects: str | Non
         "categorie_juridique",
         f"select {masked('siren', diffusible)}, categorie_juridique from {{batch}} "
         "where categorie_juridique is null "
+        "or not regexp_full_match(categorie_juridique, '[0-9][0-9][0-9][0-9]')",
+        failing="categorie_juridique is null "
         "or not regexp_full_match(categorie_juridique, '[0-9][0-9][0-9][0-9]')",
     )
     b.in_reference(
