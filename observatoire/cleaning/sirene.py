@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -861,6 +862,11 @@ def process_month(
         """
         build.unlink(missing_ok=True)
         writer: pq.ParquetWriter | None = None
+        # a batch is written in a thread while the next is read and cleaned (pyarrow releases
+        # the GIL): the pass left a third of two cores idle. One write at a time in flight, so
+        # at most two batches are held.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecriture-parquet")
+        pending: Future[None] | None = None
         try:
             with progress.task(label, total=s.records, unit="enregistrements") as p:
 
@@ -871,13 +877,18 @@ def process_month(
                 s.on_batch = advance
                 for batch in s.batches(sirene.BATCH_ROWS):
                     table = annotate(batch.lazy(), mois, nomenclatures).collect().to_arrow()
+                    if pending is not None:
+                        pending.result()  # raises the write's error here, in this thread
                     if writer is None:
                         writer = pq.ParquetWriter(build, table.schema, compression="zstd")
-                    writer.write_table(table.cast(writer.schema))
+                    pending = pool.submit(writer.write_table, table.cast(writer.schema))
+                if pending is not None:
+                    pending.result()
             if writer is None:  # no record for the territory: an empty month, well typed
                 empty = pl.LazyFrame(schema=sirene.raw_schema(kind))
                 annotate(empty, mois, nomenclatures).collect().write_parquet(build)
         finally:
+            pool.shutdown(wait=True)
             if writer is not None:
                 writer.close()
 
