@@ -15,6 +15,7 @@ month is refused.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -22,11 +23,13 @@ import logging
 import os
 import re
 import stat
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from queue import Empty, Full, Queue
+from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
@@ -439,65 +442,68 @@ class StockScan:
     def _chunk_batches(self, rows: int) -> Iterator[pl.DataFrame]:
         """The CSV (or a zip's CSV member) in record-aligned chunks, each parsed by Polars.
 
-        The counter sees every byte first and says where the last whole record read ends, so
-        no chunk cuts a record (quoted line breaks included); Polars parses each chunk on every
-        core. Pulled by the cleaning, nothing is read ahead: Polars' own streaming reader ran
-        ahead of the cleaning and held gigabytes of parsed rows (2.5 GB on 1 GB of CSV,
-        measured). A damaged file stops the read at once (`RecordsFault`); the caller reads it
-        again record by record.
+        Pulled by the cleaning, nothing is parsed ahead: Polars' own streaming reader ran ahead
+        of the cleaning and held gigabytes of parsed rows (2.5 GB on 1 GB of CSV, measured).
+        The chunks themselves are read and counted in a thread (`_chunks`), at most two ahead.
         """
         columns = list(self.layout.columns)
         wanted = sorted((columns.index(c), c) for c in RAW_COLUMNS[self.kind] if c in columns)
-        self.counter = counter = RecordCounter(len(columns))
-        stream, _, closing = self._open_stream()
         number = 0
         pending: list[pl.DataFrame] = []
         pending_rows = 0
+        for chunk, consumed in _prefetched(self._chunks()):
+            self.consumed = consumed
+            df = pl.read_csv(
+                chunk,
+                has_header=False,
+                separator=",",
+                quote_char='"',
+                columns=[i for i, _ in wanted],
+                new_columns=[c for _, c in wanted],
+                infer_schema=False,
+                encoding="utf8",
+                raise_if_empty=False,
+            )
+            df = df.with_columns(
+                pl.int_range(number + 1, number + 1 + df.height, dtype=pl.Int64).alias(RECORD)
+            )
+            number += df.height
+            pending.append(df)
+            pending_rows += df.height
+            if pending_rows >= rows:
+                yield pl.concat(pending) if len(pending) > 1 else pending[0]
+                pending, pending_rows = [], 0
+        if pending:
+            yield pl.concat(pending) if len(pending) > 1 else pending[0]
+
+    def _chunks(self) -> Iterator[tuple[bytes, int]]:
+        """Record-aligned pieces of the file's data, with the bytes read up to their end.
+
+        The counter sees every byte first and says where the last whole record read ends, so
+        no piece cuts a record (quoted line breaks included). A damaged file stops the read at
+        once (`RecordsFault`); the caller reads it again record by record.
+        """
+        self.counter = counter = RecordCounter(len(self.layout.columns))
+        stream, _, closing = self._open_stream()
         try:
             header = stream.readline()
             counter.feed(header)
             base = len(header)  # offset in the stream of data[0]
             data = b""
-            while True:
-                block = stream.read(self.block_size)
-                if block:
-                    counter.feed(block)
-                    if counter.fault is not None:
-                        raise RecordsFault(counter.fault)
-                    data += block
-                    cut = counter.last_record_end - base
-                    if cut <= 0:  # no record ends in what was read yet
-                        continue
-                    chunk, data = data[:cut], data[cut:]
-                    base += cut
-                else:  # the end: a last record may lack its line break
-                    chunk, data = data, b""
-                self.consumed = base
+            while block := stream.read(self.block_size):
+                counter.feed(block)
+                if counter.fault is not None:
+                    raise RecordsFault(counter.fault)
+                data += block
+                cut = counter.last_record_end - base
+                if cut <= 0:  # no record ends in what was read yet
+                    continue
+                chunk, data = data[:cut], data[cut:]
+                base += cut
                 if chunk.strip(b"\r\n"):
-                    df = pl.read_csv(
-                        chunk,
-                        has_header=False,
-                        separator=",",
-                        quote_char='"',
-                        columns=[i for i, _ in wanted],
-                        new_columns=[c for _, c in wanted],
-                        infer_schema=False,
-                        encoding="utf8",
-                        raise_if_empty=False,
-                    )
-                    df = df.with_columns(
-                        pl.int_range(number + 1, number + 1 + df.height, dtype=pl.Int64).alias(
-                            RECORD
-                        )
-                    )
-                    number += df.height
-                    pending.append(df)
-                    pending_rows += df.height
-                if pending and (pending_rows >= rows or not block):
-                    yield pl.concat(pending) if len(pending) > 1 else pending[0]
-                    pending, pending_rows = [], 0
-                if not block:
-                    break
+                    yield chunk, base
+            if data.strip(b"\r\n"):  # the end: a last record may lack its line break
+                yield data, base + len(data)
         finally:
             for c in closing:
                 c.close()
@@ -595,6 +601,52 @@ class StockScan:
         finally:
             for c in closing:
                 c.close()
+
+
+def _prefetched(items: Iterator[tuple[bytes, int]], depth: int = 2) -> Iterator[tuple[bytes, int]]:
+    """`items` produced in a thread, at most `depth` ahead of the consumer.
+
+    Reading a block and counting its records (numpy, which releases the GIL) then overlap with
+    parsing and cleaning the previous one. An error of the producer is raised in the consumer;
+    a consumer that stops early stops the producer.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(("error", exc))
+        finally:
+            if stop.is_set() and hasattr(items, "close"):
+                items.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=produce, name="lecture-sirene", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get_nowait()
+            thread.join(timeout=0.1)
 
 
 class _Untrusted(Exception):

@@ -204,3 +204,28 @@ def test_reader_errors_are_summarised_without_the_record_they_quote():
     assert error_summary(pyarrow_error) == "CSV parse error: Expected 54 columns, got 55"
     duckdb_error = ValueError("Invalid Input Error: CSV Error on Line: 3\nOriginal Line: DUPONT")
     assert error_summary(duckdb_error) == "Invalid Input Error: CSV Error on Line: 3"
+
+
+def test_prefetched_reading_hands_on_errors_and_stops_with_its_reader():
+    """The chunks read ahead in a thread: an error of the reader is raised to the parser, and a
+    parser that stops early closes the reader (its file) instead of leaving it running."""
+    from observatoire.sources.sirene import _prefetched
+
+    closed = []
+
+    def chunks(fail_at: int | None):
+        try:
+            for i in range(100):
+                if i == fail_at:
+                    raise sr.RecordsFault(f"ligne {i}")
+                yield b"x", i
+        finally:
+            closed.append(True)
+
+    assert [i for _, i in _prefetched(chunks(None))] == list(range(100))
+    with pytest.raises(sr.RecordsFault, match="ligne 7"):
+        list(_prefetched(chunks(7)))
+    taken = _prefetched(chunks(None))
+    assert next(taken) == (b"x", 0)
+    taken.close()  # the consumer stops after one chunk
+    assert closed == [True, True, True]
