@@ -79,6 +79,30 @@ def _public(df: pl.DataFrame, ind: catalogue.Indicator) -> pl.DataFrame:
     return df.with_columns(*extra, *(pl.col(c).cast(pl.Float64) for c in jobs))
 
 
+def _public_sql(name: str, ind: catalogue.Indicator, mois: str) -> str:
+    """`_public` in SQL, over the month's rows (a listing: its columns as computed)."""
+    warehouse.month_table("indicators", name, mois)  # validates the month before it is inlined
+    jobs = (
+        {c for c in ind.colonnes if c.startswith("emplois_")}
+        if ind.name in ("emplois_salaries_estimes", "part_ess_emploi_prive")
+        else set()
+    )
+    listing = bool(ind.listing)
+    columns = []
+    for c in ind.colonnes:
+        if c == "statut_secret" and not listing:
+            columns.append(f"'{PUBLIE}' as statut_secret")
+        elif c == "motif_secret" and not listing:
+            columns.append("cast(null as varchar) as motif_secret")
+        elif c == WIDENED and not listing:
+            columns.append(f"false as {WIDENED}")
+        elif c in jobs:
+            columns.append(f'cast("{c}" as double) as "{c}"')
+        else:
+            columns.append(f'"{c}"')
+    return f"select {', '.join(columns)} from indicators.{name} where mois = '{mois}'"
+
+
 def _confidential_lists(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not warehouse.table_exists(con, "clean", "reseaux"):
         return []
@@ -679,13 +703,15 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
     """
     t0 = time.monotonic()
     indicators = catalogue.indicators()
-    frames = {name: _read(con, name, mois) for name in indicators}
-    tables: dict[str, pl.DataFrame] = {}
+    # public tables and listings are copied by DuckDB: nationally they hold tens of millions
+    # of rows, and reading every table into Python took 21 GB (measured); only the tables the
+    # mask works on are read
+    masked = {"reseaux_couverture", *(n for n, i in indicators.items() if i.confidentiel)}
+    frames = {name: _read(con, name, mois) for name in indicators if name in masked}
+    tables: dict[str, pl.DataFrame | str] = {}
     for name, ind in indicators.items():
-        if ind.listing:
-            tables[name] = frames[name].select(ind.colonnes)
-        elif not ind.confidentiel and name != "reseaux_couverture":
-            tables[name] = _public(frames[name], ind).select(ind.colonnes)
+        if name not in masked:
+            tables[name] = _public_sql(name, ind, mois)
     networks, network_cells = protect_networks(
         con, frames["reseaux_couverture"], mois, _confidential_lists(con)
     )
@@ -739,15 +765,21 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
                 "v": MASK_VERSION,
             },
         )
-        for name, df in tables.items():
-            con.register("_masque", df)
+        for name, table in tables.items():
+            if isinstance(table, str):
+                con.execute(f"create or replace temp view _masque as {table}")
+            else:
+                con.register("_masque", table)
             con.execute(
                 f"create table if not exists {SCHEMA}.{name} as select * from _masque limit 0"
             )
             _follow_columns(con, name)
             con.execute(f"delete from {SCHEMA}.{name} where mois = $mois", {"mois": mois})
             con.execute(f"insert into {SCHEMA}.{name} by name select * from _masque")
-            con.unregister("_masque")
+            if isinstance(table, str):
+                con.execute("drop view _masque")
+            else:
+                con.unregister("_masque")
     log.info("secret %s : %s", mois, report)
     return report
 

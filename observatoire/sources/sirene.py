@@ -524,7 +524,7 @@ class StockScan:
             number += df.height
 
     def outcome(self) -> ReadOutcome:
-        """How the file was read, once `frame` was consumed; raises if a record is unaccounted."""
+        """How the file was read, once `batches()` was consumed; raises if a record is missing."""
         if self.recovery:
             assert self.counter is not None
             count = self.counter.finish()
@@ -651,14 +651,6 @@ def _prefetched(items: Iterator[tuple[bytes, int]], depth: int = 2) -> Iterator[
 
 class _Untrusted(Exception):
     """The strict read of a file cannot be trusted; it must be recovered record by record."""
-
-
-def raw_schema_text(kind: str, layout: Layout) -> dict[str, pl.DataType]:
-    """Schema of the batches a generated source yields: the layout's kept columns + number."""
-    return {
-        **{c: pl.String() for c in RAW_COLUMNS[kind] if c in layout.columns},
-        RECORD: pl.Int64(),
-    }
 
 
 def _numbered(table: pa.Table, numbers: list[int]) -> pl.DataFrame:
