@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import re
@@ -487,6 +488,40 @@ def main(argv: list[str] | None = None) -> int:
     except refresh.REFUSALS as exc:  # a refusal met outside a refresh (the demo's reference data)
         print(f"ÉCHEC : {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        full = _disk_full(exc)
+        if full is None:
+            raise
+        # the refresh recorded the failure (etat.json) and left the live publication as it was
+        print(
+            f"ÉCHEC : disque plein ou fichier trop grand ({full}). Rien n'a été publié : la "
+            "publication en ligne est inchangée. Libérer de la place (l'entrepôt, ses fichiers "
+            "Parquet et les fichiers temporaires de DuckDB sont à côté de lui), puis relancer.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """The first line of a full-disk error in `exc`'s chain (Python's or DuckDB's), else None.
+
+    Not a bug of ours and not a user's mistake either: said in one French sentence, not as a
+    traceback."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).splitlines()[0] if str(current) else type(current).__name__
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return text
+        if any(t in str(current) for t in _DISK_FULL_TEXT):
+            return text
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":

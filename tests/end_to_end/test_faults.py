@@ -202,6 +202,9 @@ def test_full_disk_fails_cleanly_and_the_next_run_recovers(first_run, stock):
         code, output = _run(data, stock, file_size_limit=limit)
         assert code != 0, (limit, output)
         assert "File too large" in output or "Errno 27" in output, output
+        # said in one French sentence, not as a traceback
+        assert "ÉCHEC : disque plein ou fichier trop grand" in output, output
+        assert "Traceback" not in output, output
         assert publish.current(publication) == live_before
         assert _published_digest(publication) == expected
     code, output = _run(data, stock)
