@@ -69,24 +69,22 @@ def _public(df: pl.DataFrame, ind: catalogue.Indicator) -> pl.DataFrame:
         ]
     if WIDENED in ind.colonnes:
         extra.append(pl.lit(False).alias(WIDENED))
-    # jobs estimates of the Sirene cubes are doubles, as partners' schemas have them (sums of
-    # integer band bounds come out of DuckDB as HUGEINT)
-    jobs = (
-        [c for c in ind.colonnes if c.startswith("emplois_") and c in df.columns]
-        if ind.name in ("emplois_salaries_estimes", "part_ess_emploi_prive")
-        else []
-    )
+    jobs = [c for c in _jobs_columns(ind) if c in df.columns]
     return df.with_columns(*extra, *(pl.col(c).cast(pl.Float64) for c in jobs))
 
 
-def _public_sql(name: str, ind: catalogue.Indicator, mois: str) -> str:
+def _jobs_columns(ind: catalogue.Indicator) -> list[str]:
+    """Jobs estimates of the Sirene cubes: doubles, as partners' schemas have them (sums of
+    integer band bounds come out of DuckDB as HUGEINT)."""
+    if ind.name not in ("emplois_salaries_estimes", "part_ess_emploi_prive"):
+        return []
+    return [c for c in ind.colonnes if c.startswith("emplois_")]
+
+
+def _public_sql(ind: catalogue.Indicator, mois: str) -> str:
     """`_public` in SQL, over the month's rows (a listing: its columns as computed)."""
-    warehouse.month_table("indicators", name, mois)  # validates the month before it is inlined
-    jobs = (
-        {c for c in ind.colonnes if c.startswith("emplois_")}
-        if ind.name in ("emplois_salaries_estimes", "part_ess_emploi_prive")
-        else set()
-    )
+    warehouse.month_table("indicators", ind.name, mois)  # validates the month, then inlined
+    jobs = set(_jobs_columns(ind))
     listing = bool(ind.listing)
     columns = []
     for c in ind.colonnes:
@@ -100,7 +98,7 @@ def _public_sql(name: str, ind: catalogue.Indicator, mois: str) -> str:
             columns.append(f'cast("{c}" as double) as "{c}"')
         else:
             columns.append(f'"{c}"')
-    return f"select {', '.join(columns)} from indicators.{name} where mois = '{mois}'"
+    return f"select {', '.join(columns)} from indicators.{ind.name} where mois = '{mois}'"
 
 
 def _confidential_lists(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -711,7 +709,7 @@ def protect_month(con: duckdb.DuckDBPyConnection, mois: str) -> MaskReport:
     tables: dict[str, pl.DataFrame | str] = {}
     for name, ind in indicators.items():
         if name not in masked:
-            tables[name] = _public_sql(name, ind, mois)
+            tables[name] = _public_sql(ind, mois)
     networks, network_cells = protect_networks(
         con, frames["reseaux_couverture"], mois, _confidential_lists(con)
     )
