@@ -12,4 +12,11 @@ from observatoire.core import warehouse
 
 
 def compute_perimeter(con: duckdb.DuckDBPyConnection, mois: str) -> int:
-    return warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
+    """The perimeter, then its per-commune cells (`sql/clean/base_communale.sql`).
+
+    The cells are built here, once, because four indicators roll up from them: each used to
+    re-read the month's perimeter (42 M rows nationally) to count the same cells.
+    """
+    n = warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
+    warehouse.replace_month(con, "clean", "base_communale", mois)
+    return n

@@ -3,24 +3,15 @@
 -- band "10 000 et plus" counts its minimum), central = sum of band midpoints. Employer
 -- establishments without a usable band (missing or NN) add nothing and are reported as a share,
 -- with the range of band years (anneeEffectifs) behind the figure.
--- Rows are first counted per commune (a few million cells nationally instead of 42 M rows),
--- then joined to the levels and rolled up: the cube then never holds establishments.
+-- Rolled up from the month's per-commune cells (clean.base_communale, built with the
+-- perimeter): joined to the levels, the cube never holds establishments.
 with base as (
     select
-        e.code_commune,
-        case when e.ess then 'ess' else 'hors_ess' end as perimetre,
-        coalesce(e.famille_ess, 'hors_ess') as famille,
-        coalesce(e.naf_section, 'non_classe') as section_naf,
-        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs,
-        count(*) as n,
-        sum(e.effectif_min) as bas,
-        sum((e.effectif_min + coalesce(e.effectif_max, e.effectif_min)) / 2.0) as central,
-        sum(coalesce(e.effectif_max, e.effectif_min)) as haut,
-        count(*) filter (where e.effectif_min is null) as inconnue,
-        min(e.annee_effectifs) as annee_min,
-        max(e.annee_effectifs) as annee_max
-    from clean.etablissements_perimetre as e
-    where e.mois = $mois and e.actif and e.employeur
+        code_commune, perimetre, famille, section_naf, tranche_effectifs,
+        sum(n) as n, sum(bas) as bas, sum(central) as central, sum(haut) as haut,
+        sum(inconnue) as inconnue, min(annee_min) as annee_min, max(annee_max) as annee_max
+    from clean.base_communale
+    where mois = $mois and employeur
     group by all
 ),
 p as (

@@ -1,17 +1,11 @@
 -- Active *employer* establishments (INSEE employer flag, else a known band other than NN), for
 -- every level inside the territory, with all margins of family x NAF section x headcount band.
--- Rows are first counted per commune (a few million cells nationally instead of 42 M rows),
--- then joined to the levels and rolled up: the cube then never holds establishments.
+-- Rolled up from the month's per-commune cells (clean.base_communale, built with the
+-- perimeter): joined to the levels, the cube never holds establishments.
 with base as (
-    select
-        e.code_commune,
-        case when e.ess then 'ess' else 'hors_ess' end as perimetre,
-        coalesce(e.famille_ess, 'hors_ess') as famille,
-        coalesce(e.naf_section, 'non_classe') as section_naf,
-        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs,
-        count(*) as n
-    from clean.etablissements_perimetre as e
-    where e.mois = $mois and e.actif and e.employeur
+    select code_commune, perimetre, famille, section_naf, tranche_effectifs, sum(n) as n
+    from clean.base_communale
+    where mois = $mois and employeur
     group by all
 ),
 p as (

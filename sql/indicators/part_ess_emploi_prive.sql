@@ -2,21 +2,15 @@
 -- that are ESS, and share of the estimated private salaried jobs (central estimate, with the
 -- low and high bounds of both numerator and denominator) held by ESS establishments.
 -- Private = legal units other than legal persons of public law (catégories 4xxx and 7xxx).
--- Rows are first counted per commune (a few million cells nationally instead of 42 M rows),
--- then joined to the levels and rolled up: the cube then never holds establishments.
+-- Rolled up from the month's per-commune cells (clean.base_communale, built with the
+-- perimeter): joined to the levels, the cube never holds establishments.
 with base as (
     select
-        e.code_commune,
-        coalesce(e.naf_section, 'non_classe') as section_naf,
-        coalesce(e.tranche_effectifs, 'non_renseignee') as tranche_effectifs,
-        e.ess,
-        count(*) as n,
-        sum(coalesce(e.effectif_min, 0)) as bas,
-        sum(coalesce((e.effectif_min + coalesce(e.effectif_max, e.effectif_min)) / 2.0, 0))
-            as central,
-        sum(coalesce(coalesce(e.effectif_max, e.effectif_min), 0)) as haut
-    from clean.etablissements_perimetre as e
-    where e.mois = $mois and e.actif and e.employeur and e.prive
+        code_commune, section_naf, tranche_effectifs, perimetre = 'ess' as ess,
+        sum(n) as n, sum(coalesce(bas, 0)) as bas, sum(coalesce(central, 0)) as central,
+        sum(coalesce(haut, 0)) as haut
+    from clean.base_communale
+    where mois = $mois and employeur and prive
     group by all
 ),
 p as (

@@ -474,3 +474,35 @@ def test_reconciliation_shows_the_final_decision_and_a_total(run_month, query):
         ("categorie_ess_indicateur_o", "naf_exclu", False, 1),
         ("ensemble", "ensemble", None, 3),
     ]
+
+
+def test_reconciliation_counts_a_legal_unit_once_per_territory(run_month, query):
+    """A unit with establishments in two communes counts once in its EPT, once in each commune;
+    its establishments all count (the per-commune shortcut must not lose or double them)."""
+    spread, local = new_siren(), new_siren()
+    run_month(
+        MOIS,
+        [ul_row(spread), ul_row(local)],
+        [
+            etab_row(spread, 1, codeCommuneEtablissement="94081"),
+            etab_row(spread, 2, codeCommuneEtablissement="94041"),
+            etab_row(spread, 3, codeCommuneEtablissement="94081",
+                     activitePrincipaleEtablissement="94.91Z"),
+            etab_row(local, 1, codeCommuneEtablissement="94081"),
+        ],
+    )  # fmt: skip
+    rows = query(
+        "select niveau, code_territoire, cas, regle, nb_etablissements_actifs, nb_unites_legales "
+        "from indicators.rapprochement_perimetre_insee "
+        "where niveau in ('ept', 'commune') order by niveau, code_territoire, cas, regle"
+    )
+    assert rows == [
+        ("commune", "94041", "categorie_ess_indicateur_o", "categorie_juridique", 1, 1),
+        ("commune", "94041", "ensemble", "ensemble", 1, 1),
+        ("commune", "94081", "categorie_ess_indicateur_o", "categorie_juridique", 2, 2),
+        ("commune", "94081", "categorie_ess_indicateur_o", "naf_exclu", 1, 1),
+        ("commune", "94081", "ensemble", "ensemble", 3, 2),
+        ("ept", "T12", "categorie_ess_indicateur_o", "categorie_juridique", 3, 2),
+        ("ept", "T12", "categorie_ess_indicateur_o", "naf_exclu", 1, 1),
+        ("ept", "T12", "ensemble", "ensemble", 4, 2),
+    ]
