@@ -147,6 +147,28 @@ def run(scale: str, data: Path, keep: bool) -> list[dict[str, object]]:
         )
     )
 
+    # the floor of any « file -> Polars -> Parquet » pass (point 1 of issue 15): both files
+    # read by Polars' streaming engine, every column as text, written as zstd Parquet, no rule
+    floor = work / "plancher"
+    floor.mkdir()
+    results.append(
+        measure(
+            "plancher Polars : les deux fichiers lus et écrits en Parquet, sans aucune règle",
+            [
+                py,
+                "-c",
+                "import polars as pl,sys\n"
+                "for i, f in enumerate(sys.argv[1:3]):\n"
+                "    pl.scan_csv(f, infer_schema=False).sink_parquet("
+                "f'{sys.argv[3]}/{i}.parquet', compression='zstd')",
+                str(etab),
+                str(ul),
+                str(floor),
+            ],
+        )
+    )
+    shutil.rmtree(floor)
+
     def observatoire(territoire: str, tag: str, again: bool = False) -> dict[str, object]:
         env = {
             "OBSERVATOIRE_DATA_DIR": str(work / tag),
