@@ -13,12 +13,26 @@ with base as (
         count(*) as n
     from clean.etablissements_perimetre as e
     where e.mois = $mois
+      -- only what the ten years below can count: most establishments were created earlier
+      -- and are still open (42 M rows nationally, a fraction of them in these years)
+      and (
+          year(e.date_creation) between cast(left($mois, 4) as integer) - 9
+              and cast(left($mois, 4) as integer)
+          or year(e.date_fermeture) between cast(left($mois, 4) as integer) - 9
+              and cast(left($mois, 4) as integer)
+      )
     group by all
 ),
+-- the cells summed per level first: a département or a région holds far fewer cells than
+-- its communes together, and the cube then runs over those (half the time nationally)
 p as (
-    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        b.perimetre, b.famille, b.annee_creation, b.annee_fermeture,
+        sum(b.n) as n
     from base as b
     join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
+    group by all
 ),
 years as (
     select unnest(range(cast(left($mois, 4) as integer) - 9, cast(left($mois, 4) as integer) + 1))

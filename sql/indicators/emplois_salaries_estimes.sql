@@ -14,10 +14,22 @@ with base as (
     where mois = $mois and employeur
     group by all
 ),
+-- the cells summed per level first: a département or a région holds far fewer cells than
+-- its communes together, and the cube then runs over those (half the time nationally)
 p as (
-    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        b.perimetre, b.famille, b.section_naf, b.tranche_effectifs,
+        sum(b.n) as n,
+        sum(b.bas) as bas,
+        sum(b.central) as central,
+        sum(b.haut) as haut,
+        sum(b.inconnue) as inconnue,
+        min(b.annee_min) as annee_min,
+        max(b.annee_max) as annee_max
     from base as b
     join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
+    group by all
 )
 select
     $mois as mois,

@@ -19,10 +19,16 @@ base as (
     from u
     group by all
 ),
+-- the cells summed per level first: a département or a région holds far fewer cells than
+-- its communes together, and the cube then runs over those (half the time nationally)
 p as (
-    select n.niveau, n.rang, n.code_territoire, n.libelle_territoire, b.* exclude (code_commune)
+    select
+        n.niveau, n.rang, n.code_territoire, n.libelle_territoire,
+        b.perimetre, b.famille, b.section_naf, b.tranche_effectifs,
+        sum(b.n) as n
     from base as b
     join clean.niveaux_publies as n on n.mois = $mois and n.code_commune = b.code_commune
+    group by all
 )
 select
     $mois as mois,
