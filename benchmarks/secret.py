@@ -121,6 +121,13 @@ def generate_region(
                 "famille_ess": draw(FAMILIES, ess) + [None] * hors_ess,
                 "naf_section": draw(SECTIONS, n),
                 "tranche_effectifs": draw(BANDS, n),
+                # the columns the per-commune cells read (clean.base_communale); the mask
+                # reads only the counts of establishments
+                "employeur": [False] * n,
+                "prive": [True] * n,
+                "effectif_min": [None] * n,
+                "effectif_max": [None] * n,
+                "annee_effectifs": [None] * n,
             }
         )
         con.execute("create schema if not exists clean")

@@ -12,11 +12,24 @@ from observatoire.core import warehouse
 
 
 def compute_perimeter(con: duckdb.DuckDBPyConnection, mois: str) -> int:
-    """The perimeter, then its per-commune cells (`sql/clean/base_communale.sql`).
+    return warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
 
-    The cells are built here, once, because four indicators roll up from them: each used to
-    re-read the month's perimeter (42 M rows nationally) to count the same cells.
+
+def compute_base(con: duckdb.DuckDBPyConnection, mois: str) -> int:
+    """The month's per-commune cells (`sql/clean/base_communale.sql`), from its perimeter.
+
+    Four cubes roll up from them instead of each re-reading the perimeter (42 M rows
+    nationally). They are built as the indicators start, not with the perimeter, so that they
+    always come from the perimeter the indicators read: a re-run of the indicators alone in
+    Dagster, or a month whose perimeter an earlier version built, gets them too.
     """
-    n = warehouse.replace_month(con, "clean", "etablissements_perimetre", mois)
-    warehouse.replace_month(con, "clean", "base_communale", mois)
-    return n
+    return warehouse.replace_month(con, "clean", "base_communale", mois)
+
+
+def has_base(con: duckdb.DuckDBPyConnection, mois: str) -> bool:
+    if not warehouse.table_exists(con, "clean", "base_communale"):
+        return False
+    (n,) = con.execute(  # type: ignore[misc]
+        "select count(*) from clean.base_communale where mois = $mois", {"mois": mois}
+    ).fetchone()
+    return bool(n)

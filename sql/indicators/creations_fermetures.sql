@@ -2,7 +2,7 @@
 -- period, etat administratif F) per calendar year, as seen in the month's stock, over the ten
 -- years up to the stock's year. Closures of a year can still grow in later stocks (late
 -- registration), so each month's figures are kept to follow revisions.
--- Counted per commune first, then rolled up (see etablissements_actifs.sql).
+-- Counted per commune first, then rolled up (as every cube).
 with base as (
     select
         e.code_commune,

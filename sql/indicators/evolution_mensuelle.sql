@@ -6,7 +6,7 @@
 with previous as (
     select max(mois) as mois from clean.etablissements_perimetre where mois < $mois
 ),
--- counted per commune first, then rolled up (see etablissements_actifs.sql)
+-- counted per commune first, then rolled up (as every cube)
 base as (
     select
         e.mois = $mois as courant,

@@ -7,7 +7,7 @@ with u as (
       on s.mois = u.mois and s.siret = u.siren || u.nic_siege
     where u.mois = $mois and u.etat_administratif = 'A'
 ),
--- counted per commune first, then rolled up (see etablissements_actifs.sql)
+-- counted per commune first, then rolled up (as every cube)
 base as (
     select
         u.code_commune,

@@ -506,3 +506,18 @@ def test_reconciliation_counts_a_legal_unit_once_per_territory(run_month, query)
         ("ept", "T12", "categorie_ess_indicateur_o", "naf_exclu", 1, 1),
         ("ept", "T12", "ensemble", "ensemble", 4, 2),
     ]
+
+
+def test_a_cube_computed_without_its_month_cells_builds_them(run_month, query, settings):
+    """The establishment cubes roll up from clean.base_communale: an indicator computed alone
+    on a month without cells (built by an earlier version, or re-run alone) must not come out
+    empty."""
+    siren = new_siren()
+    run_month(MOIS, [ul_row(siren)], [etab_row(siren, 1), etab_row(siren, 2)])
+    sql = "select * from indicators.etablissements_actifs order by all"
+    before = query(sql)
+    assert any(row[-1] == 2 for row in before)
+    with warehouse.connect(settings.warehouse) as con:
+        con.execute("drop table clean.base_communale")
+        indicators.compute_indicator(con, "etablissements_actifs", MOIS)
+    assert query(sql) == before

@@ -442,10 +442,9 @@ def test_answers_and_lists_stay_at_the_territory_when_its_region_is_published(db
                 ).fetchall()
             }
             assert levels <= {"commune", "ept"}, (name, levels)
-        # the SIRENE cubes roll up from the per-commune cells the step `perimetre` builds
+        # the SIRENE cubes roll up from per-commune cells, which read these columns too
         con.execute("alter table clean.etablissements_perimetre add column prive boolean")
         con.execute("alter table clean.etablissements_perimetre add column annee_effectifs int")
-        warehouse.replace_month(con, "clean", "base_communale", MOIS)
         indicators.compute_indicator(con, "etablissements_actifs", MOIS)
         (regions,) = con.execute(
             "select count(*) from indicators.etablissements_actifs where niveau = 'region'"
