@@ -25,6 +25,9 @@ from observatoire.web.snapshot import LEVELS, SECRET_COLUMNS, dimensions, search
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 MAX_ROWS = 10_000
+# Bounded so that no offset reaches DuckDB past its integers (2**63 answered 500); far above
+# any published table (13.8 M rows for France's largest, session 14).
+MAX_OFFSET = 1_000_000_000
 
 router = APIRouter()
 
@@ -43,7 +46,7 @@ def api_territories(
     q: Annotated[str | None, Query(description="Nom ou code, par ex. « vitry », « T12 »")] = None,
     niveau: Annotated[str | None, Query(description="Niveau : " + ", ".join(LEVELS))] = None,
     limite: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Nombre maximal")] = 1000,
-    decalage: Annotated[int, Query(ge=0, description="Territoires à sauter")] = 0,
+    decalage: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Territoires à sauter")] = 0,
 ) -> dict[str, Any]:
     snap = web.snapshot()
     if niveau is not None and niveau not in LEVELS:
@@ -156,7 +159,7 @@ def api_indicator(
     code_territoire: Annotated[str | None, Query(description="Code du territoire")] = None,
     mois: Annotated[str | None, Query(pattern=MONTH, description="Mois du stock, AAAA-MM")] = None,
     limite: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Lignes au plus")] = 1000,
-    decalage: Annotated[int, Query(ge=0, description="Lignes à sauter")] = 0,
+    decalage: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Lignes à sauter")] = 0,
 ) -> JSONResponse:
     """Rows of a published table; any other query parameter filters on a dimension, so it is
     checked against the table's dimensions before it reaches the SQL."""

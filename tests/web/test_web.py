@@ -394,6 +394,13 @@ def test_api_territories_search_and_filters(client, web_data):  # noqa: F811
         ("/api/v1/indicateurs/etablissements_actifs?couleur=bleu", 422, "Paramètre inconnu"),
         ("/api/v1/territoires/commune/99999", 404, "Territoire inconnu"),
         ("/territoire/commune/99999", 404, "Territoire inconnu"),
+        # past any integer DuckDB takes: a 500 before the offset was bounded (issue 16)
+        (
+            "/api/v1/indicateurs/etablissements_actifs?decalage=9223372036854775808",
+            422,
+            "Paramètre invalide",
+        ),
+        ("/api/v1/territoires?decalage=9223372036854775808", 422, "Paramètre invalide"),
     ],
 )
 def test_bad_requests_get_a_french_answer(client, url, status, words):
