@@ -60,7 +60,8 @@ def _read(con: duckdb.DuckDBPyConnection, name: str, mois: str) -> pl.DataFrame:
 
 
 def _public(df: pl.DataFrame, ind: catalogue.Indicator) -> pl.DataFrame:
-    """Every row as computed, `publie`; jobs are estimates, always doubles."""
+    """Every row as computed, `publie`: the public rows of a table masked in Python (the
+    networks'). Tables published whole are copied by DuckDB (`_public_sql`)."""
     extra = []
     if "statut_secret" in ind.colonnes:
         extra += [
@@ -69,22 +70,19 @@ def _public(df: pl.DataFrame, ind: catalogue.Indicator) -> pl.DataFrame:
         ]
     if WIDENED in ind.colonnes:
         extra.append(pl.lit(False).alias(WIDENED))
-    jobs = [c for c in _jobs_columns(ind) if c in df.columns]
-    return df.with_columns(*extra, *(pl.col(c).cast(pl.Float64) for c in jobs))
-
-
-def _jobs_columns(ind: catalogue.Indicator) -> list[str]:
-    """Jobs estimates of the Sirene cubes: doubles, as partners' schemas have them (sums of
-    integer band bounds come out of DuckDB as HUGEINT)."""
-    if ind.name not in ("emplois_salaries_estimes", "part_ess_emploi_prive"):
-        return []
-    return [c for c in ind.colonnes if c.startswith("emplois_")]
+    return df.with_columns(*extra)
 
 
 def _public_sql(ind: catalogue.Indicator, mois: str) -> str:
-    """`_public` in SQL, over the month's rows (a listing: its columns as computed)."""
+    """`_public` in SQL, over the month's rows (a listing: its columns as computed). Jobs
+    estimates of the Sirene cubes are doubles, as partners' schemas have them (sums of integer
+    band bounds come out of DuckDB as HUGEINT)."""
     warehouse.month_table("indicators", ind.name, mois)  # validates the month, then inlined
-    jobs = set(_jobs_columns(ind))
+    jobs = (
+        {c for c in ind.colonnes if c.startswith("emplois_")}
+        if ind.name in ("emplois_salaries_estimes", "part_ess_emploi_prive")
+        else set()
+    )
     listing = bool(ind.listing)
     columns = []
     for c in ind.colonnes:
